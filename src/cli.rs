@@ -1,0 +1,584 @@
+//! The command line: raw arguments (clap) and the commands they run.
+//!
+//! Arguments are checked here (addresses and times parsed by their types) before any
+//! work starts; library errors get their context here and are printed once by
+//! `main`. `main.rs` only parses and calls [`run`].
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use arc_swap::ArcSwap;
+use clap::{Args, Parser, Subcommand};
+
+use crate::enrich::{valid_dataset_name, DataSet, DefaultTime, EnrichOptions, Enricher};
+use crate::index::Index;
+use crate::ip::Cidr;
+use crate::ip::IpKey;
+use crate::load::{load, open_history, LoadOptions};
+use crate::logline::{ClientIp, Format, LineParser, ParserConfig, TimeFormat};
+use crate::lookup::{run_batch, write_answer, When};
+use crate::store::{Mode, Store};
+use crate::time::Instant;
+
+/// Log enrichment at event time against the history of IP-range data (Whip snapshots).
+#[derive(Parser, Debug)]
+#[command(name = "whipstream", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log filter for diagnostics on stderr (e.g. `info`, `whipstream=debug`).
+    #[arg(long, global = true, env = "WHIPSTREAM_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load Whip snapshot files (JSON lines, optionally gzipped) into a store.
+    Load(LoadArgs),
+    /// Look up IP addresses, at a time, at the newest snapshot, or over history.
+    Lookup(LookupArgs),
+    /// Enrich access-log lines (stdin, files, .gz) with the record valid at each
+    /// line's own time.
+    Enrich(EnrichArgs),
+    /// Serve Whip's REST API (`/ip/<ip>?datetime=..`), `/healthz` and `/metrics`.
+    Serve(ServeArgs),
+    /// List the snapshots loaded in a store.
+    Snapshots(SnapshotsArgs),
+    /// Check a store's invariants (exit 1 when a problem is found).
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DbArg {
+    /// Store directory (RocksDB); `load` creates it.
+    #[arg(long, value_name = "DIR", env = "WHIPSTREAM_DB")]
+    pub db: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Snapshot files or directories (a directory means every *.json[l][.gz] in it).
+    #[arg(required = true, value_name = "FILE_OR_DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Replace already loaded snapshots that have the same datetime.
+    #[arg(long)]
+    pub replace: bool,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LookupArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Answer with the snapshot valid at this time (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME", conflicts_with = "history")]
+    pub at: Option<Instant>,
+    /// Print every version of the record, newest first, as {"history": [...]}.
+    #[arg(long)]
+    pub history: bool,
+    /// Read queries from stdin, one per line: {"ip": "..", "t": ".."} (t optional)
+    /// or a bare address.
+    #[arg(long, conflicts_with_all = ["at", "history", "ips"])]
+    pub batch: bool,
+    /// Addresses to look up (IPv4, IPv6, ::ffff:a.b.c.d).
+    #[arg(value_name = "IP", required_unless_present = "batch")]
+    pub ips: Vec<IpKey>,
+}
+
+#[derive(Args, Debug)]
+pub struct EnrichArgs {
+    /// Data set store: `DIR` (output key "whip") or `NAME=DIR` (output key NAME);
+    /// repeat for several data sets joined in one pass.
+    #[arg(
+        long = "db",
+        value_name = "[NAME=]DIR",
+        required = true,
+        env = "WHIPSTREAM_DB"
+    )]
+    pub dbs: Vec<String>,
+    /// Log files or directories, in order; none or `-` reads stdin. Gzip is
+    /// detected and decompressed.
+    #[arg(value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// Line format: auto (JSON or combined/common, per line), combined, common,
+    /// json, regex.
+    #[arg(long, default_value = "auto", value_parser = parse_format)]
+    pub format: Format,
+    /// For --format regex: a regex with named groups `ip` and `time` (others are
+    /// output as fields).
+    #[arg(long, value_name = "REGEX")]
+    pub regex: Option<String>,
+    /// How to read times in JSON fields and regex groups: auto, rfc3339, clf,
+    /// epoch, epoch_ms.
+    #[arg(long, default_value = "auto")]
+    pub time_format: TimeFormat,
+    /// JSON field with the client address (repeatable; dotted paths reach into
+    /// objects). Default: remote_addr, client_ip, clientip, ip, remote_ip, client,
+    /// src_ip, source.ip, client.ip.
+    #[arg(long = "ip-field", value_name = "FIELD")]
+    pub ip_fields: Vec<String>,
+    /// JSON field with the event time (repeatable). Default: time, timestamp,
+    /// @timestamp, time_local, ts, date.
+    #[arg(long = "time-field", value_name = "FIELD")]
+    pub time_fields: Vec<String>,
+    /// Where the client address comes from: remote (the format's remote address),
+    /// xff (X-Forwarded-For past --trusted-proxy), any (first address in the line).
+    #[arg(long, default_value = "remote", value_parser = parse_client_ip)]
+    pub client_ip: ClientIp,
+    /// The X-Forwarded-For field: a JSON field or regex group name, or for
+    /// combined lines the 1-based index of the quoted field after the user agent.
+    /// Default: x_forwarded_for, http_x_forwarded_for, xff; extra field 1.
+    #[arg(long = "xff-field", value_name = "FIELD")]
+    pub xff_fields: Vec<String>,
+    /// Proxies whose X-Forwarded-For entries are trusted (repeatable CIDR).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<Cidr>,
+    /// Event time of lines without a timestamp (default: the time they are read).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<Instant>,
+    /// Leave the original line out of the output.
+    #[arg(long)]
+    pub no_line: bool,
+    /// Write enriched lines to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write dead letters (JSON: source:line, reason, line) to FILE instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+    /// Lines longer than this are dead-lettered.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub max_line_bytes: usize,
+    /// Exit with status 3 when any line was dead-lettered.
+    #[arg(long)]
+    pub strict: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Ok(match s {
+        "auto" => Format::Auto,
+        "combined" => Format::Combined,
+        "common" => Format::Common,
+        "json" => Format::Json,
+        "regex" => Format::Regex,
+        _ => {
+            return Err(format!(
+                "unknown format {s:?} (auto, combined, common, json, regex)"
+            ))
+        }
+    })
+}
+
+fn parse_client_ip(s: &str) -> Result<ClientIp, String> {
+    Ok(match s {
+        "remote" => ClientIp::Remote,
+        "xff" => ClientIp::Xff,
+        "any" => ClientIp::Any,
+        _ => return Err(format!("unknown client IP source {s:?} (remote, xff, any)")),
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Address to listen on (port 0 picks a free port; the address is logged).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "WHIPSTREAM_LISTEN")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// One JSON object per snapshot instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+/// Runs a parsed command line; prints errors; returns the exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(&cli.log);
+    let result = match cli.command {
+        Command::Load(a) => cmd_load(a),
+        Command::Lookup(a) => cmd_lookup(a),
+        Command::Enrich(a) => cmd_enrich(a),
+        Command::Serve(a) => cmd_serve(a),
+        Command::Snapshots(a) => cmd_snapshots(a),
+        Command::Verify(a) => cmd_verify(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("whipstream: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
+}
+
+fn cmd_load(a: LoadArgs) -> Result<ExitCode> {
+    let summary = load(
+        &a.db.db,
+        &a.inputs,
+        LoadOptions {
+            replace: a.replace,
+            progress: !a.no_progress,
+        },
+    )
+    .context("load failed; the store is unchanged")?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "{summary}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_index(db: &std::path::Path) -> Result<Index> {
+    let history = open_history(db)?;
+    Ok(Index::new(history))
+}
+
+fn cmd_lookup(a: LookupArgs) -> Result<ExitCode> {
+    let index = open_index(&a.db.db)?;
+    let stdout = io::stdout();
+    if a.batch {
+        let stdin = io::stdin().lock();
+        let stats = run_batch(
+            &index,
+            io::BufReader::with_capacity(256 * 1024, stdin),
+            stdout.lock(),
+        )?;
+        tracing::info!(
+            queries = stats.queries,
+            matched = stats.matched,
+            errors = stats.errors,
+            "batch done"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let when = match (a.at, a.history) {
+        (Some(t), _) => When::At(t),
+        (None, true) => When::History,
+        (None, false) => When::Latest,
+    };
+    let mut out = Vec::with_capacity(256);
+    for ip in a.ips {
+        write_answer(&index, ip, when, &mut out);
+        out.push(b'\n');
+    }
+    stdout.lock().write_all(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Output keys a data set may not take.
+const RESERVED_KEYS: &[&str] = &[
+    "ip",
+    "timestamp",
+    "line",
+    "fields",
+    "ident",
+    "user",
+    "request",
+    "method",
+    "path",
+    "protocol",
+    "status",
+    "bytes",
+    "referer",
+    "user_agent",
+    "extra",
+    "truncated",
+];
+
+/// `NAME=DIR` or `DIR` (named "whip").
+fn parse_db_spec(spec: &str) -> Result<(String, PathBuf)> {
+    if let Some((name, dir)) = spec.split_once('=') {
+        if valid_dataset_name(name) {
+            if RESERVED_KEYS.contains(&name) {
+                bail!("data set name {name:?} is an output field name; choose another");
+            }
+            return Ok((name.to_string(), PathBuf::from(dir)));
+        }
+    }
+    Ok(("whip".to_string(), PathBuf::from(spec)))
+}
+
+fn open_datasets(specs: &[String]) -> Result<Vec<DataSet>> {
+    let mut datasets: Vec<DataSet> = Vec::new();
+    for spec in specs {
+        let (name, dir) = parse_db_spec(spec)?;
+        if datasets.iter().any(|d| d.name == name) {
+            bail!("data set {name:?} given twice (name them: --db geo=DIR --db asn=DIR2)");
+        }
+        let index = open_index(&dir).with_context(|| format!("data set {name:?}"))?;
+        datasets.push(DataSet {
+            name,
+            index: Arc::new(ArcSwap::from_pointee(index)),
+        });
+    }
+    Ok(datasets)
+}
+
+fn parser_config(a: &EnrichArgs) -> Result<ParserConfig> {
+    let mut c = ParserConfig {
+        format: a.format,
+        time_format: a.time_format,
+        client_ip: a.client_ip,
+        trusted_proxies: a.trusted_proxies.clone(),
+        ..ParserConfig::default()
+    };
+    if let Some(re) = &a.regex {
+        c.regex = Some(regex::Regex::new(re).context("--regex")?);
+        if a.format == Format::Auto {
+            c.format = Format::Regex;
+        }
+    }
+    if !a.ip_fields.is_empty() {
+        c.ip_fields = a.ip_fields.clone();
+    }
+    if !a.time_fields.is_empty() {
+        c.time_fields = a.time_fields.clone();
+    }
+    if !a.xff_fields.is_empty() {
+        c.xff_fields = a.xff_fields.clone();
+    }
+    Ok(c)
+}
+
+fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
+    let parser = LineParser::new(parser_config(&a)?).map_err(|e| anyhow::anyhow!(e))?;
+    let datasets = open_datasets(&a.dbs)?;
+    let inputs = crate::source::expand(&a.inputs)?;
+    let total_bytes: u64 = inputs
+        .iter()
+        .filter_map(|i| match i {
+            crate::source::Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            crate::source::Input::Stdin => None,
+        })
+        .sum();
+    let reads_stdin = inputs.contains(&crate::source::Input::Stdin);
+    let enricher = Arc::new(Enricher::new(
+        parser,
+        datasets,
+        EnrichOptions {
+            include_line: !a.no_line,
+            default_time: a.at.map_or(DefaultTime::ReadTime, DefaultTime::At),
+            max_line_bytes: a.max_line_bytes,
+        },
+    ));
+    let chunker = crate::source::Chunker::new(inputs, a.max_line_bytes);
+    let workers = a.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(io::BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+    };
+    let mut dead: Box<dyn Write> = match &a.dead_letter {
+        Some(p) => Box::new(io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(io::BufWriter::new(io::stderr())),
+    };
+    let bar = crate::progress::bytes_bar(!a.no_progress && !reads_stdin, total_bytes, "lines");
+    let mut update = |bytes: u64, lines: u64| {
+        if let Some(b) = &bar {
+            b.update(bytes, lines);
+        }
+    };
+    let summary = crate::pipeline::run(
+        chunker,
+        enricher.clone(),
+        workers,
+        &mut out,
+        &mut dead,
+        Some(&mut update),
+    )?;
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    drop(out);
+    drop(dead);
+
+    let c = &summary.counts;
+    let matched: Vec<String> = enricher
+        .datasets()
+        .iter()
+        .zip(&c.matched)
+        .map(|(d, m)| format!("{}: {} matched, {} unmatched", d.name, m, c.enriched - m))
+        .collect();
+    eprintln!(
+        "whipstream enrich: {} lines read, {} enriched ({}), {} dead-lettered in {:.2} s ({:.0} lines/s)",
+        c.read,
+        c.enriched,
+        matched.join("; "),
+        c.dead_lettered,
+        summary.seconds,
+        c.read as f64 / summary.seconds.max(1e-9)
+    );
+    if !summary.input_errors.is_empty() {
+        bail!(
+            "{} input(s) could not be read to the end: {}",
+            summary.input_errors.len(),
+            summary.input_errors.join("; ")
+        );
+    }
+    if a.strict && c.dead_lettered > 0 {
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
+    let index = open_index(&a.db.db)?;
+    let shared = Arc::new(ArcSwap::from_pointee(index));
+    let metrics = crate::telemetry::install_prometheus()
+        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        let local = listener.local_addr()?;
+        eprintln!(
+            "whipstream: serving {} on http://{local}",
+            a.db.db.display()
+        );
+        let state = crate::http::AppState {
+            index: shared,
+            metrics: Some(metrics),
+        };
+        crate::http::serve(listener, state, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn cmd_snapshots(a: SnapshotsArgs) -> Result<ExitCode> {
+    let history = open_history(&a.db.db)?;
+    let mut out = io::stdout().lock();
+    if a.json {
+        for s in history.snapshots() {
+            serde_json::to_writer(&mut out, &s.meta)?;
+            writeln!(out)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:<26} {:>9} {:<14} {:<22} FILE",
+        "DATETIME", "RANGES", "SHA256", "LOADED AT"
+    )?;
+    for s in history.snapshots() {
+        let m = &s.meta;
+        writeln!(
+            out,
+            "{:<26} {:>9} {:<14} {:<22} {}",
+            m.datetime,
+            m.ranges,
+            m.sha256.get(..12).unwrap_or(&m.sha256),
+            m.loaded_at.get(..19).unwrap_or(&m.loaded_at),
+            m.file
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
+    let store = Store::open(&a.db.db, Mode::ReadOnly)?;
+    let history = store
+        .read_history()
+        .context("the store cannot be read back")?;
+    let mut problems = history.check(50);
+    let unknown = store.unknown_keys()?;
+    if unknown > 0 {
+        problems.push(format!("{unknown} keys of unknown kind"));
+    }
+    let mut out = io::stdout().lock();
+    if problems.is_empty() {
+        writeln!(
+            out,
+            "ok: {} snapshots, {} pieces, {} changes, {} records, {} payloads",
+            history.snapshot_count(),
+            history.piece_count(),
+            history.change_count(),
+            history.line_count(),
+            history.payload_count()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    bail!(
+        "{} problem(s) found in {}",
+        problems.len(),
+        a.db.db.display()
+    )
+}

@@ -1,0 +1,307 @@
+//! The in-memory index that every lookup touches.
+//!
+//! An [`Index`] owns a [`History`] and adds what makes a lookup cheap: the snapshot
+//! instants in one sorted array, and two bucket tables (IPv4 by its top 16 bits,
+//! IPv6 by the top 16 bits of the address) that narrow the binary search for a piece
+//! to a few cache lines. It is immutable: a load builds a new one beside the old one
+//! and swaps it in through [`SharedIndex`], so a lookup never waits for a load.
+//!
+//! A match is written as the snapshot line's JSON object: `begin`, `end`, the
+//! answering snapshot's `datetime`, then the payload bytes as loaded, so the hot
+//! path copies bytes instead of serialising values.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::history::{Change, History, Line, Snapshot, NO_LINE};
+use crate::ip::{Family, IpKey};
+use crate::time::Instant;
+
+const BUCKETS: usize = 1 << 16;
+
+/// The index currently in use, swapped atomically when a load commits.
+pub type SharedIndex = Arc<ArcSwap<Index>>;
+
+/// Lookup structure over one data set's history.
+#[derive(Debug)]
+pub struct Index {
+    history: History,
+    instants: Vec<Instant>,
+    /// `v4[b]`: the piece containing the first IPv4 address whose top 16 bits are `b`.
+    v4: Box<[u32]>,
+    /// `v6[b]`: the piece containing the first address whose top 16 bits are `b`.
+    v6: Box<[u32]>,
+}
+
+/// One answer: a line of one snapshot.
+#[derive(Clone, Copy, Debug)]
+pub struct Match<'a> {
+    pub line: &'a Line,
+    pub snapshot: &'a Snapshot,
+    payload: &'a [u8],
+}
+
+impl Match<'_> {
+    /// Appends the record as a JSON object.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"begin\":\"");
+        self.line.begin.write_text(out);
+        out.extend_from_slice(b"\",\"end\":\"");
+        self.line.end.write_text(out);
+        out.extend_from_slice(b"\",\"datetime\":");
+        out.extend_from_slice(&self.snapshot.datetime_json);
+        if !self.payload.is_empty() {
+            out.push(b',');
+            out.extend_from_slice(self.payload);
+        }
+        out.push(b'}');
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(128);
+        self.write_json(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index::new(History::default())
+    }
+}
+
+impl Index {
+    pub fn new(history: History) -> Index {
+        let instants = history.snapshots.iter().map(|s| s.meta.instant()).collect();
+        let last = (history.starts.len() - 1) as u32;
+        let table = |first_of: &dyn Fn(usize) -> Option<u128>| -> Box<[u32]> {
+            (0..=BUCKETS)
+                .map(|b| match first_of(b) {
+                    Some(first) => history.piece_of(IpKey(first)) as u32,
+                    None => last,
+                })
+                .collect()
+        };
+        let v4 = table(&|b| Some(IpKey::V4_FIRST.0 + ((b as u128) << 16)));
+        let v6 = table(&|b| (b < BUCKETS).then_some((b as u128) << 112));
+        Index {
+            history,
+            instants,
+            v4,
+            v6,
+        }
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn into_history(self) -> History {
+        self.history
+    }
+
+    /// The piece containing `ip`.
+    #[inline]
+    fn piece(&self, ip: IpKey) -> usize {
+        let (table, b) = match ip.family() {
+            Family::V4 => (&self.v4, ((ip.0 as u32) >> 16) as usize),
+            Family::V6 => (&self.v6, (ip.0 >> 112) as usize),
+        };
+        let lo = table[b] as usize;
+        let hi = table[b + 1] as usize;
+        lo + self.history.starts[lo + 1..=hi].partition_point(|&s| s <= ip)
+    }
+
+    #[inline]
+    fn changes(&self, piece: usize) -> &[Change] {
+        self.history.piece_changes(piece)
+    }
+
+    fn matched(&self, line: u32, pos: usize) -> Option<Match<'_>> {
+        if line == NO_LINE {
+            return None;
+        }
+        let l = self.history.line(line)?;
+        Some(Match {
+            line: l,
+            snapshot: &self.history.snapshots[pos],
+            payload: self.history.payload(l.payload),
+        })
+    }
+
+    /// Position of the snapshot answering at `t`: the greatest datetime <= t.
+    #[inline]
+    pub fn snapshot_position(&self, t: Instant) -> Option<usize> {
+        self.instants.partition_point(|&s| s <= t).checked_sub(1)
+    }
+
+    /// The record valid for `ip` at instant `t`.
+    #[inline]
+    pub fn at(&self, ip: IpKey, t: Instant) -> Option<Match<'_>> {
+        let pos = self.snapshot_position(t)?;
+        let line = self.line_at(ip, pos);
+        self.matched(line, pos)
+    }
+
+    /// The line id answering for `ip` in the snapshot at `pos` (`NO_LINE` if none).
+    #[inline]
+    pub fn line_at(&self, ip: IpKey, pos: usize) -> u32 {
+        let ch = self.changes(self.piece(ip));
+        ch.iter()
+            .rev()
+            .find(|c| usize::from(c.pos) <= pos)
+            .map_or(NO_LINE, |c| c.line)
+    }
+
+    /// The record in the newest snapshot.
+    #[inline]
+    pub fn latest(&self, ip: IpKey) -> Option<Match<'_>> {
+        let pos = self.instants.len().checked_sub(1)?;
+        let line = self
+            .changes(self.piece(ip))
+            .last()
+            .map_or(NO_LINE, |c| c.line);
+        self.matched(line, pos)
+    }
+
+    /// Every version of the record for `ip`, newest first; each carries the
+    /// datetime of the snapshot in which it first answered. Periods without a match
+    /// are not listed.
+    pub fn history_of(&self, ip: IpKey) -> Vec<Match<'_>> {
+        self.changes(self.piece(ip))
+            .iter()
+            .rev()
+            .filter_map(|c| self.matched(c.line, c.pos.into()))
+            .collect()
+    }
+
+    pub fn snapshot_count(&self) -> usize {
+        self.instants.len()
+    }
+}
+
+/// Writes a `{"history":[...]}` object.
+pub fn write_history_json(matches: &[Match<'_>], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"history\":[");
+    for (i, m) in matches.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        m.write_json(out);
+    }
+    out.extend_from_slice(b"]}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Interner, SnapshotMeta};
+    use crate::snapshot::SnapshotFile;
+
+    fn index(files: &[&str]) -> Index {
+        let mut h = History::default();
+        let mut interner = Interner::default();
+        for (n, text) in files.iter().enumerate() {
+            let f = SnapshotFile::from_lines(&format!("f{n}"), text).unwrap();
+            let meta = SnapshotMeta {
+                id: 0,
+                datetime: f.datetime_text.clone(),
+                instant_micros: f.datetime.as_micros(),
+                file: format!("f{n}"),
+                sha256: f.sha256.clone(),
+                ranges: f.ranges.len() as u64,
+                bytes: f.bytes,
+                loaded_at: String::new(),
+            };
+            h.merge(&mut interner, &f, meta, false).unwrap();
+        }
+        Index::new(h)
+    }
+
+    fn at(ix: &Index, ip: &str, t: &str) -> Option<String> {
+        ix.at(IpKey::parse(ip).unwrap(), Instant::parse(t).unwrap())
+            .map(|m| m.to_json())
+    }
+
+    const A: &str = r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}
+{"begin":"2001:db8::","end":"2001:db8::ffff","datetime":"2024-01-01T00:00:00Z","cc":"DE"}"#;
+    const B: &str =
+        r#"{"begin":"1.0.0.0","end":"1.0.0.127","datetime":"2024-02-01T00:00:00+00:00","cc":"AU"}"#;
+
+    #[test]
+    fn event_time_lookups_follow_complete_snapshot_semantics() {
+        let ix = index(&[A, B]);
+        assert_eq!(at(&ix, "1.0.0.200", "2023-12-31"), None);
+        assert_eq!(
+            at(&ix, "1.0.0.200", "2024-01-15").as_deref(),
+            Some(
+                r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}"#
+            )
+        );
+        assert_eq!(at(&ix, "1.0.0.200", "2024-02-01"), None);
+        assert_eq!(
+            at(&ix, "::ffff:1.0.0.5", "2030-01-01").as_deref(),
+            Some(
+                r#"{"begin":"1.0.0.0","end":"1.0.0.127","datetime":"2024-02-01T00:00:00+00:00","cc":"AU"}"#
+            )
+        );
+        assert_eq!(
+            at(&ix, "2001:db8::1", "2024-01-01T00:00:00Z").as_deref(),
+            Some(
+                r#"{"begin":"2001:db8::","end":"2001:db8::ffff","datetime":"2024-01-01T00:00:00Z","cc":"DE"}"#
+            )
+        );
+        assert_eq!(at(&ix, "2001:db8::1", "2024-03-01"), None);
+        assert!(ix.latest(IpKey::parse("1.0.0.200").unwrap()).is_none());
+        assert!(ix.latest(IpKey::parse("1.0.0.100").unwrap()).is_some());
+    }
+
+    #[test]
+    fn history_is_newest_first() {
+        let ix = index(&[A, B]);
+        let h = ix.history_of(IpKey::parse("1.0.0.1").unwrap());
+        let dts: Vec<_> = h
+            .iter()
+            .map(|m| m.snapshot.meta.datetime.as_str())
+            .collect();
+        assert_eq!(dts, ["2024-02-01T00:00:00+00:00", "2024-01-01T00:00:00Z"]);
+        assert!(ix.history_of(IpKey::parse("9.9.9.9").unwrap()).is_empty());
+    }
+
+    #[test]
+    fn empty_index_matches_nothing() {
+        let ix = Index::default();
+        assert!(ix.latest(IpKey::parse("1.2.3.4").unwrap()).is_none());
+        assert!(ix
+            .at(
+                IpKey::parse("::1").unwrap(),
+                Instant::parse("2024-01-01").unwrap()
+            )
+            .is_none());
+    }
+
+    #[test]
+    fn bucket_edges_find_the_right_piece() {
+        let text = r#"{"begin":"0.0.0.0","end":"0.0.255.255","datetime":"2024-01-01","n":0}
+{"begin":"0.1.0.0","end":"0.1.0.0","datetime":"2024-01-01","n":1}
+{"begin":"255.255.255.255","end":"255.255.255.255","datetime":"2024-01-01","n":2}
+{"begin":"ffff::","end":"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff","datetime":"2024-01-01","n":3}"#;
+        let ix = index(&[text]);
+        let n = |ip: &str| {
+            ix.latest(IpKey::parse(ip).unwrap())
+                .map(|m| String::from_utf8_lossy(m.payload).into_owned())
+        };
+        assert_eq!(n("0.0.255.255").as_deref(), Some(r#""n":0"#));
+        assert_eq!(n("0.1.0.0").as_deref(), Some(r#""n":1"#));
+        assert_eq!(n("0.1.0.1"), None);
+        assert_eq!(n("255.255.255.255").as_deref(), Some(r#""n":2"#));
+        assert_eq!(n("255.255.255.254"), None);
+        assert_eq!(
+            n("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").as_deref(),
+            Some(r#""n":3"#)
+        );
+        assert_eq!(n("fffe::"), None);
+        assert_eq!(n("::"), None);
+    }
+}

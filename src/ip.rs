@@ -1,0 +1,296 @@
+//! IP addresses as keys of one 128-bit space.
+//!
+//! This is the only place where an address becomes a number. IPv4 addresses are
+//! mapped into `::ffff:0:0/96` (RFC 4291 §2.5.5.2, as Whip does), so one ordered `u128`
+//! space holds both families, IPv4 sorts before almost all of IPv6, and
+//! `::ffff:a.b.c.d` *is* the IPv4 address `a.b.c.d`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// The first key of the IPv4-mapped block `::ffff:0:0/96`.
+const V4_MAPPED_FIRST: u128 = 0xffff_0000_0000;
+/// The last key of the IPv4-mapped block.
+const V4_MAPPED_LAST: u128 = 0xffff_ffff_ffff;
+
+/// An address as a key in the 128-bit space (IPv4 mapped into `::ffff:0:0/96`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct IpKey(pub u128);
+
+/// The address family a key belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// Why a text is not an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpParseError {
+    #[error("empty address")]
+    Empty,
+    #[error("IPv6 zone ids are not supported: {0:?}")]
+    ZoneId(String),
+    #[error("not an IP address: {0:?}")]
+    Invalid(String),
+}
+
+impl IpKey {
+    pub const MIN: IpKey = IpKey(0);
+    pub const MAX: IpKey = IpKey(u128::MAX);
+    /// The whole IPv4-mapped block, as keys.
+    pub const V4_FIRST: IpKey = IpKey(V4_MAPPED_FIRST);
+    pub const V4_LAST: IpKey = IpKey(V4_MAPPED_LAST);
+
+    pub fn from_v4(v4: Ipv4Addr) -> IpKey {
+        IpKey(V4_MAPPED_FIRST | u128::from(u32::from(v4)))
+    }
+
+    pub fn from_ip(ip: IpAddr) -> IpKey {
+        match ip {
+            IpAddr::V4(v4) => IpKey::from_v4(v4),
+            IpAddr::V6(v6) => IpKey(u128::from(v6)),
+        }
+    }
+
+    /// Parses IPv4 dotted quads and IPv6 text (including `::ffff:a.b.c.d`).
+    pub fn parse(text: &str) -> Result<IpKey, IpParseError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(IpParseError::Empty);
+        }
+        if let Ok(v4) = Ipv4Addr::from_str(text) {
+            return Ok(IpKey::from_v4(v4));
+        }
+        if text.contains('%') {
+            return Err(IpParseError::ZoneId(text.to_string()));
+        }
+        // Bracketed IPv6 (`[2001:db8::1]`) is common in logs and URLs.
+        let inner = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        Ipv6Addr::from_str(inner)
+            .map(|v6| IpKey(u128::from(v6)))
+            .map_err(|_| IpParseError::Invalid(text.to_string()))
+    }
+
+    pub fn family(self) -> Family {
+        if (V4_MAPPED_FIRST..=V4_MAPPED_LAST).contains(&self.0) {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    /// The IPv4 address if the key is in the mapped block.
+    pub fn as_v4(self) -> Option<Ipv4Addr> {
+        match self.family() {
+            Family::V4 => Some(Ipv4Addr::from(self.0 as u32)),
+            Family::V6 => None,
+        }
+    }
+
+    pub fn to_ip(self) -> IpAddr {
+        match self.as_v4() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(self.0)),
+        }
+    }
+
+    /// The next key, or `None` past the end of the space.
+    pub fn next(self) -> Option<IpKey> {
+        self.0.checked_add(1).map(IpKey)
+    }
+
+    /// Appends the canonical text (dotted quad for IPv4, RFC 5952 for IPv6) to `out`
+    /// without going through `fmt` for IPv4, the hot case.
+    pub fn write_text(self, out: &mut Vec<u8>) {
+        match self.as_v4() {
+            Some(v4) => {
+                for (i, octet) in v4.octets().iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    push_decimal_u8(out, *octet);
+                }
+            }
+            None => {
+                use std::io::Write;
+                // Writing into a Vec cannot fail.
+                let _ = write!(out, "{}", Ipv6Addr::from(self.0));
+            }
+        }
+    }
+}
+
+fn push_decimal_u8(out: &mut Vec<u8>, n: u8) {
+    if n >= 100 {
+        out.push(b'0' + n / 100);
+        out.push(b'0' + (n / 10) % 10);
+        out.push(b'0' + n % 10);
+    } else if n >= 10 {
+        out.push(b'0' + n / 10);
+        out.push(b'0' + n % 10);
+    } else {
+        out.push(b'0' + n);
+    }
+}
+
+impl fmt::Display for IpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_ip().fmt(f)
+    }
+}
+
+impl FromStr for IpKey {
+    type Err = IpParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IpKey::parse(s)
+    }
+}
+
+/// A network (`10.0.0.0/8`, `2001:db8::/32`, or a single address), as a key range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub first: IpKey,
+    pub last: IpKey,
+}
+
+impl Cidr {
+    /// Parses `address/prefix` (an IPv4 prefix counts within the IPv4 space) or a
+    /// bare address. Host bits below the prefix are ignored.
+    pub fn parse(text: &str) -> Result<Cidr, IpParseError> {
+        let text = text.trim();
+        let (addr, len) = match text.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (text, None),
+        };
+        let ip = IpKey::parse(addr)?;
+        let bits: u32 = match ip.family() {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        };
+        let len: u32 = match len {
+            None => bits,
+            Some(l) => l
+                .parse()
+                .ok()
+                .filter(|&n| n <= bits)
+                .ok_or_else(|| IpParseError::Invalid(text.to_string()))?,
+        };
+        // Position of the prefix within the 128-bit key.
+        let prefix = len + (128 - bits);
+        let host_mask = if prefix == 0 {
+            u128::MAX
+        } else {
+            (1u128 << (128 - prefix)).wrapping_sub(1)
+        };
+        let host_mask = if prefix >= 128 { 0 } else { host_mask };
+        Ok(Cidr {
+            first: IpKey(ip.0 & !host_mask),
+            last: IpKey(ip.0 | host_mask),
+        })
+    }
+
+    pub fn contains(&self, ip: IpKey) -> bool {
+        self.first <= ip && ip <= self.last
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = IpParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Cidr::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_is_mapped_and_round_trips() {
+        let k = IpKey::parse("1.2.3.4").unwrap();
+        assert_eq!(k.0, 0xffff_0102_0304);
+        assert_eq!(k.family(), Family::V4);
+        assert_eq!(k.to_string(), "1.2.3.4");
+        let mut out = Vec::new();
+        k.write_text(&mut out);
+        assert_eq!(out, b"1.2.3.4");
+    }
+
+    #[test]
+    fn mapped_ipv6_text_is_the_ipv4_address() {
+        assert_eq!(
+            IpKey::parse("::ffff:97.146.26.26").unwrap(),
+            IpKey::parse("97.146.26.26").unwrap()
+        );
+        assert_eq!(
+            IpKey::parse("::ffff:6192:1a1a").unwrap().to_string(),
+            "97.146.26.26"
+        );
+    }
+
+    #[test]
+    fn ipv6_sorts_after_ipv4_except_the_low_block() {
+        let v4 = IpKey::parse("255.255.255.255").unwrap();
+        let v6 = IpKey::parse("2001:db8::").unwrap();
+        let low = IpKey::parse("::1").unwrap();
+        assert!(v4 < v6);
+        assert!(low < v4);
+        assert_eq!(low.family(), Family::V6);
+        assert_eq!(v6.to_string(), "2001:db8::");
+    }
+
+    #[test]
+    fn rejects_garbage_zone_ids_and_out_of_range_octets() {
+        assert_eq!(IpKey::parse(""), Err(IpParseError::Empty));
+        assert!(matches!(
+            IpKey::parse("fe80::1%eth0"),
+            Err(IpParseError::ZoneId(_))
+        ));
+        assert!(matches!(
+            IpKey::parse("999.1.1.1"),
+            Err(IpParseError::Invalid(_))
+        ));
+        assert!(IpKey::parse("1.2.3").is_err());
+        assert!(IpKey::parse("hello").is_err());
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains(IpKey::parse("10.255.0.1").unwrap()));
+        assert!(c.contains(IpKey::parse("::ffff:10.1.2.3").unwrap()));
+        assert!(!c.contains(IpKey::parse("11.0.0.0").unwrap()));
+        let all4 = Cidr::parse("0.0.0.0/0").unwrap();
+        assert_eq!((all4.first, all4.last), (IpKey::V4_FIRST, IpKey::V4_LAST));
+        let all = Cidr::parse("::/0").unwrap();
+        assert_eq!((all.first, all.last), (IpKey::MIN, IpKey::MAX));
+        let one = Cidr::parse("2001:db8::1").unwrap();
+        assert_eq!(one.first, one.last);
+        let net = Cidr::parse("2001:db8::1/32").unwrap();
+        assert!(net.contains(IpKey::parse("2001:db8:ffff::").unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("10.0.0.0/x").is_err());
+    }
+
+    #[test]
+    fn brackets_are_accepted_for_ipv6() {
+        assert_eq!(
+            IpKey::parse("[2001:db8::1]").unwrap(),
+            IpKey::parse("2001:db8::1").unwrap()
+        );
+    }
+
+    #[test]
+    fn write_text_matches_display_for_all_octet_widths() {
+        for text in ["0.0.0.0", "9.10.99.100", "255.255.255.255", "10.0.200.7"] {
+            let mut out = Vec::new();
+            IpKey::parse(text).unwrap().write_text(&mut out);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), text);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! whipstream: log enrichment at event time against the history of an IP-range
+//! data set (Whip snapshots), kept in a local RocksDB store.
+//!
+//! # Layout
+//!
+//! - [`ip`]: addresses as keys of one 128-bit space (IPv4 mapped into `::ffff:0:0/96`).
+//! - [`time`]: instants, and the only parsers of time text.
+//! - [`snapshot`]: reading and validating one Whip snapshot file.
+//! - [`history`]: the in-memory model: snapshots, range pieces, changes; merging.
+//! - [`store`]: the durable RocksDB store and its atomic commits.
+//! - [`load`]: the `load` pipeline (parallel read, ordered merge, one commit).
+//! - [`index`]: the immutable lookup structure and record output.
+//! - [`lookup`]: answering queries, by argument and in batch.
+//! - [`logline`]: access-log lines: client address, event time, fields.
+//! - [`source`]: enrichment inputs (stdin, files, gzip) cut into chunks of lines.
+//! - [`enrich`]: the join of a log line with the data sets, and its JSON output.
+//! - [`pipeline`]: the parallel, order-keeping enrichment run for stdin and files.
+//! - [`json`]: hand-written JSON output helpers for the hot path.
+//! - [`http`]: Whip's REST API, `/healthz`, `/metrics`.
+//! - [`telemetry`]: every metric, named in one place.
+//! - [`progress`]: progress bars on a terminal.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod enrich;
+pub mod history;
+pub mod http;
+pub mod index;
+pub mod ip;
+pub mod json;
+pub mod load;
+pub mod logline;
+pub mod lookup;
+pub mod pipeline;
+pub mod progress;
+pub mod snapshot;
+pub mod source;
+pub mod store;
+pub mod telemetry;
+pub mod time;

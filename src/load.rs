@@ -1,0 +1,290 @@
+//! Loading snapshot files into a store: read and validate in parallel, merge in
+//! order, commit once.
+//!
+//! A `load` is all or nothing: every file is read and validated and merged into an
+//! in-memory copy of the history, and only then is the difference written, in one
+//! atomic batch. A file that breaks a rule stops the load with its name, line and
+//! rule, and the store is left exactly as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant as WallClock};
+
+use crate::history::{History, Interner, MergeError, Merged, SnapshotMeta};
+use crate::snapshot::{ReadProgress, SnapshotError, SnapshotFile};
+use crate::store::{CommitStats, Store, StoreError};
+use crate::time::Instant;
+
+/// Why a load failed. The store is unchanged in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("{path}: {source}")]
+    Merge {
+        path: PathBuf,
+        #[source]
+        source: MergeError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: no snapshot files (*.json, *.jsonl, optionally .gz) in this directory")]
+    EmptyDirectory(PathBuf),
+}
+
+/// Options of a load.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// Replace an already loaded snapshot with the same datetime.
+    pub replace: bool,
+    /// Draw a progress bar on stderr (only drawn when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What a load did.
+#[derive(Clone, Debug, Default)]
+pub struct LoadSummary {
+    pub files: usize,
+    pub added: usize,
+    pub replaced: usize,
+    pub unchanged: usize,
+    pub ranges_read: u64,
+    pub store_snapshots: usize,
+    pub pieces: usize,
+    pub lines: usize,
+    pub payloads: usize,
+    pub commit: CommitStats,
+    pub seconds: f64,
+    pub store_bytes: u64,
+}
+
+impl std::fmt::Display for LoadSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "loaded {} file(s) ({} new, {} replaced, {} unchanged), {} ranges read in {:.1} s; \
+             store: {} snapshots, {} pieces, {} distinct records, {} distinct payloads, {:.1} MB",
+            self.files,
+            self.added,
+            self.replaced,
+            self.unchanged,
+            self.ranges_read,
+            self.seconds,
+            self.store_snapshots,
+            self.pieces,
+            self.lines,
+            self.payloads,
+            self.store_bytes as f64 / 1e6
+        )
+    }
+}
+
+/// Is this a file name a directory scan should load? Hidden and `.tmp` files are
+/// still being written by their producer (write, then rename) and are skipped.
+pub fn is_snapshot_name(name: &str) -> bool {
+    if name.starts_with('.') || name.ends_with(".tmp") {
+        return false;
+    }
+    let base = name.strip_suffix(".gz").unwrap_or(name);
+    base.ends_with(".json") || base.ends_with(".jsonl")
+}
+
+/// Expands directories into their snapshot files (sorted by name); files are kept
+/// as given, whatever their name.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|source| LoadError::Input {
+            path: input.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            files.push(input.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+            .map_err(|source| LoadError::Input {
+                path: input.clone(),
+                source,
+            })?
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            .filter(|e| e.file_name().to_str().is_some_and(is_snapshot_name))
+            .map(|e| e.path())
+            .collect();
+        if found.is_empty() {
+            return Err(LoadError::EmptyDirectory(input.clone()));
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
+fn meta_for(file: &SnapshotFile) -> SnapshotMeta {
+    SnapshotMeta {
+        id: 0,
+        datetime: file.datetime_text.clone(),
+        instant_micros: file.datetime.as_micros(),
+        file: file
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: file.sha256.clone(),
+        ranges: file.ranges.len() as u64,
+        bytes: file.bytes,
+        loaded_at: Instant::now().to_rfc3339(),
+    }
+}
+
+/// Reads `files` on all cores and hands each result to `consume` in input order.
+/// Stops at the first error (`consume` returning an error or a file failing).
+fn read_in_order(
+    files: &[PathBuf],
+    progress: &ReadProgress,
+    mut consume: impl FnMut(SnapshotFile) -> Result<(), LoadError>,
+) -> Result<(), LoadError> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(files.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<(usize, Result<SnapshotFile, SnapshotError>)>(1);
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                if tx.send((i, SnapshotFile::read(path, progress))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending = BTreeMap::new();
+        let mut want = 0;
+        let result = (|| {
+            for (i, r) in rx.iter() {
+                pending.insert(i, r);
+                while let Some(r) = pending.remove(&want) {
+                    consume(r?)?;
+                    want += 1;
+                }
+            }
+            Ok(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        // Unblock workers waiting to send; their results are dropped.
+        for _ in rx.iter() {}
+        result
+    })
+}
+
+/// Loads snapshot files (or directories of them) into the store at `db`.
+pub fn load(db: &Path, inputs: &[PathBuf], opts: LoadOptions) -> Result<LoadSummary, LoadError> {
+    let started = WallClock::now();
+    let files = expand_inputs(inputs)?;
+    let store = Store::open(db, crate::store::Mode::ReadWrite)?;
+    let before = store.read_history()?;
+    let mut history = before.clone();
+    let mut interner = Interner::new(&history);
+    let mut summary = LoadSummary {
+        files: files.len(),
+        ..LoadSummary::default()
+    };
+
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = ReadProgress::default();
+    let bar = crate::progress::bytes_bar(opts.progress, total_bytes, "ranges");
+    let done = AtomicBool::new(false);
+
+    let result = std::thread::scope(|scope| {
+        if let Some(bar) = &bar {
+            let (progress, done) = (&progress, &done);
+            scope.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    bar.update(
+                        progress.file_bytes.load(Ordering::Relaxed),
+                        progress.ranges.load(Ordering::Relaxed),
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        let r = read_in_order(&files, &progress, |file| {
+            summary.ranges_read += file.ranges.len() as u64;
+            let meta = meta_for(&file);
+            let merged = history
+                .merge(&mut interner, &file, meta, opts.replace)
+                .map_err(|source| LoadError::Merge {
+                    path: file.path.clone(),
+                    source,
+                })?;
+            match merged {
+                Merged::Added => summary.added += 1,
+                Merged::Replaced => summary.replaced += 1,
+                Merged::Unchanged => summary.unchanged += 1,
+            }
+            Ok(())
+        });
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    result?;
+    drop(interner);
+
+    if summary.added + summary.replaced > 0 {
+        summary.commit = store.commit(&before, &history)?;
+        store.compact();
+    }
+    summary.store_snapshots = history.snapshot_count();
+    summary.pieces = history.piece_count();
+    summary.lines = history.line_count();
+    summary.payloads = history.payload_count();
+    summary.store_bytes = store.disk_bytes();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Opens a store read-only and builds its history (what `lookup` and `serve` use).
+pub fn open_history(db: &Path) -> Result<History, StoreError> {
+    Store::open(db, crate::store::Mode::ReadOnly)?.read_history()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names() {
+        for ok in ["a.jsonl", "a.json", "a.jsonl.gz", "geoip-2024.json.gz"] {
+            assert!(is_snapshot_name(ok), "{ok}");
+        }
+        for skip in [".a.jsonl", "a.jsonl.tmp", "a.txt", "a.gz", "README"] {
+            assert!(!is_snapshot_name(skip), "{skip}");
+        }
+    }
+}

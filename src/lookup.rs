@@ -1,0 +1,186 @@
+//! Answering lookups: the `lookup` command, by arguments and in batch.
+//!
+//! Every query gets exactly one output line, in input order: the record, `{}` for
+//! no match (Whip's convention), `{"history":[...]}` for a history query, or
+//! `{"error":"..."}` for a query that cannot be answered (bad IP, bad time, bad
+//! JSON). A bad query never stops a batch.
+
+use std::borrow::Cow;
+use std::io::{self, BufRead, Write};
+
+use crate::index::{write_history_json, Index};
+use crate::ip::IpKey;
+use crate::time::Instant;
+
+/// Which record a query asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// The newest snapshot.
+    Latest,
+    /// The snapshot valid at this instant.
+    At(Instant),
+    /// Every version, newest first.
+    History,
+}
+
+/// Appends the answer for one query (without a newline).
+pub fn write_answer(index: &Index, ip: IpKey, when: When, out: &mut Vec<u8>) {
+    let m = match when {
+        When::Latest => index.latest(ip),
+        When::At(t) => index.at(ip, t),
+        When::History => {
+            write_history_json(&index.history_of(ip), out);
+            return;
+        }
+    };
+    match m {
+        Some(m) => m.write_json(out),
+        None => out.extend_from_slice(b"{}"),
+    }
+}
+
+/// Appends `{"error":"..."}`.
+pub fn write_error(message: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"error\":");
+    // Serialising a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, message);
+    out.push(b'}');
+}
+
+#[derive(serde::Deserialize)]
+struct Query<'a> {
+    #[serde(borrow, default)]
+    ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    t: Option<Cow<'a, str>>,
+}
+
+/// Parses one batch line into an address and a time, or says why it cannot.
+fn parse_query(line: &[u8]) -> Result<(IpKey, When), String> {
+    let trimmed = line.trim_ascii();
+    if !trimmed.starts_with(b"{") {
+        // A bare address is a query for the newest record.
+        let text = std::str::from_utf8(trimmed).map_err(|_| "invalid UTF-8".to_string())?;
+        let ip = IpKey::parse(text).map_err(|e| e.to_string())?;
+        return Ok((ip, When::Latest));
+    }
+    let q: Query = serde_json::from_slice(trimmed).map_err(|e| format!("invalid query: {e}"))?;
+    let ip =
+        q.ip.ok_or_else(|| "query has no \"ip\" field".to_string())?;
+    let ip = IpKey::parse(&ip).map_err(|e| e.to_string())?;
+    let when = match q.t {
+        None => When::Latest,
+        Some(t) => When::At(Instant::parse(&t).map_err(|e| e.to_string())?),
+    };
+    Ok((ip, when))
+}
+
+/// Counts of a batch run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub queries: u64,
+    pub matched: u64,
+    pub errors: u64,
+}
+
+/// Answers JSON-lines queries `{"ip": .., "t": ..}` (`t` optional) from `input`.
+/// Output is flushed whenever the input has nothing more buffered, so an
+/// interactive caller gets each answer at once and a pipe gets big writes.
+pub fn run_batch(
+    index: &Index,
+    mut input: impl BufRead,
+    mut output: impl Write,
+) -> io::Result<BatchStats> {
+    let mut stats = BatchStats::default();
+    let mut line = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(64 * 1024);
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        stats.queries += 1;
+        match parse_query(&line) {
+            Ok((ip, when)) => {
+                let before = out.len();
+                write_answer(index, ip, when, &mut out);
+                if &out[before..] != b"{}" {
+                    stats.matched += 1;
+                }
+            }
+            Err(e) => {
+                stats.errors += 1;
+                write_error(&format!("line {}: {e}", stats.queries), &mut out);
+            }
+        }
+        out.push(b'\n');
+        if out.len() >= 60 * 1024 || input.fill_buf()?.is_empty() {
+            output.write_all(&out)?;
+            output.flush()?;
+            out.clear();
+        }
+    }
+    output.write_all(&out)?;
+    output.flush()?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_parse_or_explain() {
+        assert_eq!(
+            parse_query(br#"{"ip":"1.2.3.4"}"#).unwrap(),
+            (IpKey::parse("1.2.3.4").unwrap(), When::Latest)
+        );
+        assert_eq!(
+            parse_query(b"::ffff:1.2.3.4\n").unwrap().0,
+            IpKey::parse("1.2.3.4").unwrap()
+        );
+        let (_, when) = parse_query(br#"{"ip":"::1","t":"2025-03-01"}"#).unwrap();
+        assert_eq!(when, When::At(Instant::parse("2025-03-01").unwrap()));
+        assert!(parse_query(br#"{"ip":"999.1.1.1"}"#)
+            .unwrap_err()
+            .contains("not an IP"));
+        assert!(parse_query(br#"{"ip":"1.1.1.1","t":"2025-02-30"}"#)
+            .unwrap_err()
+            .contains("day out of range"));
+        assert!(parse_query(br#"{"t":"2025-02-01"}"#)
+            .unwrap_err()
+            .contains("no \"ip\""));
+        assert!(parse_query(br#"{"ip":"#)
+            .unwrap_err()
+            .contains("invalid query"));
+    }
+
+    #[test]
+    fn batch_answers_every_line_in_order() {
+        let index = Index::default();
+        let input = b"{\"ip\":\"1.2.3.4\"}\n\nnot an ip\n{\"ip\":\"::1\",\"t\":\"2020-01-01\"}\n";
+        let mut out = Vec::new();
+        let stats = run_batch(&index, &input[..], &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], "{}");
+        assert!(
+            lines[1].starts_with("{\"error\":\"line 2: "),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(lines[2], "{}");
+        assert_eq!(
+            stats,
+            BatchStats {
+                queries: 3,
+                matched: 0,
+                errors: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! The enrichment pipeline for stdin and files: read, join on all cores, write in
+//! order.
+//!
+//! One thread reads chunks of whole lines ([`Chunker`]); worker threads enrich
+//! chunks; the calling thread puts results back in input order (chunks carry
+//! sequence numbers) and writes them through one buffered writer, flushing whenever
+//! nothing more is ready, so a live stream sees each line at once and a backfill
+//! gets big writes.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::mpsc::{self, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant as WallClock};
+
+use crate::enrich::{Counts, Enricher};
+use crate::source::{Chunk, Chunker, SourceError};
+
+/// What a pipeline run did.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub counts: Counts,
+    /// Inputs that could not be opened or read to the end (the run went on).
+    pub input_errors: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Progress display hook: called with (bytes read from files, lines done).
+pub type ProgressFn<'a> = &'a mut dyn FnMut(u64, u64);
+
+enum Item {
+    Chunk(Chunk),
+    Error(SourceError),
+}
+
+struct Done {
+    seq: u64,
+    out: Vec<u8>,
+    dead: Vec<u8>,
+    counts: Counts,
+}
+
+/// Runs the pipeline to the end of the input. Output errors (e.g. a closed pipe)
+/// stop the run and are returned.
+pub fn run(
+    mut chunker: Chunker,
+    enricher: Arc<Enricher>,
+    workers: usize,
+    out: &mut dyn Write,
+    dead: &mut dyn Write,
+    mut progress: Option<ProgressFn<'_>>,
+) -> io::Result<RunSummary> {
+    let started = WallClock::now();
+    let file_bytes = chunker.progress.clone();
+    let workers = workers.max(1);
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Item>(workers * 2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<Result<Done, SourceError>>(workers * 2);
+
+    // The reader is detached: it may sit in a blocking read of stdin when output
+    // fails, and must not keep the process from exiting then.
+    std::thread::Builder::new()
+        .name("whipstream-read".into())
+        .spawn(move || loop {
+            let item = match chunker.next_chunk() {
+                Ok(Some(c)) => Item::Chunk(c),
+                Ok(None) => break,
+                Err(e) => Item::Error(e),
+            };
+            if chunk_tx.send(item).is_err() {
+                break;
+            }
+        })?;
+
+    let chunk_rx = Arc::new(Mutex::new(chunk_rx));
+    let mut handles = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (rx, tx, enricher) = (chunk_rx.clone(), done_tx.clone(), enricher.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("whipstream-enrich-{i}"))
+                .spawn(move || loop {
+                    // The lock is held only to take the next item.
+                    let item = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let msg = match item {
+                        Ok(Item::Chunk(chunk)) => {
+                            let mut done = Done {
+                                seq: chunk.seq,
+                                out: Vec::with_capacity(chunk.data.len() * 2 + 1024),
+                                dead: Vec::new(),
+                                counts: Counts::default(),
+                            };
+                            enricher.enrich_chunk(
+                                &chunk,
+                                &mut done.out,
+                                &mut done.dead,
+                                &mut done.counts,
+                            );
+                            Ok(done)
+                        }
+                        Ok(Item::Error(e)) => Err(e),
+                        Err(_) => break,
+                    };
+                    if tx.send(msg).is_err() {
+                        break;
+                    }
+                })?,
+        );
+    }
+    drop(done_tx);
+
+    let mut summary = RunSummary::default();
+    let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+    let mut next_seq = 0u64;
+    let mut last_progress = WallClock::now();
+    let mut dirty = false;
+    loop {
+        let msg = match done_rx.try_recv() {
+            Ok(m) => m,
+            Err(TryRecvError::Empty) => {
+                // Nothing ready: make what was written visible, then wait.
+                if dirty {
+                    out.flush()?;
+                    dead.flush()?;
+                    dirty = false;
+                }
+                match done_rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        match msg {
+            Ok(done) => {
+                pending.insert(done.seq, done);
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                summary.input_errors.push(e.to_string());
+            }
+        }
+        while let Some(done) = pending.remove(&next_seq) {
+            out.write_all(&done.out)?;
+            dead.write_all(&done.dead)?;
+            summary.counts.add(&done.counts);
+            next_seq += 1;
+            dirty = true;
+        }
+        if let Some(p) = progress.as_mut() {
+            if last_progress.elapsed() >= Duration::from_millis(100) {
+                p(
+                    file_bytes.load(std::sync::atomic::Ordering::Relaxed),
+                    summary.counts.read,
+                );
+                last_progress = WallClock::now();
+            }
+        }
+    }
+    out.flush()?;
+    dead.flush()?;
+    for h in handles {
+        let _ = h.join();
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}

@@ -1,0 +1,380 @@
+//! Inputs of `enrich`: stdin and files (gzip read transparently), cut into chunks of
+//! whole lines.
+//!
+//! A [`Chunker`] reads sources one after the other, in the order given, and hands
+//! out [`Chunk`]s: complete lines, tagged with their source and first line number
+//! so that every line keeps its `source:line` position. On a pipe a chunk is made
+//! of whatever one `read` returned, so a line written to stdin is processed at once
+//! rather than when a buffer fills; on files reads are large. A line longer than
+//! the limit is cut to `limit + 1` bytes (the rest skipped) so that it can be
+//! dead-lettered without holding it whole.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::time::Instant;
+
+/// Where input comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    /// The name used in `source:line` positions.
+    pub fn name(&self) -> String {
+        match self {
+            Input::Stdin => "-".to_string(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Why input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{name}: read error after line {line}: {source}")]
+    Read {
+        name: String,
+        line: u64,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Is this a file a directory scan should read? Hidden and `.tmp` files are
+/// still being written.
+fn is_log_name(name: &str) -> bool {
+    !name.starts_with('.') && !name.ends_with(".tmp")
+}
+
+/// Turns command-line names into inputs: none or `-` is stdin, a directory is its
+/// files sorted by name, a file is itself.
+pub fn expand(names: &[PathBuf]) -> Result<Vec<Input>, SourceError> {
+    if names.is_empty() {
+        return Ok(vec![Input::Stdin]);
+    }
+    let mut inputs = Vec::new();
+    for name in names {
+        if name.as_os_str() == "-" {
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        let open_err = |source| SourceError::Open {
+            path: name.clone(),
+            source,
+        };
+        let meta = std::fs::metadata(name).map_err(open_err)?;
+        if meta.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(name)
+                .map_err(open_err)?
+                .flatten()
+                .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+                .filter(|e| e.file_name().to_str().is_some_and(is_log_name))
+                .map(|e| e.path())
+                .collect();
+            files.sort();
+            inputs.extend(files.into_iter().map(Input::File));
+        } else {
+            inputs.push(Input::File(name.clone()));
+        }
+    }
+    Ok(inputs)
+}
+
+/// Counts bytes read from the underlying file (compressed bytes for gzip).
+pub struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Opens a file, decompressing when it starts with the gzip magic (whatever its
+/// name); says whether it is gzip (read errors then mean bad gzip data). Bytes
+/// read from disk are added to `progress`.
+pub fn open_file(
+    path: &Path,
+    progress: Arc<AtomicU64>,
+) -> io::Result<(Box<dyn Read + Send>, bool)> {
+    let mut file = BufReader::with_capacity(
+        256 * 1024,
+        Counting {
+            inner: File::open(path)?,
+            count: progress,
+        },
+    );
+    let head = file.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok((Box::new(flate2::bufread::MultiGzDecoder::new(file)), true))
+    } else {
+        Ok((Box::new(file), false))
+    }
+}
+
+/// Complete lines from one source.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// Order of the chunk over the whole run.
+    pub seq: u64,
+    /// Name of its source (for `source:line`).
+    pub source: Arc<str>,
+    /// Line number of its first line (1-based).
+    pub first_line: u64,
+    /// Lines, each ending with `\n` (added when the source's last line had none).
+    pub data: Vec<u8>,
+    /// When it was read: the event time of lines without a time of their own.
+    pub read_at: Option<Instant>,
+}
+
+impl Chunk {
+    /// Lines without their newline (and a trailing `\r`), with their numbers.
+    pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let body = self.data.strip_suffix(b"\n").unwrap_or(&self.data);
+        let mut n = self.first_line;
+        body.split(|&b| b == b'\n').map(move |l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            n += 1;
+            (n - 1, l)
+        })
+    }
+}
+
+/// Reads inputs in order and cuts them into chunks.
+pub struct Chunker {
+    inputs: std::vec::IntoIter<Input>,
+    current: Option<(Arc<str>, Box<dyn Read + Send>, bool)>,
+    /// Partial last line of the current source.
+    pending: Vec<u8>,
+    /// Skipping the rest of an over-long line.
+    skipping: bool,
+    next_line: u64,
+    seq: u64,
+    max_line: usize,
+    chunk_bytes: usize,
+    /// Bytes read from files so far (for progress).
+    pub progress: Arc<AtomicU64>,
+}
+
+impl Chunker {
+    pub fn new(inputs: Vec<Input>, max_line: usize) -> Chunker {
+        Chunker {
+            inputs: inputs.into_iter(),
+            current: None,
+            pending: Vec::new(),
+            skipping: false,
+            next_line: 1,
+            seq: 0,
+            max_line,
+            chunk_bytes: 1 << 20,
+            progress: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn open_next(&mut self) -> Result<bool, SourceError> {
+        let Some(input) = self.inputs.next() else {
+            return Ok(false);
+        };
+        let name: Arc<str> = input.name().into();
+        let (reader, live): (Box<dyn Read + Send>, bool) = match &input {
+            Input::Stdin => (Box::new(io::stdin()), true),
+            Input::File(p) => (
+                open_file(p, self.progress.clone())
+                    .map_err(|source| SourceError::Open {
+                        path: p.clone(),
+                        source,
+                    })?
+                    .0,
+                false,
+            ),
+        };
+        self.current = Some((name, reader, live));
+        self.next_line = 1;
+        self.pending.clear();
+        self.skipping = false;
+        Ok(true)
+    }
+
+    /// The next chunk, or `None` when every input is exhausted. A read error ends
+    /// the run with the position reached (lines before it were delivered).
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
+        let mut buf = vec![0u8; self.chunk_bytes];
+        loop {
+            if self.current.is_none() && !self.open_next()? {
+                return Ok(None);
+            }
+            let Some((name, reader, live)) = self.current.as_mut() else {
+                continue;
+            };
+            let n = loop {
+                match reader.read(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(source) => {
+                        // The failing source is abandoned; a later call goes on
+                        // with the next input.
+                        let name = name.to_string();
+                        self.current = None;
+                        self.pending.clear();
+                        return Err(SourceError::Read {
+                            name,
+                            line: self.next_line.saturating_sub(1),
+                            source,
+                        });
+                    }
+                }
+            };
+            let read_at = live.then(Instant::now);
+            let name = name.clone();
+            if n == 0 {
+                // End of this source: its last line may lack a newline.
+                self.current = None;
+                if self.pending.is_empty() && !self.skipping {
+                    continue;
+                }
+                let mut data = std::mem::take(&mut self.pending);
+                data.push(b'\n');
+                self.skipping = false;
+                return Ok(Some(self.make_chunk(name, data, 1, read_at)));
+            }
+            let (data, lines) = self.cut(&buf[..n]);
+            if lines > 0 {
+                return Ok(Some(self.make_chunk(name, data, lines, read_at)));
+            }
+        }
+    }
+
+    fn make_chunk(
+        &mut self,
+        source: Arc<str>,
+        data: Vec<u8>,
+        lines: u64,
+        read_at: Option<Instant>,
+    ) -> Chunk {
+        let chunk = Chunk {
+            seq: self.seq,
+            source,
+            first_line: self.next_line,
+            data,
+            read_at,
+        };
+        self.seq += 1;
+        self.next_line += lines;
+        chunk
+    }
+
+    /// Appends freshly read bytes to the pending line; returns the complete lines
+    /// (with over-long ones cut) and how many there are.
+    fn cut(&mut self, bytes: &[u8]) -> (Vec<u8>, u64) {
+        let mut out = Vec::with_capacity(self.pending.len() + bytes.len());
+        let mut lines = 0;
+        let mut rest = bytes;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let piece = &rest[..i];
+            if self.skipping {
+                self.skipping = false;
+            } else {
+                let room = (self.max_line + 1).saturating_sub(self.pending.len());
+                self.pending
+                    .extend_from_slice(&piece[..piece.len().min(room)]);
+            }
+            out.extend_from_slice(&self.pending);
+            out.push(b'\n');
+            self.pending.clear();
+            lines += 1;
+            rest = &rest[i + 1..];
+        }
+        if !self.skipping {
+            let room = (self.max_line + 1).saturating_sub(self.pending.len());
+            self.pending
+                .extend_from_slice(&rest[..rest.len().min(room)]);
+            if rest.len() > room {
+                self.skipping = true;
+            }
+        }
+        (out, lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks_of(text: &[u8], max_line: usize) -> Vec<(u64, Vec<u8>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.log");
+        std::fs::write(&p, text).unwrap();
+        let mut c = Chunker::new(vec![Input::File(p)], max_line);
+        c.chunk_bytes = 7;
+        let mut out = Vec::new();
+        while let Some(ch) = c.next_chunk().unwrap() {
+            for (n, l) in ch.lines() {
+                out.push((n, l.to_vec()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lines_keep_their_numbers_across_small_reads() {
+        let got = chunks_of(b"one\ntwo\r\nthree is longer\n\nlast", 100);
+        let want: Vec<(u64, Vec<u8>)> = vec![
+            (1, b"one".to_vec()),
+            (2, b"two".to_vec()),
+            (3, b"three is longer".to_vec()),
+            (4, b"".to_vec()),
+            (5, b"last".to_vec()),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn long_lines_are_cut_to_one_byte_over_the_limit() {
+        let got = chunks_of(b"short\nthis line is far too long\nok\n", 8);
+        assert_eq!(got[1], (2, b"this line".to_vec()));
+        assert_eq!(got[2], (3, b"ok".to_vec()));
+        assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn gzip_is_read_transparently_and_directories_in_name_order() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"b1\nb2\n").unwrap();
+        std::fs::write(dir.path().join("b.log.gz"), enc.finish().unwrap()).unwrap();
+        std::fs::write(dir.path().join("a.log"), b"a1\n").unwrap();
+        std::fs::write(dir.path().join(".hidden"), b"x\n").unwrap();
+        let inputs = expand(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(inputs.len(), 2);
+        let mut c = Chunker::new(inputs, 100);
+        let mut lines = Vec::new();
+        while let Some(ch) = c.next_chunk().unwrap() {
+            for (n, l) in ch.lines() {
+                lines.push(format!(
+                    "{}:{n}:{}",
+                    ch.source.rsplit('/').next().unwrap(),
+                    String::from_utf8_lossy(l)
+                ));
+            }
+        }
+        assert_eq!(lines, ["a.log:1:a1", "b.log.gz:1:b1", "b.log.gz:2:b2"]);
+        assert_eq!(expand(&[]).unwrap(), vec![Input::Stdin]);
+    }
+}

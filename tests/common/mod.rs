@@ -1,0 +1,116 @@
+//! Helpers shared by the integration tests: run the real binary, find the shared
+//! real data, keep temporary stores that are removed on drop.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_whipstream")
+}
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/data` beside the repository, or `$WHIPSTREAM_SHARED_DATA`.
+pub fn shared_data() -> PathBuf {
+    if let Ok(p) = std::env::var("WHIPSTREAM_SHARED_DATA") {
+        return PathBuf::from(p);
+    }
+    let p = manifest_dir().join("../shared/data");
+    assert!(
+        p.is_dir(),
+        "shared data not found at {} (set WHIPSTREAM_SHARED_DATA)",
+        p.display()
+    );
+    p
+}
+
+pub fn geoip_dir() -> PathBuf {
+    shared_data().join("snapshots/geoip-country")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    manifest_dir().join("tests/fixtures").join(name)
+}
+
+/// Runs the binary with `args`, optional stdin, and returns its output.
+pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env_remove("WHIPSTREAM_DB")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn whipstream");
+    if let Some(input) = stdin {
+        let mut si = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = si.write_all(&input);
+        });
+    }
+    child.wait_with_output().expect("wait whipstream")
+}
+
+/// Runs and asserts success; returns stdout as text.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args, None);
+    assert!(
+        out.status.success(),
+        "whipstream {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs and asserts failure; returns stderr as text.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args, None);
+    assert!(
+        !out.status.success(),
+        "whipstream {args:?} unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf-8 stderr")
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A store with the three shared geoip-country snapshots, loaded once per test
+/// binary and shared read-only (tests that write make their own).
+pub fn geoip_store() -> &'static Path {
+    static STORE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("db");
+        ok(&["load", "--db", s(&db), s(&geoip_dir())]);
+        dir
+    });
+    Box::leak(dir.path().join("db").into_boxed_path())
+}
+
+/// Reads a possibly gzipped text file.
+pub fn read_text(path: &Path) -> String {
+    use std::io::Read;
+    let bytes = std::fs::read(path).expect("read");
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_string(&mut s)
+            .expect("gunzip");
+        s
+    } else {
+        String::from_utf8(bytes).expect("utf-8")
+    }
+}
