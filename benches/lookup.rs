@@ -105,6 +105,14 @@ fn bench(c: &mut Criterion) {
             black_box(found)
         })
     });
+    g.bench_function("at_random_time_batched", |b| {
+        let mut out = Vec::with_capacity(qs.len());
+        b.iter(|| {
+            out.clear();
+            index.at_many(&qs, &mut out);
+            black_box(out.iter().filter(|m| m.is_some()).count())
+        })
+    });
     g.bench_function("latest", |b| {
         b.iter(|| {
             let mut found = 0usize;

@@ -19,8 +19,9 @@ cargo bench --locked --bench lookup --no-run >&2
 WS="$CARGO_TARGET_DIR/release/whipstream"
 FILES=("$HIST"/*.jsonl.gz)
 N=${#FILES[@]}
-FIRST=$(zcat "${FILES[0]}" | head -1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["datetime"])')
-LAST=$(zcat "${FILES[-1]}" | head -1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["datetime"])')
+first_datetime() { python3 -c 'import gzip,json,sys; print(json.loads(gzip.open(sys.argv[1], "rt").readline())["datetime"])' "$1"; }
+FIRST=$(first_datetime "${FILES[0]}")
+LAST=$(first_datetime "${FILES[-1]}")
 timed() { /usr/bin/time -f '%e %U %S %M' -o "$WORK/time.txt" "$@"; read -r WALL USR SYS RSS < "$WORK/time.txt"; }
 
 echo "## Store: $N real snapshots ($FIRST .. $LAST)"
@@ -49,8 +50,8 @@ BATCH_LATEST=$(python3 -c "print(round(1e6/($WALL-$OPEN_WALL)))")
 
 WHIP_LOAD="-"; WHIP_SIZE="-"; WHIP_AT="-"; WHIP_LATEST="-"; WHIP_REST="-"
 if [ -z "${SKIP_WHIP:-}" ]; then
-  bash benches/whip/install-whip.sh "$WORK/whip-venv" >&2
-  export WHIP_VENV="$WORK/whip-venv"
+  export WHIP_VENV=${WHIP_VENV:-$WORK/whip-venv}
+  bash benches/whip/install-whip.sh "$WHIP_VENV" >&2
   WDB=${WHIP_DB:-$WORK/whip-db}
   if [ -z "${WHIP_DB:-}" ]; then
     python3 benches/whip/whip_baseline.py load --force --db "$WDB" "${FILES[@]}" > "$WORK/whip-load.json"
@@ -79,7 +80,14 @@ REST_NEW=$(python3 -c "import json; print(json.load(open('$WORK/rest-new.json'))
 
 # In-process, single thread (criterion).
 WHIPSTREAM_BENCH_DB="$WORK/store" cargo bench --locked --bench lookup 2>&1 | tee "$WORK/criterion.txt" >&2
-thrpt() { grep -A3 "lookup/$1\$" "$WORK/criterion.txt" | grep -m1 thrpt | sed -E 's/.*\[[^ ]+ [^ ]+ ([^ ]+) ([^ ]+) .*/\1 \2/'; }
+# The middle estimate of criterion's "thrpt: [low mid high]" line for a benchmark.
+thrpt() { python3 - "$WORK/criterion.txt" "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"^lookup/" + re.escape(sys.argv[2]) + r"\s.*?thrpt:\s+\[\S+ \S+ (\S+) (\S+)", text, re.S | re.M)
+print(f"{m.group(1)} {m.group(2)}" if m else "-")
+PY
+}
 IN_AT=$(thrpt at_random_time); IN_LATEST=$(thrpt latest); IN_JSON=$(thrpt at_random_time_to_json)
 READY=$(grep -m1 'open to ready' "$WORK/criterion.txt" | sed 's/.*open to ready: //')
 

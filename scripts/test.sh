@@ -12,8 +12,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-cargo test --release --locked --no-fail-fast
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+status=0
+cargo test --release --locked --no-fail-fast 2>&1 | tee "$LOG" || status=$?
 if [ -n "${WHIPSTREAM_HISTORY_DIR:-}" ]; then
   echo "== opt-in tests over the history in $WHIPSTREAM_HISTORY_DIR"
-  cargo test --release --locked --no-fail-fast -- --ignored
+  cargo test --release --locked --no-fail-fast --test history41 -- --ignored 2>&1 | tee -a "$LOG" || status=$?
 fi
+# One closing line over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
+     END { printf "whipstream: %d passed, %d failed, %d skipped\n", p, f, g }' "$LOG"
+exit "$status"

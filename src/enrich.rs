@@ -8,7 +8,8 @@
 //! the reason; no line is ever dropped: every line read is either written or
 //! dead-lettered, and [`Counts`] says which.
 
-use crate::index::{Index, SharedIndex};
+use crate::index::{Match, SharedIndex};
+use crate::ip::IpKey;
 use crate::json::{write_key, write_str};
 use crate::logline::{LineParser, LogLine};
 use crate::source::Chunk;
@@ -108,7 +109,9 @@ impl Enricher {
     }
 
     /// Enriches every line of a chunk: output objects to `out`, dead letters to
-    /// `dead`, one line each.
+    /// `dead`, one line each. Lines are parsed first, then every data set answers
+    /// the whole chunk in one batched lookup ([`Index::at_many`]), then objects
+    /// are written in input order.
     pub fn enrich_chunk(
         &self,
         chunk: &Chunk,
@@ -117,69 +120,71 @@ impl Enricher {
         counts: &mut Counts,
     ) {
         let guards: Vec<_> = self.datasets.iter().map(|d| d.index.load()).collect();
-        let indexes: Vec<&Index> = guards.iter().map(|g| &***g).collect();
         counts.matched.resize(self.datasets.len(), 0);
         let read_at = chunk.read_at.unwrap_or(self.started);
+        let mut parsed: Vec<(LogLine<'_>, Instant, &str)> = Vec::with_capacity(4096);
         for (line_no, line) in chunk.lines() {
-            self.enrich_line(
-                &indexes,
-                &chunk.source,
-                line_no,
-                line,
-                read_at,
+            counts.read += 1;
+            match self.check_and_parse(line) {
+                Ok((p, text)) => {
+                    let t = p.time.unwrap_or(match self.options.default_time {
+                        DefaultTime::At(t) => t,
+                        DefaultTime::ReadTime => read_at,
+                    });
+                    parsed.push((p, t, text));
+                }
+                Err(reason) => {
+                    counts.dead_lettered += 1;
+                    dead_letter(&chunk.source, line_no, &reason, line, dead);
+                }
+            }
+        }
+        counts.enriched += parsed.len() as u64;
+        let queries: Vec<(IpKey, Instant)> = parsed.iter().map(|(p, t, _)| (p.ip, *t)).collect();
+        let answers: Vec<Vec<Option<Match<'_>>>> = guards
+            .iter()
+            .map(|index| {
+                let mut a = Vec::with_capacity(queries.len());
+                index.at_many(&queries, &mut a);
+                a
+            })
+            .collect();
+        for (i, (p, t, text)) in parsed.iter().enumerate() {
+            self.write_object(
+                p,
+                *t,
+                text,
+                answers.iter().map(|a| a[i]),
                 out,
-                dead,
-                counts,
+                &mut counts.matched,
             );
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn enrich_line(
-        &self,
-        indexes: &[&Index],
-        source: &str,
-        line_no: u64,
-        line: &[u8],
-        read_at: Instant,
-        out: &mut Vec<u8>,
-        dead: &mut Vec<u8>,
-        counts: &mut Counts,
-    ) {
-        counts.read += 1;
-        let mut reject = |reason: &str| {
-            counts.dead_lettered += 1;
-            dead_letter(source, line_no, reason, line, dead);
-        };
+    /// Checks a raw line (length, UTF-8, not blank) and parses it; the error is the
+    /// dead-letter reason.
+    fn check_and_parse<'a>(&self, line: &'a [u8]) -> Result<(LogLine<'a>, &'a str), String> {
         if line.len() > self.options.max_line_bytes {
-            let reason = format!("line longer than {} bytes", self.options.max_line_bytes);
-            return reject(&reason);
+            return Err(format!(
+                "line longer than {} bytes",
+                self.options.max_line_bytes
+            ));
         }
-        let text = match std::str::from_utf8(line) {
-            Ok(t) => t,
-            Err(e) => return reject(&format!("invalid UTF-8 at byte {}", e.valid_up_to())),
-        };
+        let text = std::str::from_utf8(line)
+            .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
         if text.trim().is_empty() {
-            return reject("empty line");
+            return Err("empty line".into());
         }
-        let parsed = match self.parser.parse(text) {
-            Ok(p) => p,
-            Err(e) => return reject(&e.to_string()),
-        };
-        let t = parsed.time.unwrap_or(match self.options.default_time {
-            DefaultTime::At(t) => t,
-            DefaultTime::ReadTime => read_at,
-        });
-        counts.enriched += 1;
-        self.write_object(indexes, &parsed, t, text, out, &mut counts.matched);
+        let parsed = self.parser.parse(text).map_err(|e| e.to_string())?;
+        Ok((parsed, text))
     }
 
-    fn write_object(
+    fn write_object<'m>(
         &self,
-        indexes: &[&Index],
         parsed: &LogLine<'_>,
         t: Instant,
         text: &str,
+        answers: impl Iterator<Item = Option<Match<'m>>>,
         out: &mut Vec<u8>,
         matched: &mut [u64],
     ) {
@@ -193,10 +198,10 @@ impl Enricher {
             out.extend_from_slice(b",\"line\":");
             write_str(out, text);
         }
-        for (i, (ds, index)) in self.datasets.iter().zip(indexes).enumerate() {
+        for (i, (ds, answer)) in self.datasets.iter().zip(answers).enumerate() {
             out.push(b',');
             write_key(out, &ds.name);
-            match index.at(parsed.ip, t) {
+            match answer {
                 Some(m) => {
                     matched[i] += 1;
                     m.write_json(out);
@@ -221,6 +226,7 @@ pub fn valid_dataset_name(name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::history::{History, Interner, SnapshotMeta};
+    use crate::index::Index;
     use crate::logline::ParserConfig;
     use crate::snapshot::SnapshotFile;
     use std::sync::Arc;

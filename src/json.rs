@@ -19,10 +19,34 @@ const fn escape_table() -> [bool; 256] {
 }
 static NEEDS_ESCAPE: [bool; 256] = escape_table();
 
+/// Does any of these 8 bytes need an escape (`"`, `\\` or a control character)?
+/// Bit tricks on a word ("SWAR"); exact, no false negatives or positives.
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    // A byte below 0x20: clear the high bit first so bytes >= 0x80 do not count.
+    let low = (w & !HIGHS).wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    low | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))) != 0
+}
+
 /// Appends `s` as a JSON string literal (with quotes).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Fast path: copy whole words that need no escape.
+    let mut start = 0;
+    while start + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[start..start + 8]);
+        if word_needs_escape(u64::from_le_bytes(word)) {
+            break;
+        }
+        start += 8;
+    }
+    out.extend_from_slice(&bytes[..start]);
+    let bytes = &bytes[start..];
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if !NEEDS_ESCAPE[b as usize] {
@@ -97,6 +121,30 @@ mod tests {
             let back: String = serde_json::from_slice(&out).unwrap();
             assert_eq!(back, s);
         }
+    }
+
+    #[test]
+    fn word_check_is_exact_for_every_byte_value() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[at] = b;
+                let want = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(
+                    word_needs_escape(u64::from_le_bytes(w)),
+                    want,
+                    "byte {b} at {at}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_strings_with_late_escapes() {
+        let s = "0123456789abcdefghij\"klmnop\\qrstuvwxyz\u{7f}\u{80}é";
+        let mut out = Vec::new();
+        write_str(&mut out, s);
+        assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
     }
 
     #[test]

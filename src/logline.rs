@@ -631,7 +631,8 @@ fn scan_clf(line: &str) -> Option<(&str, Clf<'_>, &str)> {
     }
     clf.status = token(&mut p).and_then(|t| t.parse().ok());
     clf.bytes = token(&mut p).and_then(|t| t.parse().ok());
-    let mut rest = Vec::new();
+    // Referer, user agent, then any extra fields; no allocation unless extras.
+    let mut n = 0;
     loop {
         while p < b.len() && b[p] == b' ' {
             p += 1;
@@ -639,21 +640,25 @@ fn scan_clf(line: &str) -> Option<(&str, Clf<'_>, &str)> {
         if p >= b.len() {
             break;
         }
-        if b[p] == b'"' {
-            let (v, truncated) = quoted(line, &mut p)?;
-            rest.push(v);
-            if truncated {
-                clf.truncated = true;
-                break;
+        let (value, truncated) = if b[p] == b'"' {
+            quoted(line, &mut p)?
+        } else {
+            match token(&mut p) {
+                Some(t) => (t, false),
+                None => break,
             }
-        } else if let Some(t) = token(&mut p) {
-            rest.push(t);
+        };
+        match n {
+            0 => clf.referer = dash_is_none(value),
+            1 => clf.user_agent = dash_is_none(value),
+            _ => clf.extra.push(value),
+        }
+        n += 1;
+        if truncated {
+            clf.truncated = true;
+            break;
         }
     }
-    let mut rest = rest.into_iter();
-    clf.referer = rest.next().and_then(dash_is_none);
-    clf.user_agent = rest.next().and_then(dash_is_none);
-    clf.extra = rest.collect();
     Some((host, clf, time))
 }
 
@@ -883,6 +888,52 @@ mod tests {
             ..ParserConfig::default()
         })
         .is_err());
+    }
+
+    #[test]
+    fn regex_times_follow_time_format() {
+        let re = || Some(Regex::new(r"^(?P<time>\S+) (?P<ip>\S+)").unwrap());
+        let epoch = parser(|c| {
+            c.format = Format::Regex;
+            c.regex = re();
+            c.time_format = TimeFormat::Epoch;
+        });
+        let l = epoch.parse("1727863200.5 1.2.3.4").unwrap();
+        assert_eq!(l.time.unwrap().to_rfc3339(), "2024-10-02T10:00:00.5Z");
+        assert!(epoch.parse("2024-10-02 1.2.3.4").is_err());
+        let ms = parser(|c| {
+            c.format = Format::Regex;
+            c.regex = re();
+            c.time_format = TimeFormat::EpochMillis;
+        });
+        assert_eq!(
+            ms.parse("1727863200000 1.2.3.4")
+                .unwrap()
+                .time
+                .unwrap()
+                .to_rfc3339(),
+            "2024-10-02T10:00:00Z"
+        );
+        let clf = parser(|c| {
+            c.format = Format::Regex;
+            c.regex = Some(Regex::new(r"^\[(?P<time>[^\]]+)\] (?P<ip>\S+)").unwrap());
+            c.time_format = TimeFormat::Clf;
+        });
+        assert_eq!(
+            clf.parse("[02/Oct/2024:12:00:00 +0200] 1.2.3.4")
+                .unwrap()
+                .time
+                .unwrap()
+                .to_rfc3339(),
+            "2024-10-02T10:00:00Z"
+        );
+        let rfc = parser(|c| {
+            c.format = Format::Regex;
+            c.regex = re();
+            c.time_format = TimeFormat::Rfc3339;
+        });
+        assert!(rfc.parse("1727863200 1.2.3.4").is_err());
+        assert!("nope".parse::<TimeFormat>().is_err());
     }
 
     #[test]

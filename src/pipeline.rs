@@ -52,6 +52,7 @@ pub fn run(
 ) -> io::Result<RunSummary> {
     let started = WallClock::now();
     let file_bytes = chunker.progress.clone();
+    let pool = chunker.pool.clone();
     let workers = workers.max(1);
     let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Item>(workers * 2);
     let (done_tx, done_rx) = mpsc::sync_channel::<Result<Done, SourceError>>(workers * 2);
@@ -74,7 +75,12 @@ pub fn run(
     let chunk_rx = Arc::new(Mutex::new(chunk_rx));
     let mut handles = Vec::with_capacity(workers);
     for i in 0..workers {
-        let (rx, tx, enricher) = (chunk_rx.clone(), done_tx.clone(), enricher.clone());
+        let (rx, tx, enricher, pool) = (
+            chunk_rx.clone(),
+            done_tx.clone(),
+            enricher.clone(),
+            pool.clone(),
+        );
         handles.push(
             std::thread::Builder::new()
                 .name(format!("whipstream-enrich-{i}"))
@@ -88,7 +94,7 @@ pub fn run(
                         Ok(Item::Chunk(chunk)) => {
                             let mut done = Done {
                                 seq: chunk.seq,
-                                out: Vec::with_capacity(chunk.data.len() * 2 + 1024),
+                                out: pool.get(chunk.data.len() * 3),
                                 dead: Vec::new(),
                                 counts: Counts::default(),
                             };
@@ -98,6 +104,7 @@ pub fn run(
                                 &mut done.dead,
                                 &mut done.counts,
                             );
+                            pool.put(chunk.data);
                             Ok(done)
                         }
                         Ok(Item::Error(e)) => Err(e),
@@ -145,6 +152,7 @@ pub fn run(
         while let Some(done) = pending.remove(&next_seq) {
             out.write_all(&done.out)?;
             dead.write_all(&done.dead)?;
+            pool.put(done.out);
             summary.counts.add(&done.counts);
             next_seq += 1;
             dirty = true;

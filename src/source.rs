@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::time::Instant;
 
@@ -128,6 +128,31 @@ pub fn open_file(
     }
 }
 
+/// Recycled byte buffers: chunks and outputs are megabytes each, and fresh ones
+/// would cost page faults on every chunk.
+#[derive(Clone, Default)]
+pub struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BufferPool {
+    /// A cleared buffer with at least `capacity` bytes of room.
+    pub fn get(&self, capacity: usize) -> Vec<u8> {
+        let recycled = self.0.lock().ok().and_then(|mut v| v.pop());
+        let mut buf = recycled.unwrap_or_default();
+        buf.clear();
+        buf.reserve(capacity);
+        buf
+    }
+
+    /// Returns a buffer for reuse (a bounded number are kept).
+    pub fn put(&self, buf: Vec<u8>) {
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() < 64 {
+                v.push(buf);
+            }
+        }
+    }
+}
+
 /// Complete lines from one source.
 #[derive(Debug, Default)]
 pub struct Chunk {
@@ -170,6 +195,9 @@ pub struct Chunker {
     chunk_bytes: usize,
     /// Bytes read from files so far (for progress).
     pub progress: Arc<AtomicU64>,
+    /// Where chunk buffers come from (and go back to once processed).
+    pub pool: BufferPool,
+    read_buf: Vec<u8>,
 }
 
 impl Chunker {
@@ -184,6 +212,8 @@ impl Chunker {
             max_line,
             chunk_bytes: 1 << 20,
             progress: Arc::new(AtomicU64::new(0)),
+            pool: BufferPool::default(),
+            read_buf: Vec::new(),
         }
     }
 
@@ -214,7 +244,14 @@ impl Chunker {
     /// The next chunk, or `None` when every input is exhausted. A read error ends
     /// the run with the position reached (lines before it were delivered).
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
-        let mut buf = vec![0u8; self.chunk_bytes];
+        let mut buf = std::mem::take(&mut self.read_buf);
+        buf.resize(self.chunk_bytes, 0);
+        let result = self.next_chunk_with(&mut buf);
+        self.read_buf = buf;
+        result
+    }
+
+    fn next_chunk_with(&mut self, buf: &mut [u8]) -> Result<Option<Chunk>, SourceError> {
         loop {
             if self.current.is_none() && !self.open_next()? {
                 return Ok(None);
@@ -223,7 +260,7 @@ impl Chunker {
                 continue;
             };
             let n = loop {
-                match reader.read(&mut buf) {
+                match reader.read(buf) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(source) => {
@@ -282,7 +319,7 @@ impl Chunker {
     /// Appends freshly read bytes to the pending line; returns the complete lines
     /// (with over-long ones cut) and how many there are.
     fn cut(&mut self, bytes: &[u8]) -> (Vec<u8>, u64) {
-        let mut out = Vec::with_capacity(self.pending.len() + bytes.len());
+        let mut out = self.pool.get(self.pending.len() + bytes.len());
         let mut lines = 0;
         let mut rest = bytes;
         while let Some(i) = memchr::memchr(b'\n', rest) {

@@ -173,7 +173,11 @@ impl Store {
         prefix: u8,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut it = self.db.raw_iterator();
+        let mut ro = rocksdb::ReadOptions::default();
+        // Whole-store scans: read ahead, and keep the block cache for lookups.
+        ro.set_readahead_size(4 << 20);
+        ro.fill_cache(false);
+        let mut it = self.db.raw_iterator_opt(ro);
         it.seek([prefix]);
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
@@ -188,7 +192,8 @@ impl Store {
         it.status().map_err(|e| self.db_err(e))
     }
 
-    /// Reads the whole history.
+    /// Reads the whole history. Records and pieces (the bulk) are read by two
+    /// threads at once.
     pub fn read_history(&self) -> Result<History, StoreError> {
         let mut snapshots = Vec::new();
         self.scan(SNAPSHOT, |_, v| {
@@ -197,11 +202,16 @@ impl Store {
             snapshots.push(Snapshot::new(meta));
             Ok(())
         })?;
-        let position: HashMap<u32, u16> = snapshots
+        // Snapshot id -> position in time order (ids are small and dense).
+        let max_id = snapshots
             .iter()
-            .enumerate()
-            .map(|(pos, s)| (s.meta.id, pos as u16))
-            .collect();
+            .map(|s| s.meta.id as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut position = vec![u16::MAX; max_id];
+        for (pos, s) in snapshots.iter().enumerate() {
+            position[s.meta.id as usize] = pos as u16;
+        }
 
         let mut payloads: Vec<Option<Box<[u8]>>> = Vec::new();
         self.scan(PAYLOAD, |k, v| {
@@ -213,6 +223,26 @@ impl Store {
             Ok(())
         })?;
 
+        let (lines, pieces) = std::thread::scope(|scope| {
+            let lines = scope.spawn(|| self.read_lines());
+            let pieces = self.read_pieces(&position);
+            let lines = lines
+                .join()
+                .unwrap_or_else(|_| Err(self.corrupt("reader thread failed")));
+            (lines, pieces)
+        });
+        let lines = lines?;
+        let (mut starts, mut offsets, changes) = pieces?;
+        if starts.is_empty() {
+            starts.push(IpKey::MIN);
+            offsets.push(0);
+        }
+        Ok(History::from_parts(
+            snapshots, starts, offsets, changes, lines, payloads,
+        ))
+    }
+
+    fn read_lines(&self) -> Result<Vec<Option<Line>>, StoreError> {
         let mut lines: Vec<Option<Line>> = Vec::new();
         self.scan(LINE, |k, v| {
             let id = be_u32(k).ok_or_else(|| self.corrupt("bad line key"))? as usize;
@@ -223,25 +253,26 @@ impl Store {
             lines[id] = Some(line);
             Ok(())
         })?;
+        Ok(lines)
+    }
 
+    #[allow(clippy::type_complexity)]
+    fn read_pieces(
+        &self,
+        position: &[u16],
+    ) -> Result<(Vec<IpKey>, Vec<u32>, Vec<Change>), StoreError> {
         let mut starts = Vec::new();
         let mut offsets = vec![0u32];
         let mut changes = Vec::new();
         self.scan(PIECE, |k, v| {
             let start = be_u128(k).ok_or_else(|| self.corrupt("bad piece key"))?;
-            decode_changes(v, &position, &mut changes)
+            decode_changes(v, position, &mut changes)
                 .ok_or_else(|| self.corrupt(format!("changes of piece {}", IpKey(start))))?;
             starts.push(IpKey(start));
             offsets.push(changes.len() as u32);
             Ok(())
         })?;
-        if starts.is_empty() {
-            starts.push(IpKey::MIN);
-            offsets.push(0);
-        }
-        Ok(History::from_parts(
-            snapshots, starts, offsets, changes, lines, payloads,
-        ))
+        Ok((starts, offsets, changes))
     }
 
     /// Writes the difference between `before` (what the store holds) and `after`
@@ -465,7 +496,7 @@ fn encode_changes(changes: &[Change], ids: &[u32], out: &mut Vec<u8>) {
 }
 
 /// Decodes changes and puts them in snapshot order (ids are not ordered by time).
-fn decode_changes(b: &[u8], position: &HashMap<u32, u16>, out: &mut Vec<Change>) -> Option<()> {
+fn decode_changes(b: &[u8], position: &[u16], out: &mut Vec<Change>) -> Option<()> {
     let mut p = 0;
     let n = usize::try_from(get_varint(b, &mut p)?).ok()?;
     let first = out.len();
@@ -477,10 +508,11 @@ fn decode_changes(b: &[u8], position: &HashMap<u32, u16>, out: &mut Vec<Change>)
         } else {
             u32::try_from(line - 1).ok()?
         };
-        out.push(Change {
-            pos: *position.get(&id)?,
-            line,
-        });
+        let pos = *position.get(id as usize)?;
+        if pos == u16::MAX {
+            return None;
+        }
+        out.push(Change { pos, line });
     }
     out[first..].sort_by_key(|c| c.pos);
     (p == b.len()).then_some(())

@@ -108,6 +108,24 @@ fn check_against_model(index: &Index, model: &Model) -> Result<(), TestCaseError
             prop_assert_eq!(got, model_answer(model, ip, t), "{} at {}", ip, t);
         }
     }
+    // The batched path answers the same.
+    let queries: Vec<(IpKey, Instant)> = (0..20)
+        .flat_map(|day| {
+            let t = Instant::parse(&format!("2024-01-{:02}T00:00:00Z", day + 1)).unwrap();
+            probes.iter().map(move |&ip| (ip, t))
+        })
+        .collect();
+    let mut batched = Vec::new();
+    index.at_many(&queries, &mut batched);
+    for (&(ip, t), got) in queries.iter().zip(&batched) {
+        prop_assert_eq!(
+            got.map(|m| m.to_json()),
+            model_answer(model, ip, t),
+            "batched {} at {}",
+            ip,
+            t
+        );
+    }
     for &ip in &probes {
         let latest_t = Instant::MAX;
         prop_assert_eq!(
@@ -119,7 +137,7 @@ fn check_against_model(index: &Index, model: &Model) -> Result<(), TestCaseError
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn store_and_index_agree_with_the_model(

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Enrichment benchmarks on the real 41-snapshot history and a 1,000,000-line
+# combined log, whipstream next to zcat and the seed-style Python pipeline
+# (regex + maxminddb C extension, latest-only) in one run. Prints a Markdown report.
+#
+#   benches/enrich-bench.sh HISTORY_DIR [WORK]
+#
+# WORK (default ~/.cache/whipstream-bench) keeps the store (loaded if missing), the
+# generated logs (../shared/bench/make-access-log.py, seed 42) and the baseline's
+# venv and database (benches/mmdb/install-mmdb-baseline.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HIST=$(cd "${1:?usage: enrich-bench.sh HISTORY_DIR [WORK]}" && pwd)
+WORK=${2:-$HOME/.cache/whipstream-bench}
+SHARED=${SHARED:-$(cd .. && pwd)/shared}
+mkdir -p "$WORK"
+source scripts/setup.sh
+cargo build --release --locked --bin whipstream >&2
+WS="$CARGO_TARGET_DIR/release/whipstream"
+STORE="$WORK/store"
+[ -d "$STORE" ] || "$WS" load --no-progress --db "$STORE" "$HIST" >&2
+LOG="$WORK/access-1m.log"
+if [ ! -f "$LOG" ]; then
+  python3 "$SHARED/bench/make-access-log.py" --snapshots "$HIST" -n 1000000 --seed 42 --out "$LOG.tmp" >&2
+  mv "$LOG.tmp" "$LOG"
+fi
+[ -f "$LOG.gz" ] || gzip -6 -c "$LOG" > "$LOG.gz"
+LINES=$(wc -l < "$LOG")
+MMDB_DIR=${MMDB_DIR:-$HOME/.cache/whipstream-data/mmdb-baseline}
+MMDB_OFFLINE=1 bash benches/mmdb/install-mmdb-baseline.sh "$MMDB_DIR" >&2 || bash benches/mmdb/install-mmdb-baseline.sh "$MMDB_DIR" >&2
+
+# Best of 3 wall-clock runs of a shell command.
+best() {
+  local b=999999
+  for _ in 1 2 3; do
+    local t0 t1
+    t0=$(date +%s.%N); bash -c "$1" > /dev/null; t1=$(date +%s.%N)
+    b=$(python3 -c "print(min($b, $t1 - $t0))")
+  done
+  echo "$b"
+}
+rate() { python3 -c "print(f'{$LINES/$1:,.0f}')"; }
+
+OPEN=$(best "'$WS' enrich --db '$STORE' < /dev/null 2>/dev/null")
+FILE=$(best "'$WS' enrich --db '$STORE' '$LOG' 2>/dev/null")
+FILE_NOLINE=$(best "'$WS' enrich --db '$STORE' --no-line '$LOG' 2>/dev/null")
+PIPE=$(best "cat '$LOG' | '$WS' enrich --db '$STORE' 2>/dev/null")
+GZ=$(best "'$WS' enrich --db '$STORE' '$LOG.gz' 2>/dev/null")
+ZCAT=$(best "zcat '$LOG.gz'")
+ONE=$(best "'$WS' enrich --workers 1 --db '$STORE' '$LOG' 2>/dev/null")
+SEED=$(best "'$MMDB_DIR/venv/bin/python' benches/mmdb/seed_pipeline.py --input '$LOG' 2>/dev/null")
+SEED_ONE=$(python3 -c "print(min($SEED, 9e9))")
+
+steady() { python3 -c "print(f'{$LINES/($1-$OPEN):,.0f}')"; }
+ratio() { python3 -c "print(f'{$1/$2:.1f}x')"; }
+echo "## Enrichment: $LINES-line combined log, $(ls "$HIST"/*.jsonl.gz | wc -l)-snapshot history"
+echo
+echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%Y-%m-%d)."
+echo "Command: \`benches/enrich-bench.sh $HIST\`; log: make-access-log.py -n 1000000 --seed 42 ($(du -m "$LOG" | cut -f1) MB, gzip $(du -m "$LOG.gz" | cut -f1) MB); best of 3 runs, output to /dev/null."
+echo
+echo "| run | wall s | lines/s end to end | lines/s after open ($OPEN s) | vs seed pipeline |"
+echo "|---|---|---|---|---|"
+echo "| \`whipstream enrich FILE\` | $FILE | $(rate "$FILE") | $(steady "$FILE") | $(ratio "$SEED" "$FILE") |"
+echo "| \`whipstream enrich --no-line FILE\` | $FILE_NOLINE | $(rate "$FILE_NOLINE") | $(steady "$FILE_NOLINE") | $(ratio "$SEED" "$FILE_NOLINE") |"
+echo "| \`cat FILE \| whipstream enrich\` | $PIPE | $(rate "$PIPE") | $(steady "$PIPE") | $(ratio "$SEED" "$PIPE") |"
+echo "| \`whipstream enrich FILE.gz\` | $GZ | $(rate "$GZ") | $(steady "$GZ") | $(ratio "$SEED" "$GZ") |"
+echo "| \`zcat FILE.gz\` alone | $ZCAT | $(rate "$ZCAT") | - | - |"
+echo "| \`whipstream enrich --workers 1 FILE\` | $ONE | $(rate "$ONE") | $(steady "$ONE") | $(ratio "$SEED" "$ONE") |"
+echo "| seed pipeline (regex + maxminddb C ext., latest only, 1 core) | $SEED_ONE | $(rate "$SEED_ONE") | - | 1.0x |"
