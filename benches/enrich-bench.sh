@@ -37,7 +37,7 @@ best() {
     t0=$(date +%s.%N); bash -c "$1" > /dev/null; t1=$(date +%s.%N)
     b=$(python3 -c "print(min($b, $t1 - $t0))")
   done
-  echo "$b"
+  python3 -c "print(f'{$b:.2f}')"
 }
 rate() { python3 -c "print(f'{$LINES/$1:,.0f}')"; }
 

@@ -113,6 +113,15 @@ fn bench(c: &mut Criterion) {
             black_box(out.iter().filter(|m| m.is_some()).count())
         })
     });
+    g.bench_function("latest_batched", |b| {
+        let latest: Vec<(IpKey, Instant)> = qs.iter().map(|&(ip, _)| (ip, Instant::MAX)).collect();
+        let mut out = Vec::with_capacity(qs.len());
+        b.iter(|| {
+            out.clear();
+            index.at_many(&latest, &mut out);
+            black_box(out.iter().filter(|m| m.is_some()).count())
+        })
+    });
     g.bench_function("latest", |b| {
         b.iter(|| {
             let mut found = 0usize;

@@ -89,6 +89,7 @@ print(f"{m.group(1)} {m.group(2)}" if m else "-")
 PY
 }
 IN_AT=$(thrpt at_random_time); IN_LATEST=$(thrpt latest); IN_JSON=$(thrpt at_random_time_to_json)
+IN_AT_B=$(thrpt at_random_time_batched); IN_LATEST_B=$(thrpt latest_batched)
 READY=$(grep -m1 'open to ready' "$WORK/criterion.txt" | sed 's/.*open to ready: //')
 
 ratio() { python3 -c "
@@ -101,8 +102,10 @@ echo "| reload of the same $N files (no-op, wall s) | $RELOAD_WALL | - | - |"
 echo "| open to ready, one lookup (wall s; RSS MB) | $OPEN_WALL; $((OPEN_RSS/1024)) | - | - |"
 echo "| \`lookup --batch\`, 1M queries at random times (queries/s, open excluded) | $BATCH_AT | - | - |"
 echo "| \`lookup --batch\`, 1M latest queries (queries/s) | $BATCH_LATEST | - | - |"
-echo "| in-process, 1 thread, random IPs at random times (lookups/s) | $IN_AT | $WHIP_AT | - |"
-echo "| in-process, 1 thread, latest (lookups/s) | $IN_LATEST | $WHIP_LATEST | - |"
+echo "| in-process, 1 thread, random IPs at random times, \`Index::at_many\` (lookups/s) | $IN_AT_B | $WHIP_AT | $(ratio "${IN_AT_B% *}e6" "$WHIP_AT") |"
+echo "| in-process, 1 thread, random IPs at random times, \`Index::at\` one by one (lookups/s) | $IN_AT | $WHIP_AT | $(ratio "${IN_AT% *}e6" "$WHIP_AT") |"
+echo "| in-process, 1 thread, latest, \`Index::at_many\` (lookups/s) | $IN_LATEST_B | $WHIP_LATEST | $(ratio "${IN_LATEST_B% *}e6" "$WHIP_LATEST") |"
+echo "| in-process, 1 thread, latest, \`Index::latest\` one by one (lookups/s) | $IN_LATEST | $WHIP_LATEST | $(ratio "${IN_LATEST% *}e6" "$WHIP_LATEST") |"
 echo "| in-process, at random times + record JSON (lookups/s) | $IN_JSON | - | - |"
 echo "| REST, sequential, keep-alive (requests/s) | $REST_KA | - | - |"
 echo "| REST, sequential, new connection each (requests/s) | $REST_NEW | $WHIP_REST | $(ratio "$REST_NEW" "$WHIP_REST") |"

@@ -382,7 +382,6 @@ fn parser_config(a: &EnrichArgs) -> Result<ParserConfig> {
 
 fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
     let parser = LineParser::new(parser_config(&a)?).map_err(|e| anyhow::anyhow!(e))?;
-    let datasets = open_datasets(&a.dbs)?;
     let inputs = crate::source::expand(&a.inputs)?;
     let total_bytes: u64 = inputs
         .iter()
@@ -392,6 +391,10 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
         })
         .sum();
     let reads_stdin = inputs.contains(&crate::source::Input::Stdin);
+    // Reading starts first and goes on while the stores open.
+    let reading =
+        crate::pipeline::start_reading(crate::source::Chunker::new(inputs, a.max_line_bytes))?;
+    let datasets = open_datasets(&a.dbs)?;
     let enricher = Arc::new(Enricher::new(
         parser,
         datasets,
@@ -401,7 +404,6 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
             max_line_bytes: a.max_line_bytes,
         },
     ));
-    let chunker = crate::source::Chunker::new(inputs, a.max_line_bytes);
     let workers = a.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -428,7 +430,7 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
         }
     };
     let summary = crate::pipeline::run(
-        chunker,
+        reading,
         enricher.clone(),
         workers,
         &mut out,

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as WallClock};
 
 use crate::enrich::{Counts, Enricher};
-use crate::source::{Chunk, Chunker, SourceError};
+use crate::source::{BufferPool, Chunk, Chunker, SourceError};
 
 /// What a pipeline run did.
 #[derive(Debug, Default)]
@@ -40,23 +40,24 @@ struct Done {
     counts: Counts,
 }
 
-/// Runs the pipeline to the end of the input. Output errors (e.g. a closed pipe)
-/// stop the run and are returned.
-pub fn run(
-    mut chunker: Chunker,
-    enricher: Arc<Enricher>,
-    workers: usize,
-    out: &mut dyn Write,
-    dead: &mut dyn Write,
-    mut progress: Option<ProgressFn<'_>>,
-) -> io::Result<RunSummary> {
-    let started = WallClock::now();
+/// Chunks already being read: [`start_reading`] starts the reader before the
+/// stores are open, so reading (and gunzipping) overlaps with opening them.
+pub struct Reading {
+    rx: mpsc::Receiver<Item>,
+    file_bytes: Arc<std::sync::atomic::AtomicU64>,
+    pool: BufferPool,
+    started: WallClock,
+}
+
+/// Chunks the reader may hold ahead of the workers (about 1 MB each): enough to
+/// keep reading while the stores open, bounded so memory stays bounded.
+const READ_AHEAD: usize = 4;
+
+/// Starts reading `chunker` on its own thread.
+pub fn start_reading(mut chunker: Chunker) -> io::Result<Reading> {
     let file_bytes = chunker.progress.clone();
     let pool = chunker.pool.clone();
-    let workers = workers.max(1);
-    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Item>(workers * 2);
-    let (done_tx, done_rx) = mpsc::sync_channel::<Result<Done, SourceError>>(workers * 2);
-
+    let (chunk_tx, rx) = mpsc::sync_channel::<Item>(READ_AHEAD);
     // The reader is detached: it may sit in a blocking read of stdin when output
     // fails, and must not keep the process from exiting then.
     std::thread::Builder::new()
@@ -71,6 +72,32 @@ pub fn run(
                 break;
             }
         })?;
+    Ok(Reading {
+        rx,
+        file_bytes,
+        pool,
+        started: WallClock::now(),
+    })
+}
+
+/// Runs the pipeline to the end of the input. Output errors (e.g. a closed pipe)
+/// stop the run and are returned.
+pub fn run(
+    reading: Reading,
+    enricher: Arc<Enricher>,
+    workers: usize,
+    out: &mut dyn Write,
+    dead: &mut dyn Write,
+    mut progress: Option<ProgressFn<'_>>,
+) -> io::Result<RunSummary> {
+    let Reading {
+        rx: chunk_rx,
+        file_bytes,
+        pool,
+        started,
+    } = reading;
+    let workers = workers.max(1);
+    let (done_tx, done_rx) = mpsc::sync_channel::<Result<Done, SourceError>>(workers * 2);
 
     let chunk_rx = Arc::new(Mutex::new(chunk_rx));
     let mut handles = Vec::with_capacity(workers);

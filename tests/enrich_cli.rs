@@ -511,3 +511,31 @@ fn lines_without_time_use_at() {
     );
     assert_eq!(out[0]["whip"]["datetime"], "2026-09-26T01:56:00Z");
 }
+
+/// The shipped example data gives the reference answers for its 300 lines (its
+/// snapshots keep every range that contains one of the log's clients).
+#[test]
+fn shipped_example_data_matches_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ok(&[
+        "load",
+        "--db",
+        s(&db),
+        s(&manifest_dir().join("examples/data/snapshots")),
+    ]);
+    let log = manifest_dir().join("examples/data/access.log");
+    let (out, dead, _) = enrich(&["enrich", "--db", s(&db), s(&log)], None);
+    assert!(dead.is_empty());
+    let expected = json_lines(
+        &std::fs::read(shared_data().join("logs/accept-apache_logs.expected-3snapshots.jsonl"))
+            .unwrap(),
+    );
+    assert_eq!(out.len(), 300);
+    for (o, e) in out.iter().zip(&expected) {
+        assert_eq!(
+            (&o["ip"], &o["timestamp"], &o["whip"]),
+            (&e["ip"], &e["t"], &e["record"])
+        );
+    }
+}
