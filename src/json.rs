@@ -3,7 +3,49 @@
 //! Output records are assembled from pre-serialised pieces (the index's record
 //! bytes, parsed log fields) into one reused buffer, so no value tree is built per
 //! line. Inputs here are valid UTF-8 (`&str`); only `"`, `\` and control characters
-//! need escaping.
+//! need escaping. Reading JSON input borrows where it can ([`Key`], [`raw_str`]).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde_json::value::RawValue;
+
+/// An object key read from JSON input: borrowed from the input unless it had
+/// escapes (serde's own `Cow<str>` always copies).
+pub struct Key<'a>(pub Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The text of a raw JSON string value (borrowed unless it has escapes), or
+/// `None` when the value is not a string.
+pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    if !text.contains('\\') {
+        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
 
 /// Which bytes need an escape in a JSON string.
 const fn escape_table() -> [bool; 256] {

@@ -15,11 +15,11 @@ use std::borrow::Cow;
 use std::fmt;
 
 use regex::Regex;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::ip::{Cidr, IpKey};
-use crate::json::{write_key, write_opt_str, write_str, write_u64};
+use crate::json::{raw_str, write_key, write_opt_str, write_str, write_u64, Key};
 use crate::time::Instant;
 
 /// Which line format to expect.
@@ -698,7 +698,7 @@ fn top_level_fields(line: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, ParseE
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
-            while let Some(k) = map.next_key::<KeyStr<'de>>()? {
+            while let Some(k) = map.next_key::<Key<'de>>()? {
                 out.push((k.0, map.next_value::<&'de RawValue>()?));
             }
             Ok(out)
@@ -732,39 +732,6 @@ fn lookup_path<'a>(
     }
     let inner = top_level_fields(v.get())?;
     lookup_path(&inner, tail)
-}
-
-struct KeyStr<'a>(Cow<'a, str>);
-
-impl<'de> de::Deserialize<'de> for KeyStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = KeyStr<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<KeyStr<'de>, E> {
-                Ok(KeyStr(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyStr<'de>, E> {
-                Ok(KeyStr(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// The text of a JSON string value (borrowed unless it has escapes).
-fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    if !text.starts_with('"') {
-        return None;
-    }
-    if !text.contains('\\') {
-        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
-    }
-    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]

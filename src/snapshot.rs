@@ -10,7 +10,6 @@
 //! The fields other than `begin`/`end`/`datetime` become the *payload*: a JSON object
 //! body (`"country":"CN"`) kept as ready-to-write bytes, deduplicated within the file.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
@@ -23,6 +22,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::ip::{Family, IpKey, IpParseError};
+use crate::json::{raw_str, Key};
 use crate::time::{Instant, TimeParseError};
 
 /// Lines longer than this are rejected: no real snapshot line comes close, and an
@@ -148,28 +148,6 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// A key of a snapshot line object: borrowed from the line unless it had escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// What one line holds, before range rules are checked.
 struct ParsedLine<'a> {
     begin: Option<&'a RawValue>,
@@ -236,19 +214,6 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
         }
         Ok(out)
     }
-}
-
-/// The text of a JSON string value, or `None` when the value is not a string.
-fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    if !text.starts_with('"') {
-        return None;
-    }
-    // A string value without escapes is its own text between the quotes.
-    if !text.contains('\\') {
-        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
-    }
-    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 /// Reads lines of at most `limit` bytes into `buf` (without the newline).
