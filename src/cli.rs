@@ -280,7 +280,7 @@ fn cmd_lookup(a: LookupArgs) -> Result<ExitCode> {
         let stdin = io::stdin().lock();
         let stats = run_batch(
             &index,
-            io::BufReader::with_capacity(256 * 1024, stdin),
+            &mut io::BufReader::with_capacity(256 * 1024, stdin),
             stdout.lock(),
         )?;
         tracing::info!(

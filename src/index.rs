@@ -1,9 +1,10 @@
 //! The in-memory index that every lookup touches.
 //!
 //! An [`Index`] owns a [`History`] and adds what makes a lookup cheap: the snapshot
-//! instants in one sorted array, and two bucket tables (IPv4 by its top 16 bits,
-//! IPv6 by the top 16 bits of the address) that narrow the binary search for a piece
-//! to a few cache lines. It is immutable: a load builds a new one beside the old one
+//! instants in one sorted array, and bucket tables (IPv4 by blocks down to /24s,
+//! global unicast IPv6 `2000::/4` by blocks sized to its data, the rest of IPv6 by
+//! the top 16 bits) that narrow the binary search for a piece to a few cache
+//! lines, usually to none. It is immutable: a load builds a new one beside the old one
 //! and swaps it in through [`SharedIndex`], so a lookup never waits for a load.
 //!
 //! A match is written as the snapshot line's JSON object: `begin`, `end`, the
@@ -36,6 +37,24 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+const GLOBAL_FIRST: u128 = 0x2 << 124;
+const GLOBAL_LAST: u128 = (0x3 << 124) - 1;
+
+/// `table[b]` = the piece containing `first + (b << shift)`, for `b` in
+/// `0..=2^bits` (the last entry closes the range).
+fn block_table(history: &History, first: u128, bits: u32, shift: u32) -> Box<[u32]> {
+    let mut table = Vec::with_capacity((1 << bits) + 1);
+    let mut i = history.piece_of(IpKey(first));
+    for b in 0..=(1u128 << bits) {
+        let at = first.saturating_add(b << shift);
+        while i + 1 < history.starts.len() && history.starts[i + 1].0 <= at {
+            i += 1;
+        }
+        table.push(i as u32);
+    }
+    table.into_boxed_slice()
+}
+
 /// The index currently in use, swapped atomically when a load commits.
 pub type SharedIndex = Arc<ArcSwap<Index>>;
 
@@ -50,6 +69,10 @@ pub struct Index {
     v4_shift: u32,
     /// `v6[b]`: the piece containing the first address whose top 16 bits are `b`.
     v6: Box<[u32]>,
+    /// Finer table for global unicast `2000::/4`, where real IPv6 data lives:
+    /// `global[b]` for blocks of `2^global_shift` addresses.
+    global: Box<[u32]>,
+    global_shift: u32,
 }
 
 /// One answer: a line of one snapshot.
@@ -98,27 +121,26 @@ impl Index {
         let v4_pieces = history.piece_of(IpKey::V4_LAST) - history.piece_of(IpKey::V4_FIRST) + 1;
         let v4_bits = (usize::BITS - (v4_pieces * 16).leading_zeros()).clamp(8, 24);
         let v4_shift = 32 - v4_bits;
-        let mut v4 = Vec::with_capacity((1 << v4_bits) + 1);
-        let mut i = history.piece_of(IpKey::V4_FIRST);
-        for b in 0..=(1u128 << v4_bits) {
-            let first = IpKey::V4_FIRST.0 + (b << v4_shift);
-            while i + 1 < history.starts.len() && history.starts[i + 1].0 <= first {
-                i += 1;
-            }
-            v4.push(i as u32);
-        }
+        let v4 = block_table(&history, IpKey::V4_FIRST.0, v4_bits, v4_shift);
         let v6 = (0..=BUCKETS)
             .map(|b| match (b < BUCKETS).then_some((b as u128) << 112) {
                 Some(first) => history.piece_of(IpKey(first)) as u32,
                 None => last,
             })
             .collect();
+        let global_pieces =
+            history.piece_of(IpKey(GLOBAL_LAST)) - history.piece_of(IpKey(GLOBAL_FIRST)) + 1;
+        let global_bits = (usize::BITS - (global_pieces * 8).leading_zeros()).clamp(8, 22);
+        let global_shift = 124 - global_bits;
+        let global = block_table(&history, GLOBAL_FIRST, global_bits, global_shift);
         Index {
             history,
             instants,
-            v4: v4.into_boxed_slice(),
+            v4,
             v4_shift,
             v6,
+            global,
+            global_shift,
         }
     }
 
@@ -144,6 +166,10 @@ impl Index {
     fn bucket(&self, ip: IpKey) -> (&[u32], usize) {
         match ip.family() {
             Family::V4 => (&self.v4, ((ip.0 as u32) >> self.v4_shift) as usize),
+            Family::V6 if (GLOBAL_FIRST..=GLOBAL_LAST).contains(&ip.0) => (
+                &self.global,
+                ((ip.0 - GLOBAL_FIRST) >> self.global_shift) as usize,
+            ),
             Family::V6 => (&self.v6, (ip.0 >> 112) as usize),
         }
     }
@@ -202,6 +228,14 @@ impl Index {
             for &(ip, _) in group {
                 let (table, b) = self.bucket(ip);
                 prefetch(&table[b]);
+            }
+            for &(ip, _) in group {
+                let (table, b) = self.bucket(ip);
+                // The candidate starts the search will read (up to 4 cache lines).
+                let (lo, hi) = (table[b] as usize, table[b + 1] as usize);
+                for i in (lo + 1..=hi).step_by(4).take(4) {
+                    prefetch(h.starts.as_ptr().wrapping_add(i));
+                }
             }
             for (k, &(ip, t)) in group.iter().enumerate() {
                 piece[k] = self.piece(ip);
@@ -387,6 +421,8 @@ mod tests {
         let text = r#"{"begin":"0.0.0.0","end":"0.0.255.255","datetime":"2024-01-01","n":0}
 {"begin":"0.1.0.0","end":"0.1.0.0","datetime":"2024-01-01","n":1}
 {"begin":"255.255.255.255","end":"255.255.255.255","datetime":"2024-01-01","n":2}
+{"begin":"2000::","end":"2000::ff","datetime":"2024-01-01","n":4}
+{"begin":"2fff:ffff:ffff:ffff:ffff:ffff:ffff:ff00","end":"3000::5","datetime":"2024-01-01","n":5}
 {"begin":"ffff::","end":"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff","datetime":"2024-01-01","n":3}"#;
         let ix = index(&[text]);
         let n = |ip: &str| {
@@ -403,6 +439,29 @@ mod tests {
             Some(r#""n":3"#)
         );
         assert_eq!(n("fffe::"), None);
+        assert_eq!(n("2000::").as_deref(), Some(r#""n":4"#));
+        assert_eq!(n("2000::100"), None);
+        assert_eq!(n("1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), None);
+        assert_eq!(
+            n("2fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").as_deref(),
+            Some(r#""n":5"#)
+        );
+        assert_eq!(n("3000::5").as_deref(), Some(r#""n":5"#));
+        assert_eq!(n("3000::6"), None);
+        let mut out = Vec::new();
+        let probes: Vec<_> = [
+            "2000::",
+            "3000::5",
+            "0.1.0.0",
+            "ffff::1",
+            "2fff:ffff:ffff:ffff:ffff:ffff:ffff:ff00",
+        ]
+        .iter()
+        .map(|ip| (IpKey::parse(ip).unwrap(), Instant::MAX))
+        .collect();
+        ix.at_many(&probes, &mut out);
+        let got: Vec<_> = out.iter().map(|m| m.is_some()).collect();
+        assert_eq!(got, [true, true, true, true, true]);
         assert_eq!(n("::"), None);
     }
 }

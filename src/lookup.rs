@@ -6,7 +6,7 @@
 //! JSON). A bad query never stops a batch.
 
 use std::borrow::Cow;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 use crate::index::{write_history_json, Index};
 use crate::ip::IpKey;
@@ -83,49 +83,87 @@ pub struct BatchStats {
     pub errors: u64,
 }
 
+/// Lines answered together: big enough for batched lookups to pay off.
+const BATCH_LINES: usize = 4096;
+
 /// Answers JSON-lines queries `{"ip": .., "t": ..}` (`t` optional) from `input`.
-/// Output is flushed whenever the input has nothing more buffered, so an
+/// Lines are answered in batches ([`Index::at_many`]) of what is already buffered,
+/// and output is flushed whenever the input has nothing more buffered, so an
 /// interactive caller gets each answer at once and a pipe gets big writes.
-pub fn run_batch(
+pub fn run_batch<R: Read>(
     index: &Index,
-    mut input: impl BufRead,
+    input: &mut BufReader<R>,
     mut output: impl Write,
 ) -> io::Result<BatchStats> {
     let mut stats = BatchStats::default();
-    let mut line = Vec::with_capacity(256);
-    let mut out = Vec::with_capacity(64 * 1024);
+    let mut text = Vec::with_capacity(1 << 20);
+    let mut ends = Vec::with_capacity(BATCH_LINES);
+    let mut parsed = Vec::with_capacity(BATCH_LINES);
+    let mut queries = Vec::with_capacity(BATCH_LINES);
+    let mut answers = Vec::with_capacity(BATCH_LINES);
+    let mut out = Vec::with_capacity(256 * 1024);
     loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            break;
+        text.clear();
+        ends.clear();
+        let mut eof = false;
+        while ends.len() < BATCH_LINES {
+            if input.read_until(b'\n', &mut text)? == 0 {
+                eof = true;
+                break;
+            }
+            ends.push(text.len());
+            if input.buffer().is_empty() {
+                break;
+            }
         }
-        if line.trim_ascii().is_empty() {
-            continue;
+        parsed.clear();
+        queries.clear();
+        let mut start = 0;
+        for &end in &ends {
+            let line = &text[start..end];
+            start = end;
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            stats.queries += 1;
+            let q = parse_query(line);
+            if let Ok((ip, when)) = &q {
+                let t = match when {
+                    When::At(t) => *t,
+                    _ => Instant::MAX,
+                };
+                queries.push((*ip, t));
+            }
+            parsed.push((stats.queries, q));
         }
-        stats.queries += 1;
-        match parse_query(&line) {
-            Ok((ip, when)) => {
-                let before = out.len();
-                write_answer(index, ip, when, &mut out);
-                if &out[before..] != b"{}" {
-                    stats.matched += 1;
+        answers.clear();
+        index.at_many(&queries, &mut answers);
+        let mut answer = answers.iter();
+        for (n, q) in &parsed {
+            match q {
+                Ok(_) => match answer.next().copied().flatten() {
+                    Some(m) => {
+                        stats.matched += 1;
+                        m.write_json(&mut out);
+                    }
+                    None => out.extend_from_slice(b"{}"),
+                },
+                Err(e) => {
+                    stats.errors += 1;
+                    write_error(&format!("line {n}: {e}"), &mut out);
                 }
             }
-            Err(e) => {
-                stats.errors += 1;
-                write_error(&format!("line {}: {e}", stats.queries), &mut out);
-            }
+            out.push(b'\n');
         }
-        out.push(b'\n');
-        if out.len() >= 60 * 1024 || input.fill_buf()?.is_empty() {
-            output.write_all(&out)?;
+        output.write_all(&out)?;
+        out.clear();
+        if eof || input.buffer().is_empty() {
             output.flush()?;
-            out.clear();
+        }
+        if eof {
+            return Ok(stats);
         }
     }
-    output.write_all(&out)?;
-    output.flush()?;
-    Ok(stats)
 }
 
 #[cfg(test)]
@@ -163,7 +201,7 @@ mod tests {
         let index = Index::default();
         let input = b"{\"ip\":\"1.2.3.4\"}\n\nnot an ip\n{\"ip\":\"::1\",\"t\":\"2020-01-01\"}\n";
         let mut out = Vec::new();
-        let stats = run_batch(&index, &input[..], &mut out).unwrap();
+        let stats = run_batch(&index, &mut BufReader::new(&input[..]), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 3);

@@ -189,3 +189,39 @@ fn missing_store_is_a_clear_error() {
     let err = fails(&["lookup", "--db", s(&dir.path().join("none")), "1.2.3.4"]);
     assert!(err.contains("no whipstream store at"), "{err}");
 }
+
+/// A query written to `lookup --batch` is answered at once, while stdin stays open.
+#[test]
+fn batch_answers_each_query_as_it_arrives() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let db = geoip_store();
+    let mut child = Command::new(bin())
+        .args(["lookup", "--db", s(db), "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    for t in ["2025-01-01", "2026-07-01"] {
+        writeln!(stdin, "{{\"ip\":\"1.0.1.5\",\"t\":\"{t}\"}}").unwrap();
+        stdin.flush().unwrap();
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(1))
+            .expect("answer within a second");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["country"], "CN");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
