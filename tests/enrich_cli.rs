@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -340,23 +339,11 @@ fn dead_letter_corpus_every_line_accounted_for() {
 #[test]
 fn a_line_on_stdin_comes_out_at_once() {
     let db = geoip_store();
-    let mut child = Command::new(bin())
-        .args(["enrich", "--db", s(db)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let Interactive {
+        mut child,
+        mut stdin,
+        lines: rx,
+    } = interactive(&["enrich", "--db", s(db)]);
     for (i, ip) in ["1.0.1.5", "2001:200::1"].iter().enumerate() {
         let sent = Instant::now();
         writeln!(

@@ -193,26 +193,13 @@ fn missing_store_is_a_clear_error() {
 /// A query written to `lookup --batch` is answered at once, while stdin stays open.
 #[test]
 fn batch_answers_each_query_as_it_arrives() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
+    use std::io::Write;
     let db = geoip_store();
-    let mut child = Command::new(bin())
-        .args(["lookup", "--db", s(db), "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let Interactive {
+        mut child,
+        mut stdin,
+        lines: rx,
+    } = interactive(&["lookup", "--db", s(db), "--batch"]);
     for t in ["2025-01-01", "2026-07-01"] {
         writeln!(stdin, "{{\"ip\":\"1.0.1.5\",\"t\":\"{t}\"}}").unwrap();
         stdin.flush().unwrap();

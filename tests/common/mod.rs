@@ -114,3 +114,38 @@ pub fn read_text(path: &Path) -> String {
         String::from_utf8(bytes).expect("utf-8")
     }
 }
+
+/// A running binary with piped stdin and its stdout lines arriving on a channel
+/// (for tests that check answers come back while stdin stays open).
+pub struct Interactive {
+    pub child: std::process::Child,
+    pub stdin: std::process::ChildStdin,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+pub fn interactive(args: &[&str]) -> Interactive {
+    use std::io::BufRead;
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn whipstream");
+    let stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Interactive {
+        child,
+        stdin,
+        lines,
+    }
+}
