@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real Kafka-protocol broker for the Kafka tests, on 127.0.0.1 only.
 #
+#   scripts/kafka-broker.sh install             fetch and check the broker binary
 #   scripts/kafka-broker.sh start [STATE_DIR]   install if needed, start, wait until
 #                                               ready; prints BROKER=127.0.0.1:PORT
 #                                               and writes STATE_DIR/broker.env
@@ -90,8 +91,9 @@ stop() {
 }
 
 case "${1:-}" in
+  install) install ;;
   start) shift; start "$@" ;;
   topic) shift; topic "$@" ;;
   stop) shift; stop "$@" ;;
-  *) die "usage: kafka-broker.sh start|topic|stop" ;;
+  *) die "usage: kafka-broker.sh install|start|topic|stop" ;;
 esac

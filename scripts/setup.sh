@@ -4,9 +4,10 @@
 #
 #   libclang-dev  rocksdb's bindings are generated with bindgen at build time
 #   cmake, g++    librocksdb-sys and librdkafka compile C/C++ sources
+#   libssl-dev    librdkafka's TLS (and SASL SCRAM) support
 set -euo pipefail
 
-PACKAGES=(libclang-dev cmake g++ make pkg-config zlib1g-dev)
+PACKAGES=(libclang-dev cmake g++ make pkg-config zlib1g-dev libssl-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, builds once (release profile, shared
 # by the binary, the tests and the benches), runs unit, integration and property
-# tests against the real shared data in ../shared/data.
+# tests against the real shared data in ../shared/data, and the Kafka tests
+# against a real Kafka-protocol broker (scripts/kafka-broker.sh).
 #
 #   scripts/test.sh                     default suite (3 shared snapshots, fixtures)
 #   WHIPSTREAM_HISTORY_DIR=DIR scripts/test.sh
@@ -11,6 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# The Kafka tests run against a real broker (Tansu), which they start themselves.
+bash scripts/kafka-broker.sh install
 
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT

@@ -18,6 +18,7 @@ use crate::enrich::{valid_dataset_name, DataSet, DefaultTime, EnrichOptions, Enr
 use crate::index::Index;
 use crate::ip::Cidr;
 use crate::ip::IpKey;
+use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
 use crate::load::{load, open_history, LoadOptions};
 use crate::logline::{ClientIp, Format, LineParser, ParserConfig, TimeFormat};
 use crate::lookup::{run_batch, write_answer, When};
@@ -44,7 +45,7 @@ pub enum Command {
     Lookup(LookupArgs),
     /// Enrich access-log lines (stdin, files, .gz) with the record valid at each
     /// line's own time.
-    Enrich(EnrichArgs),
+    Enrich(Box<EnrichArgs>),
     /// Serve Whip's REST API (`/ip/<ip>?datetime=..`), `/healthz` and `/metrics`.
     Serve(ServeArgs),
     /// List the snapshots loaded in a store.
@@ -166,6 +167,55 @@ pub struct EnrichArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Kafka bootstrap brokers: enrich --input-topic into --output-topic as a
+    /// member of consumer group --group-id (no FILE arguments then).
+    #[arg(long, value_name = "HOST:PORT[,..]", env = "WHIPSTREAM_KAFKA_BROKERS", help_heading = "Kafka",
+          requires_all = ["input_topic", "output_topic", "group_id"], conflicts_with = "inputs")]
+    pub kafka_brokers: Option<String>,
+    /// Topic of raw log lines, one per message.
+    #[arg(long, value_name = "TOPIC", help_heading = "Kafka")]
+    pub input_topic: Option<String>,
+    /// Topic for enriched JSON (the input key and headers are kept).
+    #[arg(long, value_name = "TOPIC", help_heading = "Kafka")]
+    pub output_topic: Option<String>,
+    /// Topic for lines that cannot be enriched (original value, reason in headers);
+    /// without it dead letters are logged.
+    #[arg(long, value_name = "TOPIC", help_heading = "Kafka")]
+    pub dead_letter_topic: Option<String>,
+    /// Consumer group.
+    #[arg(long, value_name = "GROUP", help_heading = "Kafka")]
+    pub group_id: Option<String>,
+    /// Any librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable).
+    #[arg(
+        long = "kafka-property",
+        value_name = "KEY=VALUE",
+        help_heading = "Kafka"
+    )]
+    pub kafka_properties: Vec<String>,
+    /// Where a new consumer group starts: beginning or end.
+    #[arg(long, default_value = "beginning", value_parser = parse_from, help_heading = "Kafka")]
+    pub from: StartFrom,
+    /// Event time of a message: line (its own time, else --at, else the message
+    /// timestamp) or kafka (always the message timestamp).
+    #[arg(long, default_value = "line", value_parser = parse_time_source, help_heading = "Kafka")]
+    pub time_source: TimeSource,
+}
+
+fn parse_from(s: &str) -> Result<StartFrom, String> {
+    match s {
+        "beginning" | "earliest" => Ok(StartFrom::Beginning),
+        "end" | "latest" => Ok(StartFrom::End),
+        _ => Err(format!("unknown start {s:?} (beginning, end)")),
+    }
+}
+
+fn parse_time_source(s: &str) -> Result<TimeSource, String> {
+    match s {
+        "line" => Ok(TimeSource::Line),
+        "kafka" => Ok(TimeSource::Kafka),
+        _ => Err(format!("unknown time source {s:?} (line, kafka)")),
+    }
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -222,7 +272,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Load(a) => cmd_load(a),
         Command::Lookup(a) => cmd_lookup(a),
-        Command::Enrich(a) => cmd_enrich(a),
+        Command::Enrich(a) => cmd_enrich(*a),
         Command::Serve(a) => cmd_serve(a),
         Command::Snapshots(a) => cmd_snapshots(a),
         Command::Verify(a) => cmd_verify(a),
@@ -380,7 +430,65 @@ fn parser_config(a: &EnrichArgs) -> Result<ParserConfig> {
     Ok(c)
 }
 
+fn enrich_options(a: &EnrichArgs) -> EnrichOptions {
+    EnrichOptions {
+        include_line: !a.no_line,
+        default_time: a.at.map_or(DefaultTime::ReadTime, DefaultTime::At),
+        max_line_bytes: a.max_line_bytes,
+    }
+}
+
+fn cmd_enrich_kafka(a: EnrichArgs, brokers: String) -> Result<ExitCode> {
+    let parser = LineParser::new(parser_config(&a)?).map_err(|e| anyhow::anyhow!(e))?;
+    let mut properties = Vec::new();
+    for p in &a.kafka_properties {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("--kafka-property {p:?}: expected KEY=VALUE"))?;
+        properties.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let config = KafkaConfig {
+        brokers,
+        input_topic: a.input_topic.clone().context("--input-topic is required")?,
+        output_topic: a
+            .output_topic
+            .clone()
+            .context("--output-topic is required")?,
+        dead_letter_topic: a.dead_letter_topic.clone(),
+        group_id: a.group_id.clone().context("--group-id is required")?,
+        properties,
+        start_from: a.from,
+        time_source: a.time_source,
+        commit_interval: std::time::Duration::from_secs(1),
+        drain_timeout: std::time::Duration::from_secs(30),
+    };
+    let enricher = Arc::new(Enricher::new(
+        parser,
+        open_datasets(&a.dbs)?,
+        enrich_options(&a),
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let summary = runtime
+        .block_on(crate::kafka::stream::run(
+            config,
+            enricher,
+            shutdown_signal(),
+        ))
+        .context("kafka enrichment failed")?;
+    eprintln!(
+        "whipstream enrich: {} messages consumed, {} enriched, {} dead-lettered, {} deliveries retried, {} commits",
+        summary.consumed, summary.enriched, summary.dead_lettered, summary.redelivered, summary.commits
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
+    if let Some(brokers) = a.kafka_brokers.clone() {
+        return cmd_enrich_kafka(a, brokers);
+    }
     let parser = LineParser::new(parser_config(&a)?).map_err(|e| anyhow::anyhow!(e))?;
     let inputs = crate::source::expand(&a.inputs)?;
     let total_bytes: u64 = inputs
@@ -395,15 +503,7 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
     let reading =
         crate::pipeline::start_reading(crate::source::Chunker::new(inputs, a.max_line_bytes))?;
     let datasets = open_datasets(&a.dbs)?;
-    let enricher = Arc::new(Enricher::new(
-        parser,
-        datasets,
-        EnrichOptions {
-            include_line: !a.no_line,
-            default_time: a.at.map_or(DefaultTime::ReadTime, DefaultTime::At),
-            max_line_bytes: a.max_line_bytes,
-        },
-    ));
+    let enricher = Arc::new(Enricher::new(parser, datasets, enrich_options(&a)));
     let workers = a.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())

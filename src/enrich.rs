@@ -161,6 +161,32 @@ impl Enricher {
         }
     }
 
+    /// Enriches one line (a Kafka message): appends its JSON object, without a
+    /// newline, to `out`, or returns the dead-letter reason. `fallback` (the
+    /// message timestamp) is the event time of a line without one when `--at` is
+    /// not given, or of every line with `always_fallback`. Returns, per data set,
+    /// whether it matched.
+    pub fn enrich_one(
+        &self,
+        line: &[u8],
+        fallback: Instant,
+        always_fallback: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Vec<bool>, String> {
+        let (parsed, text) = self.check_and_parse(line)?;
+        let own = if always_fallback { None } else { parsed.time };
+        let t = own.unwrap_or(match self.options.default_time {
+            DefaultTime::At(t) if !always_fallback => t,
+            _ => fallback,
+        });
+        let guards: Vec<_> = self.datasets.iter().map(|d| d.index.load()).collect();
+        let answers: Vec<Option<Match<'_>>> = guards.iter().map(|g| g.at(parsed.ip, t)).collect();
+        let mut matched = vec![0u64; self.datasets.len()];
+        self.write_object(&parsed, t, text, answers.into_iter(), out, &mut matched);
+        out.pop(); // the newline
+        Ok(matched.into_iter().map(|m| m > 0).collect())
+    }
+
     /// Checks a raw line (length, UTF-8, not blank) and parses it; the error is the
     /// dead-letter reason.
     fn check_and_parse<'a>(&self, line: &'a [u8]) -> Result<(LogLine<'a>, &'a str), String> {

@@ -2,8 +2,7 @@
 //!
 //! - [`offsets`]: at-least-once bookkeeping: which input offsets may be committed
 //!   once the outputs of every earlier message of the partition are acknowledged.
-//!
-//! The consumer/producer plumbing (rdkafka) builds on these parts; it is not
-//! written yet.
+//! - [`stream`]: the consumer-group member: consume, enrich, produce, commit.
 
 pub mod offsets;
+pub mod stream;

@@ -137,6 +137,16 @@ impl OffsetTracker {
         out
     }
 
+    /// Commits handed out by [`take_commits`](Self::take_commits) that failed: hand
+    /// them out again next time.
+    pub fn forget_commits(&mut self, commits: &[(Partition, i64)]) {
+        for (tp, _) in commits {
+            if let Some(state) = self.partitions.get_mut(tp) {
+                state.committed = None;
+            }
+        }
+    }
+
     /// Messages dispatched and not yet acknowledged, over all partitions.
     pub fn outstanding(&self) -> usize {
         self.partitions.values().map(|s| s.outstanding.len()).sum()
