@@ -66,13 +66,18 @@ impl Drop for Broker {
 }
 
 fn produce(addr: &str, topic: &str, lines: &[&str]) {
+    produce_from(addr, topic, lines, 0);
+}
+
+/// Produces `lines` with keys `first_key`, `first_key + 1`, ...
+fn produce_from(addr: &str, topic: &str, lines: &[&str], first_key: usize) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("linger.ms", "5")
         .create()
         .unwrap();
     for (i, line) in lines.iter().enumerate() {
-        let key = i.to_string();
+        let key = (first_key + i).to_string();
         let mut record = BaseRecord::to(topic).key(&key).payload(*line);
         loop {
             match producer.send(record) {
@@ -200,4 +205,211 @@ fn accept_log_through_a_real_broker_matches_the_reference() {
     }
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].2, "this line is no access log line");
+}
+
+/// `whipstream enrich` from topic raw to topic enriched in group `group`.
+fn spawn_enricher(broker: &Broker, group: &str) -> std::process::Child {
+    Command::new(bin())
+        .args([
+            "enrich",
+            "--db",
+            s(geoip_store()),
+            "--no-line",
+            "--kafka-brokers",
+            &broker.addr,
+            "--input-topic",
+            "raw",
+            "--output-topic",
+            "enriched",
+            "--group-id",
+            group,
+            "--kafka-property",
+            "session.timeout.ms=6000",
+            "--kafka-property",
+            "heartbeat.interval.ms=500",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: std::process::Child) -> String {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "exit after SIGTERM: {stderr}");
+    stderr
+}
+
+/// "N messages consumed" from an enricher's closing summary.
+fn consumed(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("whipstream enrich: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no summary in: {stderr}"))
+}
+
+fn accept_lines() -> Vec<String> {
+    std::fs::read_to_string(shared_data().join("logs/accept-apache_logs.log"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Reads `topic` from the beginning on a thread, collecting every message.
+fn collect_in_background(
+    addr: &str,
+    topic: &str,
+) -> std::sync::Arc<std::sync::Mutex<Vec<(i32, String, String)>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (addr, topic, sink) = (addr.to_string(), topic.to_string(), seen.clone());
+    std::thread::spawn(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &addr)
+            .set("group.id", format!("collector-{topic}"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&topic]).unwrap();
+        loop {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                let Ok(mut v) = sink.lock() else { break };
+                v.push((m.partition(), key, value));
+            }
+            if std::sync::Arc::strong_count(&sink) == 1 {
+                break;
+            }
+        }
+    });
+    seen
+}
+
+/// SIGKILL while a live stream is being enriched, several times, restarting each
+/// time: every input line still comes out (duplicates allowed and counted),
+/// because offsets are committed only after the outputs are acknowledged.
+#[test]
+fn sigkill_mid_stream_and_restart_lose_nothing() {
+    let broker = Broker::start();
+    broker.topic("raw", 4);
+    broker.topic("enriched", 4);
+    // A live stream: 40,000 lines (the accept log four times) at about 2,000/s.
+    let base = accept_lines();
+    let lines: Vec<String> = (0..4).flat_map(|_| base.iter().cloned()).collect();
+    let total = lines.len();
+    let addr = broker.addr.clone();
+    let producing = std::thread::spawn(move || {
+        for (n, batch) in lines.chunks(200).enumerate() {
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            produce_from(&addr, "raw", &refs, n * 200);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let out = collect_in_background(&broker.addr, "enriched");
+
+    let mut seed: u64 = 0x9e37_79b9;
+    let mut killed_mid_stream = 0;
+    for round in 0..3 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = spawn_enricher(&broker, "killed-group");
+        let delay = Duration::from_millis(3000 + seed % 3000);
+        std::thread::sleep(delay);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if !producing.is_finished() {
+            killed_mid_stream += 1;
+        }
+        let seen = out.lock().map(|v| v.len()).unwrap_or(0);
+        eprintln!("round {round}: killed after {delay:?}, {seen} outputs so far");
+    }
+    let last = spawn_enricher(&broker, "killed-group");
+    producing.join().unwrap();
+    let distinct = |v: &Vec<(i32, String, String)>| {
+        v.iter()
+            .map(|(_, k, _)| k.clone())
+            .collect::<std::collections::HashSet<_>>()
+    };
+    let started = Instant::now();
+    while out.lock().map(|v| distinct(&v).len()).unwrap_or(0) < total
+        && started.elapsed() < Duration::from_secs(180)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stderr = sigterm(last);
+    let got = out.lock().unwrap().clone();
+    let keys = distinct(&got);
+    eprintln!(
+        "{} outputs for {total} inputs: {} duplicates; {killed_mid_stream} of 3 kills mid-stream; last run: {}",
+        got.len(),
+        got.len() - keys.len(),
+        stderr.lines().last().unwrap_or_default()
+    );
+    assert!(
+        killed_mid_stream >= 1,
+        "no kill landed while the stream was flowing"
+    );
+    for i in 0..total {
+        assert!(keys.contains(&i.to_string()), "line {i} lost");
+    }
+}
+
+/// Two instances in one group split the partitions; when one stops, the other
+/// takes its partitions over and nothing is lost.
+#[test]
+fn two_instances_split_partitions_and_take_over() {
+    let broker = Broker::start();
+    broker.topic("raw", 4);
+    broker.topic("enriched", 4);
+    let a = spawn_enricher(&broker, "pair");
+    let b = spawn_enricher(&broker, "pair");
+    // Let both join before the data arrives.
+    std::thread::sleep(Duration::from_secs(8));
+    let lines = accept_lines();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let (first, second) = refs.split_at(8000);
+    produce(&broker.addr, "raw", first);
+    let got = consume(
+        &broker.addr,
+        "enriched",
+        first.len(),
+        Duration::from_secs(120),
+    );
+    let stderr_a = sigterm(a);
+    let consumed_a = consumed(&stderr_a);
+    assert!(
+        consumed_a > 0 && consumed_a < first.len() as u64,
+        "instance A consumed {consumed_a} of {}: the partitions were not split",
+        first.len()
+    );
+    assert!(got.len() >= first.len());
+    // A is gone: B takes over all partitions, including A's.
+    produce_from(&broker.addr, "raw", second, first.len());
+    let got = consume(
+        &broker.addr,
+        "enriched",
+        lines.len(),
+        Duration::from_secs(120),
+    );
+    let stderr_b = sigterm(b);
+    let keys: std::collections::HashSet<&str> = got.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert_eq!(keys.len(), lines.len(), "lines lost after the take-over");
+    eprintln!(
+        "A consumed {consumed_a}, B consumed {}",
+        consumed(&stderr_b)
+    );
 }
