@@ -205,6 +205,12 @@ fn accept_log_through_a_real_broker_matches_the_reference() {
     }
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].2, "this line is no access log line");
+
+    // SIGTERM committed every offset: a new member of the group finds no work.
+    let again = spawn_enricher(&broker, "whipstream-test");
+    std::thread::sleep(Duration::from_secs(10));
+    let stderr = sigterm(again);
+    assert_eq!(consumed(&stderr), 0, "offsets were not committed: {stderr}");
 }
 
 /// `whipstream enrich` from topic raw to topic enriched in group `group`.
