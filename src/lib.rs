@@ -16,7 +16,7 @@
 //! - [`enrich`]: the join of a log line with the data sets, and its JSON output.
 //! - [`pipeline`]: the parallel, order-keeping enrichment run for stdin and files.
 //! - [`json`]: hand-written JSON output helpers for the hot path.
-//! - [`kafka`]: Kafka topic enrichment (so far: at-least-once offset bookkeeping).
+//! - [`kafka`]: Kafka topic enrichment: offset bookkeeping and the group member.
 //! - [`http`]: Whip's REST API, `/healthz`, `/metrics`.
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`progress`]: progress bars on a terminal.
