@@ -193,7 +193,8 @@ pub struct EnrichArgs {
         help_heading = "Kafka"
     )]
     pub kafka_properties: Vec<String>,
-    /// Where a new consumer group starts: beginning or end.
+    /// Where a new consumer group starts: beginning, end, or a TIME (the first
+    /// message at or after it, by message timestamp).
     #[arg(long, default_value = "beginning", value_parser = parse_from, help_heading = "Kafka")]
     pub from: StartFrom,
     /// Event time of a message: line (its own time, else --at, else the message
@@ -206,7 +207,9 @@ fn parse_from(s: &str) -> Result<StartFrom, String> {
     match s {
         "beginning" | "earliest" => Ok(StartFrom::Beginning),
         "end" | "latest" => Ok(StartFrom::End),
-        _ => Err(format!("unknown start {s:?} (beginning, end)")),
+        _ => Instant::parse(s)
+            .map(StartFrom::Time)
+            .map_err(|e| format!("expected beginning, end or a time: {e}")),
     }
 }
 

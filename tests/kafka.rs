@@ -472,3 +472,51 @@ fn broker_down_at_start_is_waited_for() {
     assert_eq!(keys.len(), refs.len(), "{stderr}");
     assert_eq!(consumed(&stderr), refs.len() as u64);
 }
+
+/// `--from TIME`: a new group starts at the first message at or after TIME (by
+/// message timestamp), so an old topic can be re-enriched from a given day on.
+#[test]
+fn from_time_starts_a_new_group_at_that_time() {
+    let broker = Broker::start();
+    broker.topic("raw", 4);
+    broker.topic("enriched", 4);
+    let lines = accept_lines();
+    let refs: Vec<&str> = lines[..2000].iter().map(String::as_str).collect();
+    produce_from(&broker.addr, "raw", &refs[..1000], 0);
+    std::thread::sleep(Duration::from_millis(1500));
+    let from = whipstream::time::Instant::now().to_rfc3339();
+    std::thread::sleep(Duration::from_millis(1500));
+    produce_from(&broker.addr, "raw", &refs[1000..], 1000);
+    let child = Command::new(bin())
+        .args([
+            "enrich",
+            "--db",
+            s(geoip_store()),
+            "--no-line",
+            "--kafka-brokers",
+            &broker.addr,
+            "--input-topic",
+            "raw",
+            "--output-topic",
+            "enriched",
+            "--group-id",
+            "from-time",
+            "--from",
+            &from,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let got = consume(&broker.addr, "enriched", 1000, Duration::from_secs(90));
+    // Give any earlier message a chance to show up before stopping.
+    std::thread::sleep(Duration::from_secs(2));
+    let stderr = sigterm(child);
+    let keys: Vec<usize> = got.iter().map(|(_, k, _)| k.parse().unwrap()).collect();
+    assert_eq!(keys.len(), 1000, "{stderr}");
+    assert!(
+        keys.iter().all(|&k| k >= 1000),
+        "a message before --from was enriched"
+    );
+    assert_eq!(consumed(&stderr), 1000);
+}

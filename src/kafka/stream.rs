@@ -18,22 +18,27 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::offsets::OffsetTracker;
 use crate::enrich::Enricher;
 use crate::time::Instant;
 
-/// Where a new consumer group starts reading.
+/// Where a new consumer group starts reading (partitions with a committed
+/// offset always resume from it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartFrom {
     Beginning,
     End,
+    /// The first message whose timestamp is at or after this instant (offsets for
+    /// times): re-enrich an old topic from a day on.
+    Time(Instant),
 }
 
 /// Which time a message without a time of its own is enriched at.
@@ -72,18 +77,63 @@ pub struct KafkaSummary {
     pub commits: u64,
 }
 
-/// Consumer context: commits the done part of revoked partitions.
+/// Consumer context: commits the done part of revoked partitions and, for
+/// `--from TIME`, places new partitions at the offsets for that time.
 struct GroupContext {
     tracker: Arc<Mutex<OffsetTracker>>,
+    start_time_ms: Option<i64>,
 }
 
 impl ClientContext for GroupContext {}
 
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(revoked) = rebalance else {
-            return;
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl GroupContext {
+    /// Partitions of `tpl` without a committed offset start at the first message
+    /// at or after the start time.
+    fn place_new_partitions(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+        ms: i64,
+    ) {
+        let committed = match consumer.committed_offsets(tpl.clone(), BROKER_TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read committed offsets, starting per auto.offset.reset: {e}"
+                );
+                return;
+            }
         };
+        let mut times = TopicPartitionList::new();
+        for e in committed.elements() {
+            if !matches!(e.offset(), Offset::Offset(_)) {
+                let _ = times.add_partition_offset(e.topic(), e.partition(), Offset::Offset(ms));
+            }
+        }
+        if times.count() == 0 {
+            return;
+        }
+        match consumer.offsets_for_times(times, BROKER_TIMEOUT) {
+            Ok(found) => {
+                for e in found.elements() {
+                    // No message at or after the time: start at the end.
+                    let offset = match e.offset() {
+                        Offset::Offset(o) => Offset::Offset(o),
+                        _ => Offset::End,
+                    };
+                    let _ = tpl.set_partition_offset(e.topic(), e.partition(), offset);
+                }
+            }
+            Err(e) => {
+                tracing::warn!("offsets for times failed, starting per auto.offset.reset: {e}")
+            }
+        }
+    }
+
+    /// Commits the done part of revoked partitions and forgets their work.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, revoked: &TopicPartitionList) {
         let Ok(mut tracker) = self.tracker.lock() else {
             return;
         };
@@ -100,6 +150,49 @@ impl ConsumerContext for GroupContext {
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
                 tracing::warn!("commit of revoked partitions failed: {e}");
             }
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Some(ms) = self.start_time_ms {
+                    self.place_new_partitions(consumer, tpl, ms);
+                }
+                tracing::info!("assigned {} partition(s)", tpl.count());
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoke(consumer, tpl);
+                tracing::info!("revoked {} partition(s)", tpl.count());
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!("rebalance error: {other:?}");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!("rebalance: {e}");
         }
     }
 }
@@ -194,12 +287,16 @@ pub async fn run(
         .set(
             "auto.offset.reset",
             match config.start_from {
-                StartFrom::Beginning => "earliest",
+                StartFrom::Beginning | StartFrom::Time(_) => "earliest",
                 StartFrom::End => "latest",
             },
         )
         .create_with_context(GroupContext {
             tracker: tracker.clone(),
+            start_time_ms: match config.start_from {
+                StartFrom::Time(t) => Some(t.as_micros().div_euclid(1000)),
+                _ => None,
+            },
         })?;
     let producer: FutureProducer = client_config(&config)
         .set("enable.idempotence", "true")
