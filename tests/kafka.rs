@@ -220,25 +220,34 @@ fn accept_log_through_a_real_broker_matches_the_reference() {
 
 /// `whipstream enrich` from topic raw to topic enriched in group `group`.
 fn spawn_enricher(broker: &Broker, group: &str) -> std::process::Child {
+    spawn_enricher_at(&broker.addr, group, &[])
+}
+
+/// `whipstream enrich` from topic raw to topic enriched at broker `addr`, group
+/// `group`, with extra arguments.
+fn spawn_enricher_at(addr: &str, group: &str, extra: &[&str]) -> std::process::Child {
+    let db = s(geoip_store());
+    let mut args = vec![
+        "enrich",
+        "--db",
+        db,
+        "--no-line",
+        "--kafka-brokers",
+        addr,
+        "--input-topic",
+        "raw",
+        "--output-topic",
+        "enriched",
+        "--group-id",
+        group,
+        "--kafka-property",
+        "session.timeout.ms=6000",
+        "--kafka-property",
+        "heartbeat.interval.ms=500",
+    ];
+    args.extend_from_slice(extra);
     Command::new(bin())
-        .args([
-            "enrich",
-            "--db",
-            s(geoip_store()),
-            "--no-line",
-            "--kafka-brokers",
-            &broker.addr,
-            "--input-topic",
-            "raw",
-            "--output-topic",
-            "enriched",
-            "--group-id",
-            group,
-            "--kafka-property",
-            "session.timeout.ms=6000",
-            "--kafka-property",
-            "heartbeat.interval.ms=500",
-        ])
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -435,25 +444,7 @@ fn broker_down_at_start_is_waited_for() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(bin())
-        .args([
-            "enrich",
-            "--db",
-            s(geoip_store()),
-            "--no-line",
-            "--kafka-brokers",
-            &addr,
-            "--input-topic",
-            "raw",
-            "--output-topic",
-            "enriched",
-            "--group-id",
-            "late-broker",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_enricher_at(&addr, "late-broker", &[]);
     std::thread::sleep(Duration::from_secs(5));
     let broker = Broker::start_on(Some(port));
     broker.topic("raw", 4);
@@ -487,27 +478,7 @@ fn from_time_starts_a_new_group_at_that_time() {
     let from = whipstream::time::Instant::now().to_rfc3339();
     std::thread::sleep(Duration::from_millis(1500));
     produce_from(&broker.addr, "raw", &refs[1000..], 1000);
-    let child = Command::new(bin())
-        .args([
-            "enrich",
-            "--db",
-            s(geoip_store()),
-            "--no-line",
-            "--kafka-brokers",
-            &broker.addr,
-            "--input-topic",
-            "raw",
-            "--output-topic",
-            "enriched",
-            "--group-id",
-            "from-time",
-            "--from",
-            &from,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_enricher_at(&broker.addr, "from-time", &["--from", &from]);
     let got = consume(&broker.addr, "enriched", 1000, Duration::from_secs(90));
     // Give any earlier message a chance to show up before stopping.
     std::thread::sleep(Duration::from_secs(2));
