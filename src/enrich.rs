@@ -260,16 +260,7 @@ mod tests {
     fn dataset(name: &str, text: &str) -> DataSet {
         let f = SnapshotFile::from_lines("t", text).unwrap();
         let mut h = History::default();
-        let meta = SnapshotMeta {
-            id: 0,
-            datetime: f.datetime_text.clone(),
-            instant_micros: f.datetime.as_micros(),
-            file: "t".into(),
-            sha256: f.sha256.clone(),
-            ranges: f.ranges.len() as u64,
-            bytes: f.bytes,
-            loaded_at: String::new(),
-        };
+        let meta = SnapshotMeta::of_file(&f);
         h.merge(&mut Interner::default(), &f, meta, false).unwrap();
         DataSet {
             name: name.into(),

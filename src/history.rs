@@ -66,6 +66,24 @@ pub struct SnapshotMeta {
 }
 
 impl SnapshotMeta {
+    /// What is known about a freshly read file (its id is assigned on merge).
+    pub fn of_file(file: &SnapshotFile) -> SnapshotMeta {
+        SnapshotMeta {
+            id: 0,
+            datetime: file.datetime_text.clone(),
+            instant_micros: file.datetime.as_micros(),
+            file: file
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: file.sha256.clone(),
+            ranges: file.ranges.len() as u64,
+            bytes: file.bytes,
+            loaded_at: Instant::now().to_rfc3339(),
+        }
+    }
+
     pub fn instant(&self) -> Instant {
         Instant::from_micros(self.instant_micros)
     }
@@ -616,19 +634,6 @@ impl History {
 mod tests {
     use super::*;
 
-    fn meta(file: &SnapshotFile) -> SnapshotMeta {
-        SnapshotMeta {
-            id: 0,
-            datetime: file.datetime_text.clone(),
-            instant_micros: file.datetime.as_micros(),
-            file: file.path.display().to_string(),
-            sha256: file.sha256.clone(),
-            ranges: file.ranges.len() as u64,
-            bytes: file.bytes,
-            loaded_at: String::new(),
-        }
-    }
-
     fn snap(dt: &str, ranges: &[(&str, &str, &str)]) -> SnapshotFile {
         let text: String = ranges
             .iter()
@@ -642,7 +647,7 @@ mod tests {
     }
 
     fn load(h: &mut History, i: &mut Interner, s: &SnapshotFile, replace: bool) -> Merged {
-        let r = h.merge(i, s, meta(s), replace).unwrap();
+        let r = h.merge(i, s, SnapshotMeta::of_file(s), replace).unwrap();
         assert!(h.check(10).is_empty(), "{:?}", h.check(10));
         r
     }
@@ -714,7 +719,7 @@ mod tests {
         assert_eq!(load(&mut h, &mut i, &a, false), Merged::Added);
         assert_eq!(load(&mut h, &mut i, &a, false), Merged::Unchanged);
         assert!(matches!(
-            h.merge(&mut i, &a2, meta(&a2), false),
+            h.merge(&mut i, &a2, SnapshotMeta::of_file(&a2), false),
             Err(MergeError::DatetimeTaken { .. })
         ));
         assert_eq!(load(&mut h, &mut i, &a2, true), Merged::Replaced);

@@ -19,7 +19,6 @@ use crate::history::{Change, History, Line, Snapshot, NO_LINE};
 use crate::ip::{Family, IpKey};
 use crate::time::Instant;
 
-const BUCKETS: usize = 1 << 16;
 /// Queries resolved together by [`Index::at_many`]: their memory accesses overlap.
 const GROUP: usize = 16;
 
@@ -41,12 +40,16 @@ const GLOBAL_FIRST: u128 = 0x2 << 124;
 const GLOBAL_LAST: u128 = (0x3 << 124) - 1;
 
 /// `table[b]` = the piece containing `first + (b << shift)`, for `b` in
-/// `0..=2^bits` (the last entry closes the range).
+/// `0..=2^bits` (the last entry closes the range; past the end of the space it is
+/// the last piece).
 fn block_table(history: &History, first: u128, bits: u32, shift: u32) -> Box<[u32]> {
     let mut table = Vec::with_capacity((1 << bits) + 1);
     let mut i = history.piece_of(IpKey(first));
     for b in 0..=(1u128 << bits) {
-        let at = first.saturating_add(b << shift);
+        let at = b
+            .checked_mul(1 << shift)
+            .and_then(|offset| first.checked_add(offset))
+            .unwrap_or(u128::MAX);
         while i + 1 < history.starts.len() && history.starts[i + 1].0 <= at {
             i += 1;
         }
@@ -115,19 +118,13 @@ impl Default for Index {
 impl Index {
     pub fn new(history: History) -> Index {
         let instants = history.snapshots.iter().map(|s| s.meta.instant()).collect();
-        let last = (history.starts.len() - 1) as u32;
         // IPv4: about 16 table entries per IPv4 piece, at most one per /24, so
         // that most blocks lie inside one piece and need no search at all.
         let v4_pieces = history.piece_of(IpKey::V4_LAST) - history.piece_of(IpKey::V4_FIRST) + 1;
         let v4_bits = (usize::BITS - (v4_pieces * 16).leading_zeros()).clamp(8, 24);
         let v4_shift = 32 - v4_bits;
         let v4 = block_table(&history, IpKey::V4_FIRST.0, v4_bits, v4_shift);
-        let v6 = (0..=BUCKETS)
-            .map(|b| match (b < BUCKETS).then_some((b as u128) << 112) {
-                Some(first) => history.piece_of(IpKey(first)) as u32,
-                None => last,
-            })
-            .collect();
+        let v6 = block_table(&history, 0, 16, 112);
         let global_pieces =
             history.piece_of(IpKey(GLOBAL_LAST)) - history.piece_of(IpKey(GLOBAL_FIRST)) + 1;
         let global_bits = (usize::BITS - (global_pieces * 8).leading_zeros()).clamp(8, 22);
@@ -312,16 +309,7 @@ mod tests {
         let mut interner = Interner::default();
         for (n, text) in files.iter().enumerate() {
             let f = SnapshotFile::from_lines(&format!("f{n}"), text).unwrap();
-            let meta = SnapshotMeta {
-                id: 0,
-                datetime: f.datetime_text.clone(),
-                instant_micros: f.datetime.as_micros(),
-                file: format!("f{n}"),
-                sha256: f.sha256.clone(),
-                ranges: f.ranges.len() as u64,
-                bytes: f.bytes,
-                loaded_at: String::new(),
-            };
+            let meta = SnapshotMeta::of_file(&f);
             h.merge(&mut interner, &f, meta, false).unwrap();
         }
         Index::new(h)

@@ -182,12 +182,7 @@ impl Cidr {
         };
         // Position of the prefix within the 128-bit key.
         let prefix = len + (128 - bits);
-        let host_mask = if prefix == 0 {
-            u128::MAX
-        } else {
-            (1u128 << (128 - prefix)).wrapping_sub(1)
-        };
-        let host_mask = if prefix >= 128 { 0 } else { host_mask };
+        let host_mask = u128::MAX.checked_shr(prefix).unwrap_or(0);
         Ok(Cidr {
             first: IpKey(ip.0 & !host_mask),
             last: IpKey(ip.0 | host_mask),

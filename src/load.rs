@@ -15,7 +15,6 @@ use std::time::{Duration, Instant as WallClock};
 use crate::history::{History, Interner, MergeError, Merged, SnapshotMeta};
 use crate::snapshot::{ReadProgress, SnapshotError, SnapshotFile};
 use crate::store::{CommitStats, Store, StoreError};
-use crate::time::Instant;
 
 /// Why a load failed. The store is unchanged in every case.
 #[derive(Debug, thiserror::Error)]
@@ -129,23 +128,6 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
-fn meta_for(file: &SnapshotFile) -> SnapshotMeta {
-    SnapshotMeta {
-        id: 0,
-        datetime: file.datetime_text.clone(),
-        instant_micros: file.datetime.as_micros(),
-        file: file
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        sha256: file.sha256.clone(),
-        ranges: file.ranges.len() as u64,
-        bytes: file.bytes,
-        loaded_at: Instant::now().to_rfc3339(),
-    }
-}
-
 /// Reads `files` on all cores and hands each result to `consume` in input order.
 /// Stops at the first error (`consume` returning an error or a file failing).
 fn read_in_order(
@@ -233,7 +215,7 @@ pub fn load(db: &Path, inputs: &[PathBuf], opts: LoadOptions) -> Result<LoadSumm
         }
         let r = read_in_order(&files, &progress, |file| {
             summary.ranges_read += file.ranges.len() as u64;
-            let meta = meta_for(&file);
+            let meta = SnapshotMeta::of_file(&file);
             let merged = history
                 .merge(&mut interner, &file, meta, opts.replace)
                 .map_err(|source| LoadError::Merge {

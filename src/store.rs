@@ -556,16 +556,7 @@ mod tests {
 
     fn merge(h: &mut History, i: &mut Interner, text: &str, replace: bool) {
         let f = SnapshotFile::from_lines("x.jsonl", text).unwrap();
-        let meta = SnapshotMeta {
-            id: 0,
-            datetime: f.datetime_text.clone(),
-            instant_micros: f.datetime.as_micros(),
-            file: "x.jsonl".into(),
-            sha256: f.sha256.clone(),
-            ranges: f.ranges.len() as u64,
-            bytes: f.bytes,
-            loaded_at: "now".into(),
-        };
+        let meta = SnapshotMeta::of_file(&f);
         h.merge(i, &f, meta, replace).unwrap();
     }
 

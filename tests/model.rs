@@ -85,19 +85,6 @@ fn model_answer(model: &Model, ip: IpKey, t: Instant) -> Option<String> {
     ))
 }
 
-fn meta(f: &SnapshotFile) -> SnapshotMeta {
-    SnapshotMeta {
-        id: 0,
-        datetime: f.datetime_text.clone(),
-        instant_micros: f.datetime.as_micros(),
-        file: "gen".into(),
-        sha256: f.sha256.clone(),
-        ranges: f.ranges.len() as u64,
-        bytes: f.bytes,
-        loaded_at: String::new(),
-    }
-}
-
 fn check_against_model(index: &Index, model: &Model) -> Result<(), TestCaseError> {
     let mut probes: Vec<IpKey> = (0..=SPAN).map(v4).chain((0..=SPAN).map(v6)).collect();
     probes.extend([IpKey::parse("::1").unwrap(), IpKey::MIN, IpKey::MAX]);
@@ -153,7 +140,7 @@ proptest! {
             let key = file.datetime.as_micros();
             let before = history.clone();
             let mut interner = Interner::new(&history);
-            let result = history.merge(&mut interner, &file, meta(&file), *replace);
+            let result = history.merge(&mut interner, &file, SnapshotMeta::of_file(&file), *replace);
             match model.get(&key) {
                 Some((old, _)) if *old == body => prop_assert_eq!(result.unwrap(), Merged::Unchanged),
                 Some(_) if !replace => {

@@ -339,7 +339,7 @@ pub async fn run(
                 let (to, payload, headers) = match result {
                     Ok(_) => {
                         summary.enriched += 1;
-                        (Some(config.output_topic.clone()), out.clone(), msg.headers().map(|h| h.detach()))
+                        (Some(config.output_topic.clone()), std::mem::take(&mut out), msg.headers().map(|h| h.detach()))
                     }
                     Err(reason) => {
                         summary.dead_lettered += 1;
