@@ -32,9 +32,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Log filter for diagnostics on stderr (e.g. `info`, `whipstream=debug`).
-    #[arg(long, global = true, env = "WHIPSTREAM_LOG", default_value = "warn")]
-    pub log: String,
+    /// Log filter for diagnostics on stderr (e.g. `info`, `whipstream=debug`);
+    /// default `warn`, for `run` the config's `log.level` or `info`.
+    #[arg(long, global = true, env = "WHIPSTREAM_LOG")]
+    pub log: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +53,88 @@ pub enum Command {
     Snapshots(SnapshotsArgs),
     /// Check a store's invariants (exit 1 when a problem is found).
     Verify(VerifyArgs),
+    /// The daemon: enrich stdin, files or Kafka while loading new snapshots from
+    /// watched directories and answering REST lookups (`--config FILE` and/or flags).
+    Run(Box<RunArgs>),
+}
+
+/// `run`: every flag overrides the config file's key of the same meaning
+/// (config/whipstream.toml documents them all).
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The TOML configuration file.
+    #[arg(long, value_name = "FILE", env = "WHIPSTREAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A data set `NAME=DIR` (or `DIR`, named "whip"); repeatable; added to the
+    /// file's [[dataset]]s. The store is created when missing.
+    #[arg(long = "db", value_name = "[NAME=]DIR")]
+    pub dbs: Vec<String>,
+    /// Watch a directory for new snapshot files of data set NAME (`NAME=DIR`).
+    #[arg(long = "watch", value_name = "NAME=DIR")]
+    pub watches: Vec<String>,
+    /// HTTP listener for REST lookups, /metrics, /healthz, /readyz [http.listen].
+    #[arg(long, value_name = "ADDR", env = "WHIPSTREAM_LISTEN")]
+    pub listen: Option<String>,
+    /// Log files or directories to enrich instead of stdin [input.files].
+    #[arg(value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// Line format: auto, combined, common, json, regex [input.format].
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Client address from: remote, xff, any [input.client_ip].
+    #[arg(long)]
+    pub client_ip: Option<String>,
+    /// Trusted proxy CIDR for --client-ip xff (repeatable) [input.trusted_proxies].
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
+    /// Event time of lines without one [input.at].
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Leave the original line out [output.include_line = false].
+    #[arg(long)]
+    pub no_line: bool,
+    /// Append enriched lines to FILE instead of stdout [output.path].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Append dead letters to FILE instead of stderr [output.dead_letter].
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+    /// Seconds between scans of watched directories [ingest.poll_seconds].
+    #[arg(long, value_name = "SECONDS")]
+    pub poll_seconds: Option<f64>,
+    /// Diagnostics format: text or json [log.format].
+    #[arg(long, env = "WHIPSTREAM_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Kafka source and sink [kafka.brokers]; see `enrich --help` for the rest.
+    #[arg(
+        long,
+        value_name = "HOST:PORT[,..]",
+        env = "WHIPSTREAM_KAFKA_BROKERS",
+        help_heading = "Kafka"
+    )]
+    pub kafka_brokers: Option<String>,
+    /// [kafka.input_topic]
+    #[arg(long, value_name = "TOPIC", help_heading = "Kafka")]
+    pub input_topic: Option<String>,
+    /// [kafka.output_topic]
+    #[arg(long, value_name = "TOPIC", help_heading = "Kafka")]
+    pub output_topic: Option<String>,
+    /// [kafka.dead_letter_topic]
+    #[arg(long, value_name = "TOPIC", help_heading = "Kafka")]
+    pub dead_letter_topic: Option<String>,
+    /// [kafka.group_id]
+    #[arg(long, value_name = "GROUP", help_heading = "Kafka")]
+    pub group_id: Option<String>,
+    /// KEY=VALUE librdkafka setting (repeatable) [kafka.properties].
+    #[arg(
+        long = "kafka-property",
+        value_name = "KEY=VALUE",
+        help_heading = "Kafka"
+    )]
+    pub kafka_properties: Vec<String>,
+    /// beginning, end or a TIME [kafka.from].
+    #[arg(long, help_heading = "Kafka")]
+    pub from: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -112,7 +195,7 @@ pub struct EnrichArgs {
     pub inputs: Vec<PathBuf>,
     /// Line format: auto (JSON or combined/common, per line), combined, common,
     /// json, regex.
-    #[arg(long, default_value = "auto", value_parser = parse_format)]
+    #[arg(long, default_value = "auto", value_parser = Format::parse)]
     pub format: Format,
     /// For --format regex: a regex with named groups `ip` and `time` (others are
     /// output as fields).
@@ -133,7 +216,7 @@ pub struct EnrichArgs {
     pub time_fields: Vec<String>,
     /// Where the client address comes from: remote (the format's remote address),
     /// xff (X-Forwarded-For past --trusted-proxy), any (first address in the line).
-    #[arg(long, default_value = "remote", value_parser = parse_client_ip)]
+    #[arg(long, default_value = "remote", value_parser = ClientIp::parse)]
     pub client_ip: ClientIp,
     /// The X-Forwarded-For field: a JSON field or regex group name, or for
     /// combined lines the 1-based index of the quoted field after the user agent.
@@ -195,54 +278,12 @@ pub struct EnrichArgs {
     pub kafka_properties: Vec<String>,
     /// Where a new consumer group starts: beginning, end, or a TIME (the first
     /// message at or after it, by message timestamp).
-    #[arg(long, default_value = "beginning", value_parser = parse_from, help_heading = "Kafka")]
+    #[arg(long, default_value = "beginning", value_parser = StartFrom::parse, help_heading = "Kafka")]
     pub from: StartFrom,
     /// Event time of a message: line (its own time, else --at, else the message
     /// timestamp) or kafka (always the message timestamp).
-    #[arg(long, default_value = "line", value_parser = parse_time_source, help_heading = "Kafka")]
+    #[arg(long, default_value = "line", value_parser = TimeSource::parse, help_heading = "Kafka")]
     pub time_source: TimeSource,
-}
-
-fn parse_from(s: &str) -> Result<StartFrom, String> {
-    match s {
-        "beginning" | "earliest" => Ok(StartFrom::Beginning),
-        "end" | "latest" => Ok(StartFrom::End),
-        _ => Instant::parse(s)
-            .map(StartFrom::Time)
-            .map_err(|e| format!("expected beginning, end or a time: {e}")),
-    }
-}
-
-fn parse_time_source(s: &str) -> Result<TimeSource, String> {
-    match s {
-        "line" => Ok(TimeSource::Line),
-        "kafka" => Ok(TimeSource::Kafka),
-        _ => Err(format!("unknown time source {s:?} (line, kafka)")),
-    }
-}
-
-fn parse_format(s: &str) -> Result<Format, String> {
-    Ok(match s {
-        "auto" => Format::Auto,
-        "combined" => Format::Combined,
-        "common" => Format::Common,
-        "json" => Format::Json,
-        "regex" => Format::Regex,
-        _ => {
-            return Err(format!(
-                "unknown format {s:?} (auto, combined, common, json, regex)"
-            ))
-        }
-    })
-}
-
-fn parse_client_ip(s: &str) -> Result<ClientIp, String> {
-    Ok(match s {
-        "remote" => ClientIp::Remote,
-        "xff" => ClientIp::Xff,
-        "any" => ClientIp::Any,
-        _ => return Err(format!("unknown client IP source {s:?} (remote, xff, any)")),
-    })
 }
 
 #[derive(Args, Debug)]
@@ -271,15 +312,22 @@ pub struct VerifyArgs {
 
 /// Runs a parsed command line; prints errors; returns the exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(&cli.log);
-    let result = match cli.command {
+    if let Command::Run(a) = cli.command {
+        return report(cmd_run(*a, cli.log));
+    }
+    init_logging(cli.log.as_deref().unwrap_or("warn"), false);
+    report(match cli.command {
         Command::Load(a) => cmd_load(a),
         Command::Lookup(a) => cmd_lookup(a),
         Command::Enrich(a) => cmd_enrich(*a),
         Command::Serve(a) => cmd_serve(a),
         Command::Snapshots(a) => cmd_snapshots(a),
         Command::Verify(a) => cmd_verify(a),
-    };
+        Command::Run(_) => unreachable!("handled above"),
+    })
+}
+
+fn report(result: Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -297,13 +345,55 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .try_init();
+        .with_writer(io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn cmd_run(a: RunArgs, log: Option<String>) -> Result<ExitCode> {
+    let file = match &a.config {
+        Some(path) => crate::config::FileConfig::read(path)?,
+        None => crate::config::FileConfig::default(),
+    };
+    let flags = crate::config::RunFlags {
+        dbs: a.dbs,
+        watches: a.watches,
+        listen: a.listen,
+        files: a.inputs,
+        format: a.format,
+        client_ip: a.client_ip,
+        trusted_proxies: a.trusted_proxies,
+        at: a.at,
+        no_line: a.no_line,
+        output: a.output,
+        dead_letter: a.dead_letter,
+        kafka_brokers: a.kafka_brokers,
+        input_topic: a.input_topic,
+        output_topic: a.output_topic,
+        dead_letter_topic: a.dead_letter_topic,
+        group_id: a.group_id,
+        kafka_properties: a.kafka_properties,
+        from: a.from,
+        log_format: a.log_format,
+        poll_seconds: a.poll_seconds,
+    };
+    let settings = file.resolve(&flags)?;
+    let filter = log
+        .or(settings.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    init_logging(
+        &filter,
+        settings.log_format == crate::config::LogFormat::Json,
+    );
+    crate::daemon::run(settings)
 }
 
 fn cmd_load(a: LoadArgs) -> Result<ExitCode> {
@@ -593,10 +683,7 @@ fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
             "whipstream: serving {} on http://{local}",
             a.db.db.display()
         );
-        let state = crate::http::AppState {
-            index: shared,
-            metrics: Some(metrics),
-        };
+        let state = crate::http::AppState::single(shared, Some(metrics));
         crate::http::serve(listener, state, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;

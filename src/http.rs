@@ -1,14 +1,18 @@
-//! Whip's REST API over the index, plus `/healthz` and `/metrics`.
+//! Whip's REST API over the index, plus `/healthz`, `/readyz` and `/metrics`.
 //!
 //! - `GET /ip/<ip>`: the newest record, `{}` when none;
 //! - `GET /ip/<ip>?datetime=<t>`: the record valid at `t`;
-//! - `GET /ip/<ip>?datetime=all`: `{"history":[...]}`, newest first.
+//! - `GET /ip/<ip>?datetime=all`: `{"history":[...]}`, newest first;
+//! - `&dataset=NAME` picks a data set of the daemon (default: the first);
+//! - `/readyz` is 503 until every data set is loaded, then 200.
 //!
 //! Every answer is `application/json`. Bad input gets a 4xx with `{"error":..}`
 //! (Whip answered 500). Handlers read the index through [`SharedIndex`], so a load
 //! swapping in a new index never blocks a request.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant as WallClock;
 
 use axum::extract::rejection::QueryRejection;
@@ -28,13 +32,28 @@ use crate::time::Instant;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub index: SharedIndex,
+    /// The data sets by name; the first is the default.
+    pub datasets: Vec<(String, SharedIndex)>,
     pub metrics: Option<PrometheusHandle>,
+    /// Raised once every data set is loaded.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// One data set, ready (what `serve` has).
+    pub fn single(index: SharedIndex, metrics: Option<PrometheusHandle>) -> AppState {
+        AppState {
+            datasets: vec![("whip".into(), index)],
+            metrics,
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
 pub struct IpQuery {
     datetime: Option<String>,
+    dataset: Option<String>,
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response {
@@ -62,36 +81,97 @@ fn answer(state: &AppState, ip: &str, query: Result<Query<IpQuery>, QueryRejecti
         Ok(ip) => ip,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let when = match query {
+    let query = match query {
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad query string: {e}")),
-        Ok(Query(IpQuery { datetime: None })) => When::Latest,
-        Ok(Query(IpQuery { datetime: Some(t) })) if t == "all" => When::History,
-        Ok(Query(IpQuery { datetime: Some(t) })) => match Instant::parse(&t) {
+        Ok(Query(q)) => q,
+    };
+    let when = match query.datetime {
+        None => When::Latest,
+        Some(t) if t == "all" => When::History,
+        Some(t) => match Instant::parse(&t) {
             Ok(t) => When::At(t),
             Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
         },
     };
+    let shared = match &query.dataset {
+        None => state.datasets.first().map(|(_, i)| i),
+        Some(name) => state
+            .datasets
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| i),
+    };
+    let Some(shared) = shared else {
+        let names: Vec<&str> = state.datasets.iter().map(|(n, _)| n.as_str()).collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no data set {:?} (there are: {})",
+                query.dataset.unwrap_or_default(),
+                names.join(", ")
+            ),
+        );
+    };
     let started = WallClock::now();
-    let index = state.index.load();
+    let index = shared.load();
     let mut body = Vec::with_capacity(256);
     write_answer(&index, ip, when, &mut body);
     telemetry::lookup(body.as_slice() != b"{}", started.elapsed());
     json(StatusCode::OK, body)
 }
 
+/// Snapshots per data set.
+fn snapshot_counts(state: &AppState) -> serde_json::Value {
+    state
+        .datasets
+        .iter()
+        .map(|(n, i)| {
+            (
+                n.clone(),
+                serde_json::Value::from(i.load().snapshot_count()),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The process is up (even while data sets are still loading).
 async fn healthz(State(state): State<AppState>) -> Response {
     telemetry::http_request("healthz", 200);
-    let index = state.index.load();
+    let snapshots = state
+        .datasets
+        .first()
+        .map_or(0, |(_, i)| i.load().snapshot_count());
     let body = serde_json::json!({
         "status": "ok",
-        "snapshots": index.snapshot_count(),
+        "snapshots": snapshots,
+        "datasets": snapshot_counts(&state),
     });
     json(StatusCode::OK, body.to_string().into_bytes())
 }
 
+/// Ready to enrich and answer: every data set is loaded.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let ready = state.ready.load(Ordering::Acquire);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    telemetry::http_request("readyz", status.as_u16());
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "loading" },
+        "datasets": snapshot_counts(&state),
+    });
+    json(status, body.to_string().into_bytes())
+}
+
 async fn metrics(State(state): State<AppState>) -> Response {
     telemetry::http_request("metrics", 200);
-    telemetry::index_in_use(&state.index.load());
+    if let Some((_, index)) = state.datasets.first() {
+        telemetry::index_in_use(&index.load());
+    }
+    telemetry::sample_memory();
     let text = state
         .metrics
         .as_ref()
@@ -109,7 +189,7 @@ async fn not_found() -> Response {
     telemetry::http_request("other", 404);
     error(
         StatusCode::NOT_FOUND,
-        "not found: the API is /ip/<ip>[?datetime=<time>|all], /healthz, /metrics",
+        "not found: the API is /ip/<ip>[?datetime=<time>|all][&dataset=NAME], /healthz, /readyz, /metrics",
     )
 }
 
@@ -117,6 +197,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ip/{ip}", get(ip_handler))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)

@@ -17,16 +17,22 @@
 //! - [`pipeline`]: the parallel, order-keeping enrichment run for stdin and files.
 //! - [`json`]: hand-written JSON output helpers for the hot path.
 //! - [`kafka`]: Kafka topic enrichment: offset bookkeeping and the group member.
-//! - [`http`]: Whip's REST API, `/healthz`, `/metrics`.
+//! - [`ingest`]: watched snapshot directories: load, recognise, reject, swap.
+//! - [`config`]: the daemon's TOML configuration and flags, checked.
+//! - [`daemon`]: `whipstream run`: the long-running process and its life cycle.
+//! - [`http`]: Whip's REST API, `/healthz`, `/readyz`, `/metrics`.
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`progress`]: progress bars on a terminal.
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod enrich;
 pub mod history;
 pub mod http;
 pub mod index;
+pub mod ingest;
 pub mod ip;
 pub mod json;
 pub mod kafka;

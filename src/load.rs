@@ -180,6 +180,16 @@ fn read_in_order(
 
 /// Loads snapshot files (or directories of them) into the store at `db`.
 pub fn load(db: &Path, inputs: &[PathBuf], opts: LoadOptions) -> Result<LoadSummary, LoadError> {
+    load_with_history(db, inputs, opts).map(|(summary, _)| summary)
+}
+
+/// [`load`], also returning the store's history after the load (what a running
+/// daemon builds its next index from, without reading the store again).
+pub fn load_with_history(
+    db: &Path,
+    inputs: &[PathBuf],
+    opts: LoadOptions,
+) -> Result<(LoadSummary, History), LoadError> {
     let started = WallClock::now();
     let files = expand_inputs(inputs)?;
     let store = Store::open(db, crate::store::Mode::ReadWrite)?;
@@ -248,7 +258,7 @@ pub fn load(db: &Path, inputs: &[PathBuf], opts: LoadOptions) -> Result<LoadSumm
     summary.payloads = history.payload_count();
     summary.store_bytes = store.disk_bytes();
     summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    Ok((summary, history))
 }
 
 /// Opens a store read-only and builds its history (what `lookup` and `serve` use).

@@ -48,6 +48,34 @@ pub enum ClientIp {
     Any,
 }
 
+impl Format {
+    pub fn parse(s: &str) -> Result<Format, String> {
+        Ok(match s {
+            "auto" => Format::Auto,
+            "combined" => Format::Combined,
+            "common" => Format::Common,
+            "json" => Format::Json,
+            "regex" => Format::Regex,
+            _ => {
+                return Err(format!(
+                    "unknown format {s:?} (auto, combined, common, json, regex)"
+                ))
+            }
+        })
+    }
+}
+
+impl ClientIp {
+    pub fn parse(s: &str) -> Result<ClientIp, String> {
+        Ok(match s {
+            "remote" => ClientIp::Remote,
+            "xff" => ClientIp::Xff,
+            "any" => ClientIp::Any,
+            _ => return Err(format!("unknown client IP source {s:?} (remote, xff, any)")),
+        })
+    }
+}
+
 /// How to read a time that is not in the format's own notation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeFormat {

@@ -35,6 +35,8 @@ enum Item {
 
 struct Done {
     seq: u64,
+    /// Read from stdin (else a file): the metrics' source label.
+    live: bool,
     out: Vec<u8>,
     dead: Vec<u8>,
     counts: Counts,
@@ -121,6 +123,7 @@ pub fn run(
                         Ok(Item::Chunk(chunk)) => {
                             let mut done = Done {
                                 seq: chunk.seq,
+                                live: chunk.read_at.is_some(),
                                 out: pool.get(chunk.data.len() * 3),
                                 dead: Vec::new(),
                                 counts: Counts::default(),
@@ -181,6 +184,8 @@ pub fn run(
             dead.write_all(&done.dead)?;
             pool.put(done.out);
             summary.counts.add(&done.counts);
+            let source = if done.live { "stdin" } else { "file" };
+            crate::telemetry::lines(source, &done.counts, enricher.datasets());
             next_seq += 1;
             dirty = true;
         }

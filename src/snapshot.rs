@@ -366,6 +366,15 @@ impl SnapshotFile {
     }
 }
 
+/// The SHA-256 of a file's content (decompressed when gzip), as recorded for a
+/// loaded snapshot: tells whether a file is already in a store without parsing it.
+pub fn content_sha256(path: &Path) -> std::io::Result<String> {
+    let (mut reader, _) = crate::source::open_file(path, Default::default())?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut reader, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -8,11 +8,17 @@
 //! rather than when a buffer fills; on files reads are large. A line longer than
 //! the limit is cut to `limit + 1` bytes (the rest skipped) so that it can be
 //! dead-lettered without holding it whole.
+//!
+//! A chunker given a stop flag ([`Chunker::stop_on`]) ends as if every input
+//! ended when the flag is raised: stdin is read only when poll(2) says data is
+//! there, so the flag is seen within 100 ms even on an idle pipe, and nothing
+//! already read is dropped (a last line without its newline is handed out as the
+//! end of a source's would be).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::time::Instant;
@@ -128,6 +134,26 @@ pub fn open_file(
     }
 }
 
+/// Waits until stdin has data (or is closed) or `stop` is raised; false on stop.
+fn wait_for_stdin(stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut fds = libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut fds, 1, 100) };
+        if ready != 0 {
+            // Readable, closed, or an error that the read itself will report.
+            return true;
+        }
+    }
+}
+
 /// Recycled byte buffers: chunks and outputs are megabytes each, and fresh ones
 /// would cost page faults on every chunk.
 #[derive(Clone, Default)]
@@ -198,6 +224,7 @@ pub struct Chunker {
     /// Where chunk buffers come from (and go back to once processed).
     pub pool: BufferPool,
     read_buf: Vec<u8>,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Chunker {
@@ -214,7 +241,20 @@ impl Chunker {
             progress: Arc::new(AtomicU64::new(0)),
             pool: BufferPool::default(),
             read_buf: Vec::new(),
+            stop: None,
         }
+    }
+
+    /// Ends the input when `stop` is raised (the daemon's graceful stop).
+    pub fn stop_on(mut self, stop: Arc<AtomicBool>) -> Chunker {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     fn open_next(&mut self) -> Result<bool, SourceError> {
@@ -253,12 +293,23 @@ impl Chunker {
 
     fn next_chunk_with(&mut self, buf: &mut [u8]) -> Result<Option<Chunk>, SourceError> {
         loop {
+            if self.stopped() {
+                return Ok(self.finish());
+            }
             if self.current.is_none() && !self.open_next()? {
                 return Ok(None);
             }
+            let stop = self.stop.clone();
             let Some((name, reader, live)) = self.current.as_mut() else {
                 continue;
             };
+            if *live {
+                if let Some(stop) = &stop {
+                    if !wait_for_stdin(stop) {
+                        continue; // stopped: handled at the top
+                    }
+                }
+            }
             let n = loop {
                 match reader.read(buf) {
                     Ok(n) => break n,
@@ -295,6 +346,23 @@ impl Chunker {
                 return Ok(Some(self.make_chunk(name, data, lines, read_at)));
             }
         }
+    }
+
+    /// The end after a stop: no more inputs; the partial last line, if any, as a
+    /// last chunk.
+    fn finish(&mut self) -> Option<Chunk> {
+        self.inputs = Vec::new().into_iter();
+        let (name, live) = match self.current.take() {
+            Some((name, _, live)) => (name, live),
+            None => return None,
+        };
+        if self.pending.is_empty() {
+            return None;
+        }
+        let mut data = std::mem::take(&mut self.pending);
+        data.push(b'\n');
+        self.skipping = false;
+        Some(self.make_chunk(name, data, 1, live.then(Instant::now)))
     }
 
     fn make_chunk(

@@ -19,6 +19,18 @@ pub const LOOKUP_SECONDS: &str = "whipstream_lookup_duration_seconds";
 pub const SNAPSHOTS: &str = "whipstream_snapshots";
 pub const INDEX_PIECES: &str = "whipstream_index_pieces";
 pub const INDEX_RECORDS: &str = "whipstream_index_records";
+pub const LINES: &str = "whipstream_lines_total";
+pub const LINES_MATCHED: &str = "whipstream_lines_matched_total";
+pub const SNAPSHOTS_INGESTED: &str = "whipstream_snapshots_ingested_total";
+pub const SNAPSHOT_LOAD_SECONDS: &str = "whipstream_snapshot_load_duration_seconds";
+pub const INDEX_BUILD_SECONDS: &str = "whipstream_index_build_duration_seconds";
+pub const DATASET_SNAPSHOTS: &str = "whipstream_dataset_snapshots";
+pub const DATASET_RANGES: &str = "whipstream_dataset_pieces";
+pub const RESIDENT_BYTES: &str = "whipstream_process_resident_memory_bytes";
+pub const READY: &str = "whipstream_ready";
+pub const KAFKA_DELIVERY_RETRIES: &str = "whipstream_kafka_delivery_retries_total";
+pub const KAFKA_COMMITS: &str = "whipstream_kafka_commits_total";
+pub const KAFKA_CONSUMER_LAG: &str = "whipstream_kafka_consumer_lag";
 
 /// Installs the global Prometheus recorder and returns the handle that renders it.
 pub fn install_prometheus() -> Result<PrometheusHandle, String> {
@@ -39,6 +51,45 @@ pub fn install_prometheus() -> Result<PrometheusHandle, String> {
         INDEX_RECORDS,
         "distinct records (lines) in the index in use"
     );
+    describe_counter!(
+        LINES,
+        "input lines, by source (stdin, file, kafka) and outcome (read, enriched, dead_lettered)"
+    );
+    describe_counter!(
+        LINES_MATCHED,
+        "enriched lines, by source, data set and outcome (matched, unmatched)"
+    );
+    describe_counter!(
+        SNAPSHOTS_INGESTED,
+        "snapshot files from watched directories, by data set and outcome (loaded, rejected)"
+    );
+    describe_histogram!(
+        SNAPSHOT_LOAD_SECONDS,
+        Unit::Seconds,
+        "time to validate and commit one watched snapshot file"
+    );
+    describe_histogram!(
+        INDEX_BUILD_SECONDS,
+        Unit::Seconds,
+        "time to build a data set's index from its history"
+    );
+    describe_gauge!(DATASET_SNAPSHOTS, "snapshots in a data set's index in use");
+    describe_gauge!(DATASET_RANGES, "range pieces in a data set's index in use");
+    describe_gauge!(
+        RESIDENT_BYTES,
+        Unit::Bytes,
+        "resident memory of the process"
+    );
+    describe_gauge!(READY, "1 once every data set is loaded (what /readyz says)");
+    describe_counter!(
+        KAFKA_DELIVERY_RETRIES,
+        "output messages sent again after a failed delivery"
+    );
+    describe_counter!(KAFKA_COMMITS, "offset commits, by result (ok, failed)");
+    describe_gauge!(
+        KAFKA_CONSUMER_LAG,
+        "messages behind the partition end, by topic and partition (librdkafka statistics)"
+    );
     Ok(handle)
 }
 
@@ -57,4 +108,73 @@ pub fn index_in_use(index: &Index) {
     gauge!(SNAPSHOTS).set(h.snapshot_count() as f64);
     gauge!(INDEX_PIECES).set(h.piece_count() as f64);
     gauge!(INDEX_RECORDS).set(h.line_count() as f64);
+}
+
+pub fn kafka_delivery_retry() {
+    counter!(KAFKA_DELIVERY_RETRIES).increment(1);
+}
+
+pub fn kafka_commit(ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    counter!(KAFKA_COMMITS, "result" => result).increment(1);
+}
+
+/// Partitions are few (a topic's partition count), so they make fine labels.
+pub fn kafka_consumer_lag(topic: &str, partition: i32, lag: i64) {
+    gauge!(KAFKA_CONSUMER_LAG, "topic" => topic.to_string(), "partition" => partition.to_string())
+        .set(lag as f64);
+}
+
+/// Lines done by the enrichment pipeline or the Kafka loop.
+pub fn lines(
+    source: &'static str,
+    counts: &crate::enrich::Counts,
+    datasets: &[crate::enrich::DataSet],
+) {
+    counter!(LINES, "source" => source, "outcome" => "read").increment(counts.read);
+    counter!(LINES, "source" => source, "outcome" => "enriched").increment(counts.enriched);
+    counter!(LINES, "source" => source, "outcome" => "dead_lettered")
+        .increment(counts.dead_lettered);
+    for (d, &m) in datasets.iter().zip(&counts.matched) {
+        counter!(LINES_MATCHED, "source" => source, "dataset" => d.name.clone(), "outcome" => "matched")
+            .increment(m);
+        counter!(LINES_MATCHED, "source" => source, "dataset" => d.name.clone(), "outcome" => "unmatched")
+            .increment(counts.enriched.saturating_sub(m));
+    }
+}
+
+pub fn snapshot_ingested(dataset: &str, outcome: &'static str, seconds: f64) {
+    counter!(SNAPSHOTS_INGESTED, "dataset" => dataset.to_string(), "outcome" => outcome)
+        .increment(1);
+    if outcome == "loaded" {
+        histogram!(SNAPSHOT_LOAD_SECONDS, "dataset" => dataset.to_string()).record(seconds);
+    }
+}
+
+/// A data set's index was built (at start or after a load) and is now in use.
+pub fn index_built(dataset: &str, took: Duration, index: &Index) {
+    histogram!(INDEX_BUILD_SECONDS, "dataset" => dataset.to_string()).record(took.as_secs_f64());
+    let h = index.history();
+    gauge!(DATASET_SNAPSHOTS, "dataset" => dataset.to_string()).set(h.snapshot_count() as f64);
+    gauge!(DATASET_RANGES, "dataset" => dataset.to_string()).set(h.piece_count() as f64);
+}
+
+pub fn ready(ready: bool) {
+    gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+/// Samples the process's resident memory (Linux `/proc/self/statm`).
+pub fn sample_memory() {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return;
+    };
+    if let Some(pages) = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<f64>().ok())
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        gauge!(RESIDENT_BYTES).set(pages * page.max(1) as f64);
+    }
 }

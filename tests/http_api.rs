@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 
 use common::*;
@@ -41,27 +40,8 @@ impl Server {
         Server { child, addr }
     }
 
-    /// GET `path`; returns (status, content type, body).
     fn get(&self, path: &str) -> (u16, String, String) {
-        let mut conn = TcpStream::connect(&self.addr).expect("connect");
-        write!(
-            conn,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).expect("read response");
-        let (head, body) = raw.split_once("\r\n\r\n").expect("http response");
-        let status = head[9..12].parse().expect("status");
-        let ctype = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-type")
-                    .then(|| v.trim().to_string())
-            })
-            .unwrap_or_default();
-        (status, ctype, body.to_string())
+        http_get(&self.addr, path)
     }
 
     fn get_json(&self, path: &str) -> (u16, Value) {

@@ -30,9 +30,19 @@ impl Broker {
     }
 
     fn start_on(port: Option<u16>) -> Broker {
+        Broker::start_with(port, "memory")
+    }
+
+    /// A broker whose data survives [`Broker::restart`] (kept in a local S3 server).
+    fn start_persistent() -> Broker {
+        Broker::start_with(None, "s3")
+    }
+
+    fn start_with(port: Option<u16>, storage: &str) -> Broker {
         let state = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("bash");
         cmd.arg(script()).args(["start", s(state.path())]);
+        cmd.env("BROKER_STORAGE", storage);
         if let Some(p) = port {
             cmd.env("BROKER_PORT", p.to_string());
         }
@@ -49,6 +59,25 @@ impl Broker {
             .expect("BROKER= line")
             .to_string();
         Broker { state, addr }
+    }
+
+    /// Stops the broker process, waits `down`, starts it again on the same port.
+    fn restart(&self, down: Duration) {
+        let state = s(self.state.path());
+        // `restart` stops and starts; split it to keep the broker down a while.
+        let pid = std::fs::read_to_string(self.state.path().join("broker.env"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("BROKER_PID=").map(String::from))
+            .unwrap();
+        Command::new("kill").arg(&pid).status().unwrap();
+        std::thread::sleep(down);
+        let status = Command::new("bash")
+            .arg(script())
+            .args(["restart", state])
+            .status()
+            .unwrap();
+        assert!(status.success(), "broker restart");
     }
 
     fn topic(&self, name: &str, partitions: u32) {
@@ -287,11 +316,11 @@ fn accept_lines() -> Vec<String> {
         .collect()
 }
 
+/// Messages seen so far, as (partition, key, value), filled by a thread.
+type Collected = std::sync::Arc<std::sync::Mutex<Vec<(i32, String, String)>>>;
+
 /// Reads `topic` from the beginning on a thread, collecting every message.
-fn collect_in_background(
-    addr: &str,
-    topic: &str,
-) -> std::sync::Arc<std::sync::Mutex<Vec<(i32, String, String)>>> {
+fn collect_in_background(addr: &str, topic: &str) -> Collected {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let (addr, topic, sink) = (addr.to_string(), topic.to_string(), seen.clone());
     std::thread::spawn(move || {
@@ -490,4 +519,50 @@ fn from_time_starts_a_new_group_at_that_time() {
         "a message before --from was enriched"
     );
     assert_eq!(consumed(&stderr), 1000);
+}
+
+/// The broker goes away mid-stream and comes back: whipstream retries, resumes
+/// and loses nothing (the broker keeps its data across the restart).
+#[test]
+fn broker_restart_mid_stream_loses_nothing() {
+    let broker = Broker::start_persistent();
+    broker.topic("raw", 4);
+    broker.topic("enriched", 4);
+    let lines = accept_lines();
+    let total = 6000;
+    let addr = broker.addr.clone();
+    let first: Vec<String> = lines[..total / 2].to_vec();
+    let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+    produce(&addr, "raw", &refs);
+    let child = spawn_enricher(&broker, "restart-group");
+    let out = collect_in_background(&broker.addr, "enriched");
+    let count = |out: &Collected| {
+        out.lock()
+            .map(|v| {
+                v.iter()
+                    .map(|(_, k, _)| k.clone())
+                    .collect::<std::collections::HashSet<_>>()
+                    .len()
+            })
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    while count(&out) == 0 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(count(&out) > 0, "nothing enriched before the restart");
+    broker.restart(Duration::from_secs(5));
+    let second: Vec<String> = lines[total / 2..total].to_vec();
+    let refs: Vec<&str> = second.iter().map(String::as_str).collect();
+    produce_from(&addr, "raw", &refs, total / 2);
+    let started = Instant::now();
+    while count(&out) < total && started.elapsed() < Duration::from_secs(180) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stderr = sigterm(child);
+    assert_eq!(
+        count(&out),
+        total,
+        "lines lost across the restart: {stderr}"
+    );
 }

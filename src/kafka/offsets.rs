@@ -137,6 +137,13 @@ impl OffsetTracker {
         out
     }
 
+    /// Whether [`take_commits`](Self::take_commits) would hand anything out.
+    pub fn has_new_commits(&self) -> bool {
+        self.partitions
+            .values()
+            .any(|s| s.committable().is_some() && s.committable() != s.committed)
+    }
+
     /// Commits handed out by [`take_commits`](Self::take_commits) that failed: hand
     /// them out again next time.
     pub fn forget_commits(&mut self, commits: &[(Partition, i64)]) {
@@ -177,8 +184,15 @@ mod tests {
         assert_eq!(t.committable("in", 0), Some(12));
         t.acknowledged("in", 0, 12).unwrap();
         assert_eq!(t.committable("in", 0), Some(13));
-        assert_eq!(t.take_commits(), vec![(("in".to_string(), 0), 13)]);
+        assert!(t.has_new_commits());
+        let commits = t.take_commits();
+        assert_eq!(commits, vec![(("in".to_string(), 0), 13)]);
+        assert!(!t.has_new_commits());
         assert!(t.take_commits().is_empty(), "nothing advanced");
+        // A failed commit is handed out again.
+        t.forget_commits(&commits);
+        assert!(t.has_new_commits());
+        assert_eq!(t.take_commits(), commits);
         assert_eq!(t.outstanding(), 0);
     }
 

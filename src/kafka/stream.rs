@@ -23,11 +23,13 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::offsets::OffsetTracker;
-use crate::enrich::Enricher;
+use crate::enrich::{Counts, Enricher};
+use crate::telemetry;
 use crate::time::Instant;
 
 /// Where a new consumer group starts reading (partitions with a committed
@@ -41,6 +43,19 @@ pub enum StartFrom {
     Time(Instant),
 }
 
+impl StartFrom {
+    /// `beginning` (`earliest`), `end` (`latest`) or a time.
+    pub fn parse(s: &str) -> Result<StartFrom, String> {
+        match s {
+            "beginning" | "earliest" => Ok(StartFrom::Beginning),
+            "end" | "latest" => Ok(StartFrom::End),
+            _ => Instant::parse(s)
+                .map(StartFrom::Time)
+                .map_err(|e| format!("expected beginning, end or a time: {e}")),
+        }
+    }
+}
+
 /// Which time a message without a time of its own is enriched at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeSource {
@@ -48,6 +63,16 @@ pub enum TimeSource {
     Line,
     /// The Kafka message timestamp for every message.
     Kafka,
+}
+
+impl TimeSource {
+    pub fn parse(s: &str) -> Result<TimeSource, String> {
+        match s {
+            "line" => Ok(TimeSource::Line),
+            "kafka" => Ok(TimeSource::Kafka),
+            _ => Err(format!("unknown time source {s:?} (line, kafka)")),
+        }
+    }
 }
 
 /// Validated Kafka settings.
@@ -84,7 +109,25 @@ struct GroupContext {
     start_time_ms: Option<i64>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// Consumer lag per partition, from librdkafka's periodic statistics.
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (&partition, p) in &t.partitions {
+                // -1 is librdkafka's "unknown" (e.g. the internal UA partition).
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    telemetry::kafka_consumer_lag(topic, partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    /// Global errors (broker down...) come back through `recv` as well, where the
+    /// loop logs them with its backoff; logging both would say everything twice.
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!("librdkafka: {error}: {reason}");
+    }
+}
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -209,9 +252,14 @@ struct Pending {
     attempt: u32,
 }
 
-fn client_config(c: &KafkaConfig) -> ClientConfig {
+/// `defaults` are ours and yield to `--kafka-property`; settings the delivery
+/// guarantee depends on are set after this by the caller.
+fn client_config(c: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &c.brokers);
+    for (k, v) in defaults {
+        cfg.set(*k, *v);
+    }
     for (k, v) in &c.properties {
         cfg.set(k, v);
     }
@@ -244,11 +292,11 @@ fn send(producer: &FutureProducer, p: Pending) -> DeliveryFuture {
     })
 }
 
-fn commit(
-    consumer: &StreamConsumer<GroupContext>,
-    tracker: &Mutex<OffsetTracker>,
-    mode: CommitMode,
-) -> u64 {
+/// Commits what the tracker allows. Synchronous, so that a failure is seen and
+/// the offsets handed out again (rdkafka's stream consumer did not report async
+/// commit results in tests); run off the async workers, it costs one round trip
+/// per commit interval, not per message.
+fn commit(consumer: &StreamConsumer<GroupContext>, tracker: &Mutex<OffsetTracker>) -> u64 {
     let commits = match tracker.lock() {
         Ok(mut t) => t.take_commits(),
         Err(_) => return 0,
@@ -260,7 +308,9 @@ fn commit(
     for ((topic, partition), offset) in &commits {
         let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
     }
-    match consumer.commit(&tpl, mode) {
+    let result = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+    telemetry::kafka_commit(result.is_ok());
+    match result {
         Ok(()) => 1,
         Err(e) => {
             tracing::warn!("offset commit failed (will retry): {e}");
@@ -273,6 +323,39 @@ fn commit(
     }
 }
 
+/// Logs a run of failed fetches (broker down, network gone): the first error is
+/// a warning, repeats are debug, and the recovery is said once, so a broker that
+/// is down for an hour does not fill the log.
+#[derive(Debug, Default)]
+struct Outage {
+    failures: u32,
+    since: Option<std::time::Instant>,
+}
+
+impl Outage {
+    fn failed(&mut self, e: &KafkaError) {
+        if self.failures == 0 {
+            tracing::warn!("cannot fetch from Kafka, retrying: {e}");
+            self.since = Some(std::time::Instant::now());
+        } else {
+            tracing::debug!("fetch failed again: {e}");
+        }
+        self.failures = self.failures.saturating_add(1);
+    }
+
+    fn ended(&mut self) {
+        if self.failures > 0 {
+            let down = self.since.map(|s| s.elapsed()).unwrap_or_default();
+            tracing::info!(
+                "fetching again after {} failed attempts over {:.1} s",
+                self.failures,
+                down.as_secs_f64()
+            );
+            self.failures = 0;
+        }
+    }
+}
+
 /// Runs until `shutdown` completes; then drains, commits and leaves the group.
 pub async fn run(
     config: KafkaConfig,
@@ -280,27 +363,27 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<KafkaSummary, KafkaError> {
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
-    let consumer: StreamConsumer<GroupContext> = client_config(&config)
-        .set("group.id", &config.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.offset.reset",
-            match config.start_from {
-                StartFrom::Beginning | StartFrom::Time(_) => "earliest",
-                StartFrom::End => "latest",
-            },
-        )
-        .create_with_context(GroupContext {
-            tracker: tracker.clone(),
-            start_time_ms: match config.start_from {
-                StartFrom::Time(t) => Some(t.as_micros().div_euclid(1000)),
-                _ => None,
-            },
-        })?;
-    let producer: FutureProducer = client_config(&config)
+    let consumer: StreamConsumer<GroupContext> =
+        client_config(&config, &[("statistics.interval.ms", "5000")])
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.offset.reset",
+                match config.start_from {
+                    StartFrom::Beginning | StartFrom::Time(_) => "earliest",
+                    StartFrom::End => "latest",
+                },
+            )
+            .create_with_context(GroupContext {
+                tracker: tracker.clone(),
+                start_time_ms: match config.start_from {
+                    StartFrom::Time(t) => Some(t.as_micros().div_euclid(1000)),
+                    _ => None,
+                },
+            })?;
+    let producer: FutureProducer = client_config(&config, &[("message.timeout.ms", "60000")])
         .set("enable.idempotence", "true")
-        .set("message.timeout.ms", "60000")
         .create()?;
     consumer.subscribe(&[&config.input_topic])?;
 
@@ -308,6 +391,7 @@ pub async fn run(
     let mut in_flight: FuturesUnordered<DeliveryFuture> = FuturesUnordered::new();
     let mut ticker = tokio::time::interval(config.commit_interval);
     let mut out = Vec::with_capacity(4096);
+    let mut outage = Outage::default();
     tokio::pin!(shutdown);
     // Bounded in-flight work: stop fetching while too much is unacknowledged.
     const MAX_IN_FLIGHT: usize = 100_000;
@@ -316,7 +400,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = ticker.tick() => {
-                summary.commits += commit(&consumer, &tracker, CommitMode::Async);
+                summary.commits += commit(&consumer, &tracker);
             }
             Some((p, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 handle_delivery(&producer, &tracker, &mut in_flight, &mut summary, p, result);
@@ -325,17 +409,28 @@ pub async fn run(
                 let msg = match msg {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::warn!("consume error (retrying): {e}");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        outage.failed(&e);
+                        // A short pause only: librdkafka reconnects with its own
+                        // exponential backoff, and the consumer must keep being
+                        // polled (long pauses here were seen to stall it for good
+                        // once the broker came back).
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 };
+                outage.ended();
                 summary.consumed += 1;
                 let kafka_time = msg.timestamp().to_millis().map(|ms| Instant::from_micros(ms.saturating_mul(1000)));
                 let value = msg.payload().unwrap_or_default();
                 let fallback = kafka_time.unwrap_or_else(Instant::now);
                 out.clear();
                 let result = enricher.enrich_one(value, fallback, config.time_source == TimeSource::Kafka, &mut out);
+                telemetry::lines("kafka", &Counts {
+                    read: 1,
+                    enriched: result.is_ok() as u64,
+                    dead_lettered: result.is_err() as u64,
+                    matched: result.as_ref().map(|m| m.iter().map(|&b| b as u64).collect()).unwrap_or_default(),
+                }, enricher.datasets());
                 let (to, payload, headers) = match result {
                     Ok(_) => {
                         summary.enriched += 1;
@@ -395,7 +490,18 @@ pub async fn run(
             config.drain_timeout
         );
     }
-    summary.commits += commit(&consumer, &tracker, CommitMode::Sync);
+    // The last commit decides where the next run starts: retry it a few times
+    // (a failure leaves duplicates for the next run, never a loss).
+    for attempt in 0..5u32 {
+        let pending = tracker.lock().map(|t| t.has_new_commits()).unwrap_or(false);
+        if !pending {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        }
+        summary.commits += commit(&consumer, &tracker);
+    }
     consumer.unsubscribe();
     Ok(summary)
 }
@@ -419,9 +525,226 @@ fn handle_delivery(
         }
         Err(e) => {
             summary.redelivered += 1;
+            telemetry::kafka_delivery_retry();
             tracing::warn!("delivery to {} failed (sending again): {e}", p.to);
             p.attempt += 1;
             in_flight.push(send(producer, p));
         }
+    }
+}
+
+/// Fast checks of the loop against librdkafka's in-process mock cluster. The
+/// proof against a real broker is in `tests/kafka.rs`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::{DataSet, EnrichOptions};
+    use crate::history::{History, Interner, SnapshotMeta};
+    use crate::index::Index;
+    use crate::logline::{LineParser, ParserConfig};
+    use crate::snapshot::SnapshotFile;
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::message::Headers;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    fn enricher() -> Arc<Enricher> {
+        let f = SnapshotFile::from_lines(
+            "t",
+            r#"{"begin":"1.2.3.0","end":"1.2.3.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}"#,
+        )
+        .unwrap();
+        let mut h = History::default();
+        h.merge(
+            &mut Interner::default(),
+            &f,
+            SnapshotMeta::of_file(&f),
+            false,
+        )
+        .unwrap();
+        let geo = DataSet {
+            name: "geo".into(),
+            index: Arc::new(arc_swap::ArcSwap::from_pointee(Index::new(h))),
+        };
+        Arc::new(Enricher::new(
+            LineParser::new(ParserConfig::default()).unwrap(),
+            vec![geo],
+            EnrichOptions::default(),
+        ))
+    }
+
+    fn config(brokers: &str, group: &str) -> KafkaConfig {
+        KafkaConfig {
+            brokers: brokers.into(),
+            input_topic: "in".into(),
+            output_topic: "out".into(),
+            dead_letter_topic: Some("dead".into()),
+            group_id: group.into(),
+            // Rejoining a group must not wait out the default 45 s session.
+            properties: vec![
+                ("session.timeout.ms".into(), "6000".into()),
+                ("heartbeat.interval.ms".into(), "500".into()),
+            ],
+            start_from: StartFrom::Beginning,
+            time_source: TimeSource::Line,
+            commit_interval: Duration::from_millis(200),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn produce(brokers: &str, lines: &[&str]) {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .create()
+            .unwrap();
+        for (i, line) in lines.iter().enumerate() {
+            let key = format!("k{i}");
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "origin",
+                value: Some("test"),
+            });
+            p.send(
+                BaseRecord::to("in")
+                    .key(&key)
+                    .payload(*line)
+                    .headers(headers),
+            )
+            .unwrap();
+        }
+        p.flush(Duration::from_secs(10)).unwrap();
+    }
+
+    static READERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// Every message of `topic` as (key, value, headers), waiting for `want`.
+    fn read_all(brokers: &str, topic: &str, want: usize) -> Vec<(String, String, Vec<String>)> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            // A fresh group each time: no waiting for an old member's session.
+            .set(
+                "group.id",
+                format!(
+                    "reader-{topic}-{}",
+                    READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ),
+            )
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        c.subscribe(&[topic]).unwrap();
+        let mut out = Vec::new();
+        let started = std::time::Instant::now();
+        while out.len() < want && started.elapsed() < Duration::from_secs(30) {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                format!(
+                                    "{}={}",
+                                    h.key,
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push((
+                    String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                    headers,
+                ));
+            }
+        }
+        out
+    }
+
+    /// Runs the loop until the output topic holds `outputs` messages, then shuts
+    /// it down.
+    async fn run_until_outputs(brokers: &str, group: &str, outputs: usize) -> KafkaSummary {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let b = brokers.to_string();
+        let watcher = tokio::task::spawn_blocking(move || {
+            let got = read_all(&b, "out", outputs);
+            let _ = tx.send(());
+            got.len()
+        });
+        let summary = run(config(brokers, group), enricher(), async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+        assert_eq!(watcher.await.unwrap(), outputs, "{summary:?}");
+        summary
+    }
+
+    fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+        let c = MockCluster::new(1).unwrap();
+        c.create_topic("in", 2, 1).unwrap();
+        c.create_topic("out", 2, 1).unwrap();
+        c.create_topic("dead", 1, 1).unwrap();
+        c
+    }
+
+    const GOOD: &str =
+        r#"1.2.3.4 - - [01/Mar/2024:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua""#;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn enriches_keeps_key_and_headers_dead_letters_and_commits() {
+        let c = cluster();
+        let brokers = c.bootstrap_servers();
+        produce(&brokers, &[GOOD, "not a log line", GOOD]);
+        let summary = run_until_outputs(&brokers, "g", 2).await;
+        assert_eq!(
+            (summary.consumed, summary.enriched, summary.dead_lettered),
+            (3, 2, 1)
+        );
+
+        let out = read_all(&brokers, "out", 2);
+        for (key, value, headers) in &out {
+            assert!(key == "k0" || key == "k2", "{key}");
+            let v: serde_json::Value = serde_json::from_str(value).unwrap();
+            assert_eq!(v["geo"]["cc"], "AU");
+            assert_eq!(headers, &vec!["origin=test".to_string()]);
+        }
+        let dead = read_all(&brokers, "dead", 1);
+        assert_eq!(dead.len(), 1);
+        let (key, value, headers) = &dead[0];
+        assert_eq!((key.as_str(), value.as_str()), ("k1", "not a log line"));
+        assert!(
+            headers.iter().any(|h| h.starts_with("whipstream-reason=")),
+            "{headers:?}"
+        );
+        assert!(
+            headers
+                .iter()
+                .any(|h| h.starts_with("whipstream-source=in[")),
+            "{headers:?}"
+        );
+
+        // Shutdown committed every offset: the same group resumes after them.
+        produce(&brokers, &[GOOD]);
+        let again = run_until_outputs(&brokers, "g", 3).await;
+        assert_eq!(again.consumed, 1, "{again:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failed_commits_are_retried() {
+        let c = cluster();
+        let brokers = c.bootstrap_servers();
+        // The first commits fail: the offsets must be committed again later.
+        c.request_errors(
+            rdkafka::types::RDKafkaApiKey::OffsetCommit,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE; 3],
+        );
+        produce(&brokers, &[GOOD, GOOD]);
+        let summary = run_until_outputs(&brokers, "g2", 2).await;
+        assert_eq!(summary.consumed, 2);
+        // The group resumes after both: their offsets were committed in the end.
+        produce(&brokers, &[GOOD]);
+        let again = run_until_outputs(&brokers, "g2", 3).await;
+        assert_eq!(again.consumed, 1, "{again:?}");
     }
 }

@@ -149,3 +149,27 @@ pub fn interactive(args: &[&str]) -> Interactive {
         lines,
     }
 }
+
+/// GET `path` from `addr` over HTTP/1.1; returns (status, content type, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("http response");
+    let status = head[9..12].parse().expect("status");
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Kafka enrichment next to the broker's own ceiling, in one run: a 1,000,000-line
+# combined log (../shared/bench/make-access-log.py, seed 42) produced to a
+# 4-partition topic of the test broker (scripts/kafka-broker.sh), then
+#   - passthrough: a minimal rdkafka consumer-group member that copies each
+#     message unchanged to another topic and commits what was delivered;
+#   - whipstream enrich --kafka-... over the 41-snapshot store, same topic.
+# Each run is a new group reading the topic from the beginning; its time is from
+# the process start until the group's committed offsets cover every message
+# (commits follow delivery in both). Best of ROUNDS alternating runs.
+#
+#   benches/kafka-bench.sh HISTORY_DIR [WORK]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HIST=$(cd "${1:?usage: kafka-bench.sh HISTORY_DIR [WORK]}" && pwd)
+WORK=${2:-$HOME/.cache/whipstream-bench}
+ROUNDS=${ROUNDS:-2}
+SHARED=${SHARED:-$(cd .. && pwd)/shared}
+mkdir -p "$WORK"
+source scripts/setup.sh
+cargo build --release --locked --bin whipstream >&2
+WS="$CARGO_TARGET_DIR/release/whipstream"
+TOOL=$(cargo bench --locked --no-run --bench kafka-tool 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
+[ -x "$TOOL" ] || { echo "kafka-bench: no kafka-tool binary" >&2; exit 1; }
+STORE="$WORK/store"
+[ -d "$STORE" ] || "$WS" load --no-progress --db "$STORE" "$HIST" >&2
+LOG="$WORK/access-1m.log"
+if [ ! -f "$LOG" ]; then
+  python3 "$SHARED/bench/make-access-log.py" --snapshots "$HIST" -n 1000000 --seed 42 --out "$LOG.tmp" >&2
+  mv "$LOG.tmp" "$LOG"
+fi
+N=$(wc -l < "$LOG")
+
+STATE=$(mktemp -d)
+trap 'bash scripts/kafka-broker.sh stop "$STATE"; rm -rf "$STATE"' EXIT
+BROKER=$(bash scripts/kafka-broker.sh start "$STATE" | sed -n 's/^BROKER=//p')
+bash scripts/kafka-broker.sh topic raw 4 "$STATE"
+t0=$(date +%s.%N)
+"$TOOL" produce "$BROKER" raw "$LOG" >&2
+t1=$(date +%s.%N)
+PRODUCE=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
+
+# run NAME GROUP COMMAND...: start COMMAND, wait for GROUP to commit N, stop it.
+run() {
+  local name=$1 group=$2; shift 2
+  "$@" 2> "$STATE/$name.err" > /dev/null &
+  local pid=$!
+  local result
+  result=$("$TOOL" wait "$BROKER" raw "$group" "$N")
+  kill -TERM "$pid"; wait "$pid" || true
+  echo "$result"
+}
+
+PASS=() ; ENRICH=()
+for r in $(seq "$ROUNDS"); do
+  bash scripts/kafka-broker.sh topic "passed-$r" 4 "$STATE"
+  bash scripts/kafka-broker.sh topic "enriched-$r" 4 "$STATE"
+  PASS+=("$(run "pass-$r" "pass-$r" "$TOOL" passthrough "$BROKER" raw "passed-$r" "pass-$r")")
+  echo "round $r passthrough: ${PASS[-1]}" >&2
+  ENRICH+=("$(run "enrich-$r" "enrich-$r" "$WS" enrich --db "$STORE" \
+    --kafka-brokers "$BROKER" --input-topic raw --output-topic "enriched-$r" --group-id "enrich-$r")")
+  echo "round $r whipstream: ${ENRICH[-1]}" >&2
+done
+
+best() { printf '%s\n' "$@" | sort -n -k1 | head -1; }
+P=$(best "${PASS[@]}"); E=$(best "${ENRICH[@]}")
+python3 - "$N" "$P" "$E" "$PRODUCE" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" \
+  "$(ls "$HIST"/*.jsonl.gz | wc -l)" "$HIST" <<'PY'
+import sys, datetime
+n, p, e, produce, cores, cpu, snaps, hist = sys.argv[1:]
+n = int(n); ps, psteady = map(float, p.split()); es, esteady = map(float, e.split())
+print(f"## Kafka: {n:,} combined-log lines through the test broker, {snaps}-snapshot history")
+print()
+print(f"Machine: {cores} cores ({cpu}); {datetime.date.today()}. Broker: Tansu (memory storage) on the same machine.")
+print(f"Command: `benches/kafka-bench.sh {hist}`; topic of 4 partitions filled in {produce} s; best of the rounds;")
+print("time from process start until the group's committed offsets cover every message.")
+print()
+print("| run | s | messages/s end to end | messages/s steady (first to last commit) | of passthrough |")
+print("|---|---|---|---|---|")
+print(f"| passthrough (rdkafka consume → produce unchanged) | {ps:.1f} | {n/ps:,.0f} | {psteady:,.0f} | 100% |")
+print(f"| `whipstream enrich --kafka-...` | {es:.1f} | {n/es:,.0f} | {esteady:,.0f} | {ps/es*100:.0f}% end to end, {esteady/psteady*100:.0f}% steady |")
+PY

@@ -1,0 +1,595 @@
+//! The daemon's configuration: a TOML file (see `config/whipstream.toml`), every
+//! key of which can also be given as a `run` flag or `WHIPSTREAM_...` variable.
+//!
+//! [`FileConfig`] is the file as written (unknown keys are errors, so a typo is
+//! never silently ignored); [`RunFlags`] are the flags; [`FileConfig::resolve`]
+//! lays the flags over the file and checks every value, naming the key of a bad
+//! one, into the [`Settings`] the daemon runs with. Nothing here opens a store or
+//! a socket.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::enrich::{valid_dataset_name, DefaultTime, EnrichOptions};
+use crate::ip::Cidr;
+use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
+use crate::logline::{ClientIp, Format, ParserConfig, TimeFormat};
+use crate::time::Instant;
+
+/// Why a configuration cannot be used: the file (and the key) or flag, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown keys and wrong types (the message has line and key).
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value that parses but cannot be used.
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The configuration file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default, rename = "dataset")]
+    pub datasets: Vec<DataSetConfig>,
+    #[serde(default)]
+    pub input: InputConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+    pub kafka: Option<KafkaFileConfig>,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+}
+
+/// `[[dataset]]`: one data set, joined under its name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSetConfig {
+    pub name: String,
+    /// The RocksDB store (created empty when missing).
+    pub store: PathBuf,
+    /// A directory whose new snapshot files are loaded while running.
+    pub watch: Option<PathBuf>,
+}
+
+/// `[input]`: where lines come from and how they are read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// stdin, files or kafka.
+    pub source: Option<String>,
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    pub format: Option<String>,
+    pub regex: Option<String>,
+    pub time_format: Option<String>,
+    #[serde(default)]
+    pub ip_fields: Vec<String>,
+    #[serde(default)]
+    pub time_fields: Vec<String>,
+    pub client_ip: Option<String>,
+    #[serde(default)]
+    pub xff_fields: Vec<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Event time of lines without one.
+    pub at: Option<String>,
+    pub max_line_bytes: Option<usize>,
+}
+
+/// `[output]`: where enriched lines and dead letters go (stdin/files sources).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// A file to append enriched lines to; stdout when absent.
+    pub path: Option<PathBuf>,
+    /// A file to append dead letters to; stderr when absent.
+    pub dead_letter: Option<PathBuf>,
+    pub include_line: Option<bool>,
+}
+
+/// `[kafka]`: the Kafka source and sink (used when `input.source = "kafka"`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaFileConfig {
+    pub brokers: Option<String>,
+    pub input_topic: Option<String>,
+    pub output_topic: Option<String>,
+    pub dead_letter_topic: Option<String>,
+    pub group_id: Option<String>,
+    pub from: Option<String>,
+    pub time_source: Option<String>,
+    /// Any librdkafka settings.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// `[http]`: REST lookups, `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: Option<String>,
+}
+
+/// `[log]`: diagnostics on stderr.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// text or json.
+    pub format: Option<String>,
+    /// A tracing filter, e.g. `info` or `whipstream=debug`.
+    pub level: Option<String>,
+}
+
+/// `[ingest]`: how watched directories are scanned.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Seconds between scans (SIGHUP scans at once).
+    pub poll_seconds: Option<f64>,
+}
+
+/// The `run` flags: each overrides the file's key of the same meaning.
+#[derive(Debug, Default, Clone)]
+pub struct RunFlags {
+    /// `NAME=DIR` data sets (added to the file's).
+    pub dbs: Vec<String>,
+    /// `NAME=DIR` watched directories.
+    pub watches: Vec<String>,
+    pub listen: Option<String>,
+    pub files: Vec<PathBuf>,
+    pub format: Option<String>,
+    pub client_ip: Option<String>,
+    pub trusted_proxies: Vec<String>,
+    pub at: Option<String>,
+    pub no_line: bool,
+    pub output: Option<PathBuf>,
+    pub dead_letter: Option<PathBuf>,
+    pub kafka_brokers: Option<String>,
+    pub input_topic: Option<String>,
+    pub output_topic: Option<String>,
+    pub dead_letter_topic: Option<String>,
+    pub group_id: Option<String>,
+    pub kafka_properties: Vec<String>,
+    pub from: Option<String>,
+    pub log_format: Option<String>,
+    pub poll_seconds: Option<f64>,
+}
+
+/// A data set the daemon serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSetSettings {
+    pub name: String,
+    pub store: PathBuf,
+    pub watch: Option<PathBuf>,
+}
+
+/// Where lines come from and go to.
+#[derive(Debug, Clone)]
+pub enum Flow {
+    /// stdin or files, to a file or stdout.
+    Lines {
+        files: Vec<PathBuf>,
+        output: Option<PathBuf>,
+        dead_letter: Option<PathBuf>,
+    },
+    Kafka(Box<KafkaConfig>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the daemon needs, checked.
+#[derive(Debug)]
+pub struct Settings {
+    pub datasets: Vec<DataSetSettings>,
+    pub flow: Flow,
+    pub parser: ParserConfig,
+    pub options: EnrichOptions,
+    pub listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    pub log_level: Option<String>,
+    pub poll_interval: Duration,
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file.
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        FileConfig::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })
+    }
+
+    /// Lays `flags` over the file and checks every value.
+    pub fn resolve(self, flags: &RunFlags) -> Result<Settings, ConfigError> {
+        let datasets = resolve_datasets(&self.datasets, flags)?;
+        let input = &self.input;
+        let parser = resolve_parser(input, flags)?;
+        let at = match flags.at.as_ref().or(input.at.as_ref()) {
+            Some(t) => Some(Instant::parse(t).map_err(|e| invalid("input.at", e.to_string()))?),
+            None => None,
+        };
+        let options = EnrichOptions {
+            include_line: !flags.no_line && self.output.include_line.unwrap_or(true),
+            default_time: at.map_or(DefaultTime::ReadTime, DefaultTime::At),
+            max_line_bytes: input.max_line_bytes.unwrap_or(64 * 1024),
+        };
+        let source = if flags.kafka_brokers.is_some() {
+            "kafka".to_string()
+        } else if !flags.files.is_empty() {
+            "files".to_string()
+        } else {
+            input.source.clone().unwrap_or_else(|| "stdin".into())
+        };
+        let flow = match source.as_str() {
+            "stdin" => Flow::Lines {
+                files: Vec::new(),
+                output: flags.output.clone().or(self.output.path.clone()),
+                dead_letter: flags
+                    .dead_letter
+                    .clone()
+                    .or(self.output.dead_letter.clone()),
+            },
+            "files" => {
+                let files = if flags.files.is_empty() {
+                    input.files.clone()
+                } else {
+                    flags.files.clone()
+                };
+                if files.is_empty() {
+                    return Err(invalid("input.files", "source \"files\" needs files"));
+                }
+                Flow::Lines {
+                    files,
+                    output: flags.output.clone().or(self.output.path.clone()),
+                    dead_letter: flags
+                        .dead_letter
+                        .clone()
+                        .or(self.output.dead_letter.clone()),
+                }
+            }
+            "kafka" => Flow::Kafka(Box::new(resolve_kafka(
+                self.kafka.unwrap_or_default(),
+                flags,
+            )?)),
+            other => {
+                return Err(invalid(
+                    "input.source",
+                    format!("{other:?}: expected stdin, files or kafka"),
+                ))
+            }
+        };
+        let listen = match flags.listen.as_ref().or(self.http.listen.as_ref()) {
+            Some(a) => Some(
+                a.parse::<SocketAddr>()
+                    .map_err(|e| invalid("http.listen", format!("{a:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        let log_format = match flags
+            .log_format
+            .as_deref()
+            .or(self.log.format.as_deref())
+            .unwrap_or("text")
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    format!("{other:?}: expected text or json"),
+                ))
+            }
+        };
+        let poll = flags
+            .poll_seconds
+            .or(self.ingest.poll_seconds)
+            .unwrap_or(2.0);
+        if !(poll.is_finite() && (0.05..=86_400.0).contains(&poll)) {
+            return Err(invalid(
+                "ingest.poll_seconds",
+                format!("{poll}: expected 0.05 to 86400"),
+            ));
+        }
+        Ok(Settings {
+            datasets,
+            flow,
+            parser,
+            options,
+            listen,
+            log_format,
+            log_level: self.log.level,
+            poll_interval: Duration::from_secs_f64(poll),
+        })
+    }
+}
+
+/// The file's `[[dataset]]`s, then `--db NAME=DIR`; `--watch NAME=DIR` attaches a
+/// watched directory to a data set of either origin.
+fn resolve_datasets(
+    file: &[DataSetConfig],
+    flags: &RunFlags,
+) -> Result<Vec<DataSetSettings>, ConfigError> {
+    let mut out: Vec<DataSetSettings> = Vec::new();
+    let mut add = |key: &str, d: DataSetSettings| {
+        if !valid_dataset_name(&d.name) {
+            return Err(invalid(
+                key,
+                format!("data set name {:?}: use letters, digits, _ and -", d.name),
+            ));
+        }
+        if out.iter().any(|o| o.name == d.name) {
+            return Err(invalid(key, format!("data set {:?} given twice", d.name)));
+        }
+        out.push(d);
+        Ok(())
+    };
+    for d in file {
+        add(
+            "dataset.name",
+            DataSetSettings {
+                name: d.name.clone(),
+                store: d.store.clone(),
+                watch: d.watch.clone(),
+            },
+        )?;
+    }
+    for spec in &flags.dbs {
+        let (name, dir) = name_dir("--db", spec)?;
+        add(
+            "--db",
+            DataSetSettings {
+                name,
+                store: dir,
+                watch: None,
+            },
+        )?;
+    }
+    for spec in &flags.watches {
+        let (name, dir) = name_dir("--watch", spec)?;
+        let Some(d) = out.iter_mut().find(|d| d.name == name) else {
+            return Err(invalid(
+                "--watch",
+                format!("no data set {name:?} (give it with --db {name}=DIR)"),
+            ));
+        };
+        d.watch = Some(dir);
+    }
+    if out.is_empty() {
+        return Err(invalid(
+            "dataset",
+            "no data set: add a [[dataset]] to the file or --db NAME=DIR",
+        ));
+    }
+    Ok(out)
+}
+
+/// `NAME=DIR`, or `DIR` for the data set named "whip".
+fn name_dir(key: &str, spec: &str) -> Result<(String, PathBuf), ConfigError> {
+    match spec.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(dir)))
+        }
+        Some(_) => Err(invalid(key, format!("{spec:?}: expected NAME=DIR"))),
+        None => Ok(("whip".to_string(), PathBuf::from(spec))),
+    }
+}
+
+fn resolve_parser(input: &InputConfig, flags: &RunFlags) -> Result<ParserConfig, ConfigError> {
+    let mut c = ParserConfig::default();
+    if let Some(f) = flags.format.as_ref().or(input.format.as_ref()) {
+        c.format = Format::parse(f).map_err(|e| invalid("input.format", e))?;
+    }
+    if let Some(t) = &input.time_format {
+        c.time_format = t
+            .parse::<TimeFormat>()
+            .map_err(|e| invalid("input.time_format", e))?;
+    }
+    if let Some(m) = flags.client_ip.as_ref().or(input.client_ip.as_ref()) {
+        c.client_ip = ClientIp::parse(m).map_err(|e| invalid("input.client_ip", e))?;
+    }
+    let proxies = if flags.trusted_proxies.is_empty() {
+        &input.trusted_proxies
+    } else {
+        &flags.trusted_proxies
+    };
+    for p in proxies {
+        c.trusted_proxies.push(
+            p.parse::<Cidr>()
+                .map_err(|e| invalid("input.trusted_proxies", format!("{p:?}: {e}")))?,
+        );
+    }
+    if let Some(re) = &input.regex {
+        c.regex = Some(regex::Regex::new(re).map_err(|e| invalid("input.regex", e.to_string()))?);
+        if c.format == Format::Auto {
+            c.format = Format::Regex;
+        }
+    }
+    if c.format == Format::Regex && c.regex.is_none() {
+        return Err(invalid("input.regex", "format \"regex\" needs a regex"));
+    }
+    if !input.ip_fields.is_empty() {
+        c.ip_fields = input.ip_fields.clone();
+    }
+    if !input.time_fields.is_empty() {
+        c.time_fields = input.time_fields.clone();
+    }
+    if !input.xff_fields.is_empty() {
+        c.xff_fields = input.xff_fields.clone();
+    }
+    Ok(c)
+}
+
+fn resolve_kafka(k: KafkaFileConfig, flags: &RunFlags) -> Result<KafkaConfig, ConfigError> {
+    let need = |flag: &Option<String>, file: Option<String>, key: &str| {
+        flag.clone()
+            .or(file)
+            .ok_or_else(|| invalid(key, "required for the kafka source"))
+    };
+    let mut properties: Vec<(String, String)> = k.properties.into_iter().collect();
+    for p in &flags.kafka_properties {
+        let (key, value) = p
+            .split_once('=')
+            .ok_or_else(|| invalid("--kafka-property", format!("{p:?}: expected KEY=VALUE")))?;
+        properties.push((key.trim().to_string(), value.trim().to_string()));
+    }
+    let from = match flags.from.as_ref().or(k.from.as_ref()) {
+        Some(f) => StartFrom::parse(f).map_err(|e| invalid("kafka.from", e))?,
+        None => StartFrom::Beginning,
+    };
+    let time_source = match k.time_source.as_deref() {
+        Some(t) => TimeSource::parse(t).map_err(|e| invalid("kafka.time_source", e))?,
+        None => TimeSource::Line,
+    };
+    Ok(KafkaConfig {
+        brokers: need(&flags.kafka_brokers, k.brokers, "kafka.brokers")?,
+        input_topic: need(&flags.input_topic, k.input_topic, "kafka.input_topic")?,
+        output_topic: need(&flags.output_topic, k.output_topic, "kafka.output_topic")?,
+        dead_letter_topic: flags.dead_letter_topic.clone().or(k.dead_letter_topic),
+        group_id: need(&flags.group_id, k.group_id, "kafka.group_id")?,
+        properties,
+        start_from: from,
+        time_source,
+        commit_interval: Duration::from_secs(1),
+        drain_timeout: Duration::from_secs(30),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        FileConfig::parse(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/whipstream.toml");
+        let s = FileConfig::read(&path)
+            .unwrap()
+            .resolve(&RunFlags::default())
+            .unwrap();
+        assert!(!s.datasets.is_empty());
+        assert!(s.listen.is_some());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = parse("[input]\nformt = \"json\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("test.toml") && e.contains("formt"), "{e}");
+        let e = parse("[[dataset]]\nname = \"geo\"\nstore = \"/s\"\n[input]\nformat = \"jsn\"\n")
+            .unwrap()
+            .resolve(&RunFlags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("input.format:"), "{e}");
+        let e =
+            parse("[[dataset]]\nname = \"geo\"\nstore = \"/s\"\n[http]\nlisten = \"nowhere\"\n")
+                .unwrap()
+                .resolve(&RunFlags::default())
+                .unwrap_err()
+                .to_string();
+        assert!(e.starts_with("http.listen:"), "{e}");
+        let e = parse("")
+            .unwrap()
+            .resolve(&RunFlags::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("no data set"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file_and_work_alone() {
+        let file = parse(
+            "[[dataset]]\nname = \"geo\"\nstore = \"/a\"\n[http]\nlisten = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let flags = RunFlags {
+            dbs: vec!["asn=/b".into()],
+            watches: vec!["geo=/in".into()],
+            listen: Some("127.0.0.1:2".into()),
+            ..RunFlags::default()
+        };
+        let s = file.resolve(&flags).unwrap();
+        assert_eq!(s.listen, Some("127.0.0.1:2".parse().unwrap()));
+        assert_eq!(s.datasets.len(), 2);
+        assert_eq!(s.datasets[0].watch, Some(PathBuf::from("/in")));
+        // No file at all.
+        let s = FileConfig::default()
+            .resolve(&RunFlags {
+                dbs: vec!["/only".into()],
+                ..RunFlags::default()
+            })
+            .unwrap();
+        assert_eq!(s.datasets[0].name, "whip");
+        assert!(matches!(s.flow, Flow::Lines { ref files, .. } if files.is_empty()));
+        assert!(s.listen.is_none());
+        // A watch for an unknown data set is an error.
+        let e = FileConfig::default()
+            .resolve(&RunFlags {
+                dbs: vec!["/only".into()],
+                watches: vec!["geo=/x".into()],
+                ..RunFlags::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--watch:"), "{e}");
+    }
+
+    #[test]
+    fn kafka_needs_its_keys() {
+        let file = parse(
+            "[[dataset]]\nname = \"geo\"\nstore = \"/a\"\n[input]\nsource = \"kafka\"\n[kafka]\nbrokers = \"b:9092\"\n",
+        )
+        .unwrap();
+        let e = file.resolve(&RunFlags::default()).unwrap_err();
+        assert!(e.to_string().starts_with("kafka.input_topic:"), "{e}");
+        let file = parse(
+            "[[dataset]]\nname = \"geo\"\nstore = \"/a\"\n[input]\nsource = \"kafka\"\n[kafka]\nbrokers = \"b:9092\"\ninput_topic = \"i\"\noutput_topic = \"o\"\ngroup_id = \"g\"\nproperties = { \"security.protocol\" = \"SSL\" }\n",
+        )
+        .unwrap();
+        let s = file.resolve(&RunFlags::default()).unwrap();
+        let Flow::Kafka(k) = s.flow else {
+            panic!("not kafka")
+        };
+        assert_eq!(
+            k.properties,
+            vec![("security.protocol".into(), "SSL".into())]
+        );
+    }
+}

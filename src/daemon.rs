@@ -1,0 +1,303 @@
+//! The daemon (`whipstream run`): data sets kept current from watched
+//! directories while lines are enriched and lookups answered.
+//!
+//! Life cycle: the HTTP listener starts first (`/healthz` answers while stores
+//! open; `/readyz` says 503), then every store is opened (created empty when
+//! missing) and its index built, then the daemon is ready: watchers scan their
+//! directories ([`crate::ingest`]) and the flow starts (stdin or files through the
+//! [`pipeline`], or the Kafka loop). SIGHUP makes every watcher scan at once.
+//! SIGTERM or SIGINT raises one stop: reading ends without dropping anything read,
+//! lines in flight are enriched and written, sinks are flushed, Kafka offsets of
+//! delivered outputs are committed and the group is left; watchers finish the file
+//! in hand (a load commits whole or not at all); the process exits 0. When the
+//! input ends by itself, a daemon with a listener or a watched directory keeps
+//! serving until stopped; one without exits.
+//!
+//! This is the top of the program, like `cli`: errors carry context (anyhow).
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant as WallClock};
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+
+use crate::config::{Flow, Settings};
+use crate::enrich::{DataSet, Enricher};
+use crate::history::History;
+use crate::index::Index;
+use crate::ingest::{Outcome, Watcher};
+use crate::logline::LineParser;
+use crate::source::{Chunker, Input};
+use crate::{http, pipeline, telemetry};
+
+/// How long the HTTP listener may take to finish open requests at the end.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
+/// Runs the daemon until it is stopped (or its input ends, see the module doc).
+pub fn run(settings: Settings) -> Result<ExitCode> {
+    let metrics = telemetry::install_prometheus()
+        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+    telemetry::ready(false);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+
+    // One stop for everything: a flag for threads, a watch channel for tasks.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let datasets: Vec<DataSet> = settings
+        .datasets
+        .iter()
+        .map(|d| DataSet {
+            name: d.name.clone(),
+            index: Arc::new(ArcSwap::from_pointee(Index::new(History::default()))),
+        })
+        .collect();
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let server = match settings.listen {
+        Some(addr) => {
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let local = listener.local_addr()?;
+            eprintln!("whipstream: listening on http://{local}");
+            let state = http::AppState {
+                datasets: datasets
+                    .iter()
+                    .map(|d| (d.name.clone(), d.index.clone()))
+                    .collect(),
+                metrics: Some(metrics),
+                ready: ready.clone(),
+            };
+            Some(runtime.spawn(http::serve(listener, state, stopped())))
+        }
+        None => None,
+    };
+
+    // Signals: SIGTERM/SIGINT stop, SIGHUP rescans.
+    let mut rescans = Vec::new();
+    let mut wakeups = Vec::new();
+    for _ in settings.datasets.iter().filter(|d| d.watch.is_some()) {
+        let (tx, rx) = mpsc::channel::<()>();
+        rescans.push(tx);
+        wakeups.push(rx);
+    }
+    {
+        let (stop, stop_tx) = (stop.clone(), stop_tx.clone());
+        let rescans = rescans.clone();
+        runtime.spawn(async move {
+            let mut hup = hangups();
+            loop {
+                tokio::select! {
+                    _ = crate::cli::shutdown_signal() => {
+                        tracing::info!("stop requested: draining");
+                        stop.store(true, Ordering::SeqCst);
+                        let _ = stop_tx.send(true);
+                        break;
+                    }
+                    Some(()) = hup.recv() => {
+                        tracing::info!("SIGHUP: scanning watched directories");
+                        for tx in &rescans {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    for (d, s) in datasets.iter().zip(&settings.datasets) {
+        let started = WallClock::now();
+        let history = open_or_create(&s.store).with_context(|| format!("data set {:?}", s.name))?;
+        let index = Index::new(history);
+        telemetry::index_built(&s.name, started.elapsed(), &index);
+        tracing::info!(
+            dataset = %s.name,
+            "{} snapshot(s) from {} in {:.2} s",
+            index.snapshot_count(),
+            s.store.display(),
+            started.elapsed().as_secs_f64()
+        );
+        d.index.store(Arc::new(index));
+    }
+    ready.store(true, Ordering::Release);
+    telemetry::ready(true);
+
+    let mut watchers = Vec::new();
+    let mut wakeups = wakeups.into_iter();
+    for (d, s) in datasets.iter().zip(&settings.datasets) {
+        let Some(dir) = s.watch.clone() else { continue };
+        let Some(wake) = wakeups.next() else { break };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create watched directory {}", dir.display()))?;
+        let mut watcher = Watcher::new(&s.name, &s.store, &dir, d.index.clone());
+        let (stop, poll, name) = (stop.clone(), settings.poll_interval, s.name.clone());
+        watchers.push(
+            std::thread::Builder::new()
+                .name(format!("whipstream-watch-{name}"))
+                .spawn(move || watch_loop(&mut watcher, &stop, &wake, poll))?,
+        );
+    }
+
+    let serving = server.is_some() || !watchers.is_empty();
+    let max_line = settings.options.max_line_bytes;
+    let parser = LineParser::new(settings.parser).map_err(|e| anyhow::anyhow!(e))?;
+    let enricher = Arc::new(Enricher::new(parser, datasets, settings.options));
+    let result = match settings.flow {
+        Flow::Lines {
+            files,
+            output,
+            dead_letter,
+        } => {
+            let inputs = if files.is_empty() {
+                vec![Input::Stdin]
+            } else {
+                crate::source::expand(&files)?
+            };
+            let chunker = Chunker::new(inputs, max_line).stop_on(stop.clone());
+            let summary = run_lines(chunker, enricher, output.as_deref(), dead_letter.as_deref());
+            if summary.is_ok() && serving && !stop.load(Ordering::SeqCst) {
+                tracing::info!("input ended; serving until stopped");
+                runtime.block_on(stopped());
+            }
+            summary
+        }
+        Flow::Kafka(config) => runtime
+            .block_on(crate::kafka::stream::run(*config, enricher, stopped()))
+            .map(|s| {
+                eprintln!(
+                    "whipstream run: {} messages consumed, {} enriched, {} dead-lettered, {} deliveries retried, {} commits",
+                    s.consumed, s.enriched, s.dead_lettered, s.redelivered, s.commits
+                );
+            })
+            .context("kafka enrichment failed"),
+    };
+
+    // Whatever ended the flow, everything else stops now.
+    stop.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    for w in watchers {
+        let _ = w.join();
+    }
+    if let Some(server) = server {
+        match runtime.block_on(async { tokio::time::timeout(HTTP_DRAIN, server).await }) {
+            Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),
+            Err(_) => tracing::warn!("HTTP requests still open after {HTTP_DRAIN:?}"),
+            _ => {}
+        }
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// stdin or files through the pipeline, to a file (appended) or stdout.
+fn run_lines(
+    chunker: Chunker,
+    enricher: Arc<Enricher>,
+    output: Option<&Path>,
+    dead_letter: Option<&Path>,
+) -> Result<()> {
+    let append = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("cannot open {}", p.display()))
+    };
+    let mut out: Box<dyn Write> = match output {
+        Some(p) => Box::new(io::BufWriter::with_capacity(1 << 20, append(p)?)),
+        None => Box::new(io::BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+    };
+    let mut dead: Box<dyn Write> = match dead_letter {
+        Some(p) => Box::new(io::BufWriter::new(append(p)?)),
+        None => Box::new(io::BufWriter::new(io::stderr())),
+    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let reading = pipeline::start_reading(chunker)?;
+    let summary = pipeline::run(reading, enricher, workers, &mut out, &mut dead, None)?;
+    drop(out);
+    drop(dead);
+    let c = &summary.counts;
+    eprintln!(
+        "whipstream run: {} lines read, {} enriched, {} dead-lettered",
+        c.read, c.enriched, c.dead_lettered
+    );
+    for e in &summary.input_errors {
+        tracing::error!("input: {e}");
+    }
+    Ok(())
+}
+
+/// Scans at start, then every `poll` or when woken (SIGHUP), until the stop.
+fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()>, poll: Duration) {
+    while !stop.load(Ordering::SeqCst) {
+        for (path, outcome) in watcher.scan() {
+            if let Outcome::Retry(reason) = outcome {
+                tracing::debug!("{}: later ({reason})", path.display());
+            }
+        }
+        // Wait for the next scan, looking at the stop flag often.
+        let next = WallClock::now() + poll;
+        while !stop.load(Ordering::SeqCst) && WallClock::now() < next {
+            let slice = next
+                .saturating_duration_since(WallClock::now())
+                .min(Duration::from_millis(100));
+            match wake.recv_timeout(slice) {
+                Ok(()) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(slice);
+                }
+            }
+        }
+    }
+}
+
+/// The history of the store at `dir`; empty when there is no store yet (the
+/// first snapshot loaded from the watched directory creates it), so a daemon can
+/// start before its first snapshot arrives.
+fn open_or_create(dir: &Path) -> Result<History> {
+    match crate::load::open_history(dir) {
+        Ok(h) => Ok(h),
+        Err(crate::store::StoreError::Missing(_)) => {
+            tracing::info!("no store at {} yet: starting empty", dir.display());
+            Ok(History::default())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot open the store {}", dir.display())),
+    }
+}
+
+/// SIGHUP as a stream of `()`; never yields where there are no such signals.
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut s) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while s.recv().await.is_some() {
+            if tx.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}

@@ -1,0 +1,363 @@
+//! `whipstream run`, the daemon, driven as a user would: a config file or flags,
+//! lines on stdin, snapshot files dropped into the watched directory, REST and
+//! /metrics over HTTP, SIGTERM and restarts.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const V1: &str =
+    r#"{"begin":"1.2.3.0","end":"1.2.3.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}"#;
+const V2: &str =
+    r#"{"begin":"1.2.3.0","end":"1.2.3.255","datetime":"2024-06-01T00:00:00Z","cc":"NZ"}"#;
+
+/// A combined-log line for 1.2.3.4 at `day` (e.g. "01/Mar/2024").
+fn line(n: usize, day: &str) -> String {
+    format!("1.2.3.4 - - [{day}:10:00:00 +0000] \"GET /{n} HTTP/1.1\" 200 5 \"-\" \"ua\"\n")
+}
+
+/// Puts a snapshot in `dir` the way writers must: a hidden name, then a rename.
+fn drop_snapshot(dir: &Path, name: &str, text: &str) {
+    let tmp = dir.join(format!(".{name}"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+struct Daemon {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    addr: String,
+    /// Enriched lines as they come.
+    out: mpsc::Receiver<String>,
+    /// Everything on stderr, once the process ended.
+    err: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn start(args: &[&str]) -> Daemon {
+        let mut child = Command::new(bin())
+            .arg("run")
+            .args(args)
+            .env_remove("WHIPSTREAM_DB")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn run");
+        let stdin = child.stdin.take();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        let addr = first
+            .trim()
+            .rsplit("http://")
+            .next()
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_string();
+        let (err_tx, err) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut all = first;
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+            all.push_str(&rest);
+            let _ = err_tx.send(all);
+        });
+        let (out_tx, out) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for l in stdout.lines().map_while(Result::ok) {
+                if out_tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            stdin,
+            addr,
+            out,
+            err,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (status, _, body) = http_get(&self.addr, path);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    fn metrics(&self) -> String {
+        http_get(&self.addr, "/metrics").2
+    }
+
+    fn send(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next `n` enriched lines.
+    fn take(&self, n: usize) -> Vec<Value> {
+        (0..n)
+            .map(|i| {
+                let l = self
+                    .out
+                    .recv_timeout(Duration::from_secs(20))
+                    .unwrap_or_else(|_| panic!("enriched line {i} of {n} not written"));
+                serde_json::from_str(&l).unwrap()
+            })
+            .collect()
+    }
+
+    /// Waits until `check` holds of the daemon (polling), or fails with `what`.
+    fn wait_for(&self, what: &str, check: impl Fn(&Daemon) -> bool) {
+        let started = Instant::now();
+        while !check(self) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "timed out: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn snapshots(&self) -> u64 {
+        self.get("/healthz").1["datasets"]["geo"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// SIGTERM; returns (exit success, stderr, lines written after the signal).
+    fn stop(mut self) -> (bool, String, Vec<String>) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        let stderr = self
+            .err
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_default();
+        let rest: Vec<String> = self.out.try_iter().collect();
+        (status.success(), stderr, rest)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A counter's value in Prometheus text, 0 when absent.
+fn counter(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn hot_loads_switch_at_event_time_rejects_bad_files_and_survive_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, watch) = (tmp.path().join("store"), tmp.path().join("incoming"));
+    std::fs::create_dir(&watch).unwrap();
+    drop_snapshot(&watch, "geo-2024-01.jsonl", &format!("{V1}\n"));
+    let config = tmp.path().join("whipstream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[dataset]]\nname = \"geo\"\nstore = {:?}\nwatch = {:?}\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[output]\ninclude_line = false\n\n[ingest]\npoll_seconds = 0.2\n",
+            store, watch
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&["--config", s(&config)]);
+    d.wait_for("ready", |d| d.get("/readyz").0 == 200);
+    d.wait_for("first snapshot loaded", |d| d.snapshots() == 1);
+
+    // Before the second snapshot: March and July both get AU.
+    d.send(&line(0, "01/Mar/2024"));
+    d.send(&line(1, "01/Jul/2024"));
+    let out = d.take(2);
+    assert_eq!(
+        (&out[0]["geo"]["cc"], &out[1]["geo"]["cc"]),
+        (&"AU".into(), &"AU".into())
+    );
+
+    // A new snapshot arrives while the daemon runs: lines and lookups switch at
+    // its datetime, and only there.
+    drop_snapshot(&watch, "geo-2024-06.jsonl", &format!("{V2}\n"));
+    d.wait_for("second snapshot loaded", |d| d.snapshots() == 2);
+    d.send(&line(2, "01/Mar/2024"));
+    d.send(&line(3, "01/Jul/2024"));
+    let out = d.take(2);
+    assert_eq!(out[0]["geo"]["cc"], "AU", "{:?}", out[0]);
+    assert_eq!(out[1]["geo"]["cc"], "NZ", "{:?}", out[1]);
+    assert_eq!(d.get("/ip/1.2.3.4?datetime=2024-03-01").1["cc"], "AU");
+    assert_eq!(d.get("/ip/1.2.3.4").1["cc"], "NZ");
+    assert_eq!(
+        d.get("/ip/1.2.3.4?dataset=geo&datetime=2024-07-01").1["cc"],
+        "NZ"
+    );
+    assert_eq!(d.get("/ip/1.2.3.4?dataset=nope").0, 404);
+
+    // A broken file and one that is still being written.
+    std::fs::write(watch.join("geo-partial.jsonl.tmp"), "{\"begin\":").unwrap();
+    drop_snapshot(&watch, "geo-broken.jsonl", &format!("{V1}\n{{\"begin\":\"1.2.4.0\",\"end\":\"1.2.3.0\",\"datetime\":\"2024-01-01T00:00:00Z\"}}\n"));
+    let rejected = watch.join("rejected/geo-broken.jsonl.error");
+    d.wait_for("broken file rejected", |_| rejected.exists());
+    let reason = std::fs::read_to_string(&rejected).unwrap();
+    assert!(reason.contains("geo-broken.jsonl:2"), "{reason}");
+    assert!(watch.join("rejected/geo-broken.jsonl").exists());
+    assert!(!watch.join("geo-broken.jsonl").exists());
+    assert!(
+        watch.join("geo-partial.jsonl.tmp").exists(),
+        "a .tmp file was touched"
+    );
+    // Still serving, on what it had.
+    assert_eq!(d.snapshots(), 2);
+    d.send(&line(4, "01/Jul/2024"));
+    assert_eq!(d.take(1)[0]["geo"]["cc"], "NZ");
+
+    let m = d.metrics();
+    assert_eq!(
+        counter(
+            &m,
+            r#"whipstream_lines_total{source="stdin",outcome="read"}"#
+        ),
+        5.0,
+        "{m}"
+    );
+    assert_eq!(
+        counter(
+            &m,
+            r#"whipstream_lines_matched_total{source="stdin",dataset="geo",outcome="matched"}"#
+        ),
+        5.0,
+        "{m}"
+    );
+    assert_eq!(
+        counter(
+            &m,
+            r#"whipstream_snapshots_ingested_total{dataset="geo",outcome="loaded"}"#
+        ),
+        2.0,
+        "{m}"
+    );
+    assert_eq!(
+        counter(
+            &m,
+            r#"whipstream_snapshots_ingested_total{dataset="geo",outcome="rejected"}"#
+        ),
+        1.0,
+        "{m}"
+    );
+    assert!(
+        counter(&m, "whipstream_process_resident_memory_bytes") > 1e6,
+        "{m}"
+    );
+    let (ok, stderr, _) = d.stop();
+    assert!(ok, "{stderr}");
+
+    // Restart: both files are recognised, nothing is loaded twice.
+    let d = Daemon::start(&["--config", s(&config)]);
+    d.wait_for("ready again", |d| d.get("/readyz").0 == 200);
+    d.wait_for("store reopened", |d| d.snapshots() == 2);
+    std::thread::sleep(Duration::from_millis(800)); // a few scans
+    let m = d.metrics();
+    assert_eq!(
+        counter(
+            &m,
+            r#"whipstream_snapshots_ingested_total{dataset="geo",outcome="loaded"}"#
+        ),
+        0.0,
+        "{m}"
+    );
+    let (ok, stderr, _) = d.stop();
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("loaded 1 ranges"), "{stderr}");
+}
+
+/// Flags alone (no file); SIGTERM in the middle of a stream: every line that was
+/// read is written, in order, and the count matches what the daemon says it read.
+#[test]
+fn sigterm_mid_stream_writes_every_line_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let watch = tmp.path().join("incoming");
+    let mut d = Daemon::start(&[
+        "--db",
+        &format!("geo={}", s(&store)),
+        "--watch",
+        &format!("geo={}", s(&watch)),
+        "--listen",
+        "127.0.0.1:0",
+        "--no-line",
+    ]);
+    d.wait_for("ready", |d| d.get("/readyz").0 == 200);
+    drop_snapshot(&watch, "v1.jsonl", &format!("{V1}\n"));
+    d.wait_for("snapshot loaded", |d| d.snapshots() == 1);
+    // A stream of lines in bursts, then SIGTERM while it flows.
+    let mut sent = 0;
+    for burst in 0..20 {
+        let text: String = (0..250)
+            .map(|i| line(burst * 250 + i, "01/Mar/2024"))
+            .collect();
+        d.send(&text);
+        sent += 250;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut got: Vec<String> = Vec::new();
+    while got.len() < 1000 {
+        got.push(
+            d.out
+                .recv_timeout(Duration::from_secs(20))
+                .expect("output flows"),
+        );
+    }
+    let (ok, stderr, rest) = d.stop();
+    assert!(ok, "{stderr}");
+    got.extend(rest);
+    let summary = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("whipstream run: "))
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let read: usize = summary.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(got.len(), read, "lines read but not written: {summary}");
+    assert!(read <= sent);
+    for (i, l) in got.iter().enumerate() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["path"], format!("/{i}"), "order or gap at {i}");
+        assert_eq!(v["geo"]["cc"], "AU");
+    }
+}
+
+#[test]
+fn bad_configuration_is_refused_with_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[[dataset]]\nname = \"geo\"\nstore = \"/tmp/x\"\n[input]\nformt = \"json\"\n",
+    )
+    .unwrap();
+    let err = fails(&["run", "--config", s(&config)]);
+    assert!(err.contains("bad.toml") && err.contains("formt"), "{err}");
+    std::fs::write(
+        &config,
+        "[[dataset]]\nname = \"geo\"\nstore = \"/tmp/x\"\n[http]\nlisten = \"here\"\n",
+    )
+    .unwrap();
+    let err = fails(&["run", "--config", s(&config)]);
+    assert!(err.contains("http.listen"), "{err}");
+    let err = fails(&["run"]);
+    assert!(err.contains("no data set"), "{err}");
+}
