@@ -9,21 +9,10 @@
 # generated logs (../shared/bench/make-access-log.py, seed 42) and the baseline's
 # venv and database (benches/mmdb/install-mmdb-baseline.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-HIST=$(cd "${1:?usage: enrich-bench.sh HISTORY_DIR [WORK]}" && pwd)
-WORK=${2:-$HOME/.cache/whipstream-bench}
-SHARED=${SHARED:-$(cd .. && pwd)/shared}
-mkdir -p "$WORK"
-source scripts/setup.sh
-cargo build --release --locked --bin whipstream >&2
-WS="$CARGO_TARGET_DIR/release/whipstream"
-STORE="$WORK/store"
-[ -d "$STORE" ] || "$WS" load --no-progress --db "$STORE" "$HIST" >&2
-LOG="$WORK/access-1m.log"
-if [ ! -f "$LOG" ]; then
-  python3 "$SHARED/bench/make-access-log.py" --snapshots "$HIST" -n 1000000 --seed 42 --out "$LOG.tmp" >&2
-  mv "$LOG.tmp" "$LOG"
-fi
+source "$(dirname "$0")/lib.sh"
+bench_setup enrich-bench.sh "$@"
+bench_store
+bench_log
 [ -f "$LOG.gz" ] || gzip -6 -c "$LOG" > "$LOG.gz"
 LINES=$(wc -l < "$LOG")
 MMDB_DIR=${MMDB_DIR:-$HOME/.cache/whipstream-data/mmdb-baseline}

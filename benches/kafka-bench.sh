@@ -11,24 +11,12 @@
 #
 #   benches/kafka-bench.sh HISTORY_DIR [WORK]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-HIST=$(cd "${1:?usage: kafka-bench.sh HISTORY_DIR [WORK]}" && pwd)
-WORK=${2:-$HOME/.cache/whipstream-bench}
+source "$(dirname "$0")/lib.sh"
+bench_setup kafka-bench.sh "$@"
 ROUNDS=${ROUNDS:-2}
-SHARED=${SHARED:-$(cd .. && pwd)/shared}
-mkdir -p "$WORK"
-source scripts/setup.sh
-cargo build --release --locked --bin whipstream >&2
-WS="$CARGO_TARGET_DIR/release/whipstream"
-TOOL=$(cargo bench --locked --no-run --bench kafka-tool 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
-[ -x "$TOOL" ] || { echo "kafka-bench: no kafka-tool binary" >&2; exit 1; }
-STORE="$WORK/store"
-[ -d "$STORE" ] || "$WS" load --no-progress --db "$STORE" "$HIST" >&2
-LOG="$WORK/access-1m.log"
-if [ ! -f "$LOG" ]; then
-  python3 "$SHARED/bench/make-access-log.py" --snapshots "$HIST" -n 1000000 --seed 42 --out "$LOG.tmp" >&2
-  mv "$LOG.tmp" "$LOG"
-fi
+TOOL=$(bench_binary kafka-tool)
+bench_store
+bench_log
 N=$(wc -l < "$LOG")
 
 STATE=$(mktemp -d)

@@ -51,6 +51,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// List the snapshots loaded in a store.
     Snapshots(SnapshotsArgs),
+    /// Write the data as it was at a time as a Whip snapshot file (loadable again).
+    Export(ExportArgs),
     /// Check a store's invariants (exit 1 when a problem is found).
     Verify(VerifyArgs),
     /// The daemon: enrich stdin, files or Kafka while loading new snapshots from
@@ -81,9 +83,28 @@ pub struct RunArgs {
     /// Line format: auto, combined, common, json, regex [input.format].
     #[arg(long)]
     pub format: Option<String>,
+    /// For --format regex: named groups ip and time [input.regex].
+    #[arg(long, value_name = "REGEX")]
+    pub regex: Option<String>,
+    /// Times in JSON fields and regex groups: auto, rfc3339, clf, epoch, epoch_ms
+    /// [input.time_format].
+    #[arg(long)]
+    pub time_format: Option<String>,
+    /// JSON field with the client address (repeatable) [input.ip_fields].
+    #[arg(long = "ip-field", value_name = "FIELD")]
+    pub ip_fields: Vec<String>,
+    /// JSON field with the event time (repeatable) [input.time_fields].
+    #[arg(long = "time-field", value_name = "FIELD")]
+    pub time_fields: Vec<String>,
     /// Client address from: remote, xff, any [input.client_ip].
     #[arg(long)]
     pub client_ip: Option<String>,
+    /// X-Forwarded-For field (repeatable) [input.xff_fields].
+    #[arg(long = "xff-field", value_name = "FIELD")]
+    pub xff_fields: Vec<String>,
+    /// Lines longer than this are dead-lettered [input.max_line_bytes].
+    #[arg(long, value_name = "BYTES")]
+    pub max_line_bytes: Option<usize>,
     /// Trusted proxy CIDR for --client-ip xff (repeatable) [input.trusted_proxies].
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
@@ -135,6 +156,9 @@ pub struct RunArgs {
     /// beginning, end or a TIME [kafka.from].
     #[arg(long, help_heading = "Kafka")]
     pub from: Option<String>,
+    /// line or kafka [kafka.time_source].
+    #[arg(long, help_heading = "Kafka")]
+    pub time_source: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -148,7 +172,9 @@ pub struct DbArg {
 pub struct LoadArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Snapshot files or directories (a directory means every *.json[l][.gz] in it).
+    /// Whip snapshot files (JSON lines), MaxMind DB files (*.mmdb), range CSVs
+    /// (*.csv[.gz], or any file with --csv), or directories (every *.json[l][.gz]
+    /// and *.mmdb in them).
     #[arg(required = true, value_name = "FILE_OR_DIR")]
     pub inputs: Vec<PathBuf>,
     /// Replace already loaded snapshots that have the same datetime.
@@ -157,6 +183,18 @@ pub struct LoadArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// The snapshot datetime of CSV files (required for them) and of MaxMind DB
+    /// files (default: their build time).
+    #[arg(long, value_name = "TIME")]
+    pub datetime: Option<Instant>,
+    /// Read the files as range CSVs: `begin,end,field...` rows, addresses as text
+    /// or integers, with or without a header.
+    #[arg(long)]
+    pub csv: bool,
+    /// CSV column names (implies --csv), e.g. `begin,end,country`; the range is
+    /// in begin/end (or start/end, ip_from/ip_to), else the first two columns.
+    #[arg(long, value_name = "NAME,NAME,...", value_delimiter = ',')]
+    pub columns: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -305,6 +343,18 @@ pub struct SnapshotsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The time: the snapshot in effect then is written (default: the newest).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<Instant>,
+    /// Write to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub db: DbArg,
@@ -323,6 +373,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(a) => cmd_serve(a),
         Command::Snapshots(a) => cmd_snapshots(a),
         Command::Verify(a) => cmd_verify(a),
+        Command::Export(a) => cmd_export(a),
         Command::Run(_) => unreachable!("handled above"),
     })
 }
@@ -369,7 +420,13 @@ fn cmd_run(a: RunArgs, log: Option<String>) -> Result<ExitCode> {
         listen: a.listen,
         files: a.inputs,
         format: a.format,
+        regex: a.regex,
+        time_format: a.time_format,
+        ip_fields: a.ip_fields,
+        time_fields: a.time_fields,
         client_ip: a.client_ip,
+        xff_fields: a.xff_fields,
+        max_line_bytes: a.max_line_bytes,
         trusted_proxies: a.trusted_proxies,
         at: a.at,
         no_line: a.no_line,
@@ -382,6 +439,7 @@ fn cmd_run(a: RunArgs, log: Option<String>) -> Result<ExitCode> {
         group_id: a.group_id,
         kafka_properties: a.kafka_properties,
         from: a.from,
+        time_source: a.time_source,
         log_format: a.log_format,
         poll_seconds: a.poll_seconds,
     };
@@ -403,6 +461,11 @@ fn cmd_load(a: LoadArgs) -> Result<ExitCode> {
         LoadOptions {
             replace: a.replace,
             progress: !a.no_progress,
+            no_compaction: false,
+            datetime: a.datetime,
+            csv: (a.csv || !a.columns.is_empty()).then(|| crate::formats::csv::CsvOptions {
+                columns: (!a.columns.is_empty()).then(|| a.columns.clone()),
+            }),
         },
     )
     .context("load failed; the store is unchanged")?;
@@ -740,6 +803,30 @@ fn cmd_snapshots(a: SnapshotsArgs) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
+    let index = open_index(&a.db.db)?;
+    let at = a.at.unwrap_or(Instant::MAX);
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    };
+    match crate::export::write_snapshot_at(&index, at, &mut out)? {
+        Some(e) => {
+            eprintln!(
+                "whipstream export: {} ranges of the snapshot {}",
+                e.ranges, e.datetime
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => match a.at {
+            Some(t) => bail!("no snapshot at or before {}", t.to_rfc3339()),
+            None => bail!("the store has no snapshots"),
+        },
+    }
 }
 
 fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {

@@ -161,7 +161,13 @@ pub struct RunFlags {
     pub listen: Option<String>,
     pub files: Vec<PathBuf>,
     pub format: Option<String>,
+    pub regex: Option<String>,
+    pub time_format: Option<String>,
+    pub ip_fields: Vec<String>,
+    pub time_fields: Vec<String>,
     pub client_ip: Option<String>,
+    pub xff_fields: Vec<String>,
+    pub max_line_bytes: Option<usize>,
     pub trusted_proxies: Vec<String>,
     pub at: Option<String>,
     pub no_line: bool,
@@ -174,6 +180,7 @@ pub struct RunFlags {
     pub group_id: Option<String>,
     pub kafka_properties: Vec<String>,
     pub from: Option<String>,
+    pub time_source: Option<String>,
     pub log_format: Option<String>,
     pub poll_seconds: Option<f64>,
 }
@@ -246,7 +253,10 @@ impl FileConfig {
         let options = EnrichOptions {
             include_line: !flags.no_line && self.output.include_line.unwrap_or(true),
             default_time: at.map_or(DefaultTime::ReadTime, DefaultTime::At),
-            max_line_bytes: input.max_line_bytes.unwrap_or(64 * 1024),
+            max_line_bytes: flags
+                .max_line_bytes
+                .or(input.max_line_bytes)
+                .unwrap_or(64 * 1024),
         };
         let source = if flags.kafka_brokers.is_some() {
             "kafka".to_string()
@@ -414,7 +424,7 @@ fn resolve_parser(input: &InputConfig, flags: &RunFlags) -> Result<ParserConfig,
     if let Some(f) = flags.format.as_ref().or(input.format.as_ref()) {
         c.format = Format::parse(f).map_err(|e| invalid("input.format", e))?;
     }
-    if let Some(t) = &input.time_format {
+    if let Some(t) = flags.time_format.as_ref().or(input.time_format.as_ref()) {
         c.time_format = t
             .parse::<TimeFormat>()
             .map_err(|e| invalid("input.time_format", e))?;
@@ -433,7 +443,7 @@ fn resolve_parser(input: &InputConfig, flags: &RunFlags) -> Result<ParserConfig,
                 .map_err(|e| invalid("input.trusted_proxies", format!("{p:?}: {e}")))?,
         );
     }
-    if let Some(re) = &input.regex {
+    if let Some(re) = flags.regex.as_ref().or(input.regex.as_ref()) {
         c.regex = Some(regex::Regex::new(re).map_err(|e| invalid("input.regex", e.to_string()))?);
         if c.format == Format::Auto {
             c.format = Format::Regex;
@@ -442,14 +452,27 @@ fn resolve_parser(input: &InputConfig, flags: &RunFlags) -> Result<ParserConfig,
     if c.format == Format::Regex && c.regex.is_none() {
         return Err(invalid("input.regex", "format \"regex\" needs a regex"));
     }
-    if !input.ip_fields.is_empty() {
-        c.ip_fields = input.ip_fields.clone();
+    // A list given as flags replaces the file's.
+    let pick = |flag: &Vec<String>, file: &Vec<String>| {
+        if flag.is_empty() {
+            file.clone()
+        } else {
+            flag.clone()
+        }
+    };
+    let (ip, time, xff) = (
+        pick(&flags.ip_fields, &input.ip_fields),
+        pick(&flags.time_fields, &input.time_fields),
+        pick(&flags.xff_fields, &input.xff_fields),
+    );
+    if !ip.is_empty() {
+        c.ip_fields = ip;
     }
-    if !input.time_fields.is_empty() {
-        c.time_fields = input.time_fields.clone();
+    if !time.is_empty() {
+        c.time_fields = time;
     }
-    if !input.xff_fields.is_empty() {
-        c.xff_fields = input.xff_fields.clone();
+    if !xff.is_empty() {
+        c.xff_fields = xff;
     }
     Ok(c)
 }
@@ -471,7 +494,7 @@ fn resolve_kafka(k: KafkaFileConfig, flags: &RunFlags) -> Result<KafkaConfig, Co
         Some(f) => StartFrom::parse(f).map_err(|e| invalid("kafka.from", e))?,
         None => StartFrom::Beginning,
     };
-    let time_source = match k.time_source.as_deref() {
+    let time_source = match flags.time_source.as_deref().or(k.time_source.as_deref()) {
         Some(t) => TimeSource::parse(t).map_err(|e| invalid("kafka.time_source", e))?,
         None => TimeSource::Line,
     };

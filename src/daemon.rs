@@ -245,6 +245,7 @@ fn run_lines(
 
 /// Scans at start, then every `poll` or when woken (SIGHUP), until the stop.
 fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()>, poll: Duration) {
+    lower_priority();
     while !stop.load(Ordering::SeqCst) {
         for (path, outcome) in watcher.scan() {
             if let Outcome::Retry(reason) = outcome {
@@ -263,6 +264,23 @@ fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     std::thread::sleep(slice);
                 }
+            }
+        }
+    }
+}
+
+/// Loads run at a lower CPU priority (nice 10) than enrichment: on a busy
+/// machine a snapshot then takes longer to arrive rather than lines taking longer
+/// to come out. Threads the load starts inherit it.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on the calling thread; failure only leaves the
+        // priority as it was.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            if libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0 {
+                tracing::debug!("cannot lower the loader's priority");
             }
         }
     }

@@ -194,6 +194,26 @@ impl Index {
         self.instants.partition_point(|&s| s <= t).checked_sub(1)
     }
 
+    /// Every record of the snapshot at `pos`, in address order (each once, though
+    /// its range may span several pieces).
+    pub fn records_at(&self, pos: usize) -> impl Iterator<Item = Match<'_>> + '_ {
+        let h = &self.history;
+        let mut previous = NO_LINE;
+        (0..h.starts.len()).filter_map(move |i| {
+            let line = h
+                .piece_changes(i)
+                .iter()
+                .rev()
+                .find(|c| usize::from(c.pos) <= pos)
+                .map_or(NO_LINE, |c| c.line);
+            if line == previous {
+                return None;
+            }
+            previous = line;
+            self.matched(line, pos)
+        })
+    }
+
     /// The record valid for `ip` at instant `t`.
     #[inline]
     pub fn at(&self, ip: IpKey, t: Instant) -> Option<Match<'_>> {

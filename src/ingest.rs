@@ -118,6 +118,8 @@ impl Watcher {
         let opts = LoadOptions {
             replace: false,
             progress: false,
+            no_compaction: true,
+            ..LoadOptions::default()
         };
         match load_with_history(&self.store, &[path.to_path_buf()], opts) {
             Ok((summary, history)) => {

@@ -6,6 +6,8 @@
 //! - [`ip`]: addresses as keys of one 128-bit space (IPv4 mapped into `::ffff:0:0/96`).
 //! - [`time`]: instants, and the only parsers of time text.
 //! - [`snapshot`]: reading and validating one Whip snapshot file.
+//! - [`formats`]: range CSVs and MaxMind DB files, read as snapshots.
+//! - [`export`]: the data at an instant, written as a Whip snapshot file.
 //! - [`history`]: the in-memory model: snapshots, range pieces, changes; merging.
 //! - [`store`]: the durable RocksDB store and its atomic commits.
 //! - [`load`]: the `load` pipeline (parallel read, ordered merge, one commit).
@@ -29,6 +31,8 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod enrich;
+pub mod export;
+pub mod formats;
 pub mod history;
 pub mod http;
 pub mod index;

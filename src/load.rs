@@ -4,7 +4,8 @@
 //! A `load` is all or nothing: every file is read and validated and merged into an
 //! in-memory copy of the history, and only then is the difference written, in one
 //! atomic batch. A file that breaks a rule stops the load with its name, line and
-//! rule, and the store is left exactly as it was.
+//! rule, and the store is left exactly as it was. Inputs are Whip snapshots (JSON
+//! lines), range CSVs and MaxMind DB files ([`crate::formats`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,9 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant as WallClock};
 
+use crate::formats::csv::CsvOptions;
 use crate::history::{History, Interner, MergeError, Merged, SnapshotMeta};
-use crate::snapshot::{ReadProgress, SnapshotError, SnapshotFile};
+use crate::snapshot::{ReadProgress, Rule, SnapshotError, SnapshotFile};
 use crate::store::{CommitStats, Store, StoreError};
+use crate::time::Instant;
 
 /// Why a load failed. The store is unchanged in every case.
 #[derive(Debug, thiserror::Error)]
@@ -40,12 +43,71 @@ pub enum LoadError {
 }
 
 /// Options of a load.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     /// Replace an already loaded snapshot with the same datetime.
     pub replace: bool,
     /// Draw a progress bar on stderr (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Leave compaction to RocksDB's background work instead of compacting the
+    /// whole store after the commit (the daemon: a load must not compete with
+    /// enrichment for long; a `load` command compacts for the smallest store).
+    pub no_compaction: bool,
+    /// The snapshot `datetime` of CSV files (required for them), and of MaxMind DB
+    /// files instead of their build time.
+    pub datetime: Option<Instant>,
+    /// Read every file as a range CSV (files named `*.csv[.gz]` always are).
+    pub csv: Option<CsvOptions>,
+}
+
+/// The kinds of input a load reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// Whip snapshot: JSON lines.
+    Whip,
+    Csv,
+    Mmdb,
+}
+
+impl InputKind {
+    pub fn of(path: &Path, opts: &LoadOptions) -> InputKind {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let base = name.strip_suffix(".gz").unwrap_or(&name);
+        if name.ends_with(".mmdb") {
+            InputKind::Mmdb
+        } else if opts.csv.is_some() || base.ends_with(".csv") {
+            InputKind::Csv
+        } else {
+            InputKind::Whip
+        }
+    }
+}
+
+/// Reads one input as a validated snapshot, whatever its kind.
+fn read_input(
+    path: &Path,
+    opts: &LoadOptions,
+    progress: &ReadProgress,
+) -> Result<SnapshotFile, SnapshotError> {
+    match InputKind::of(path, opts) {
+        InputKind::Whip => SnapshotFile::read(path, progress),
+        InputKind::Mmdb => crate::formats::mmdb::read(path, opts.datetime, progress),
+        InputKind::Csv => {
+            let Some(datetime) = opts.datetime else {
+                return Err(SnapshotError {
+                    path: path.to_path_buf(),
+                    line: None,
+                    kind: Rule::Csv("a CSV has no datetime: give one with --datetime".into()),
+                });
+            };
+            let csv = opts.csv.clone().unwrap_or_default();
+            crate::formats::csv::read(path, datetime, &csv, progress)
+        }
+    }
 }
 
 /// What a load did.
@@ -86,14 +148,15 @@ impl std::fmt::Display for LoadSummary {
     }
 }
 
-/// Is this a file name a directory scan should load? Hidden and `.tmp` files are
-/// still being written by their producer (write, then rename) and are skipped.
+/// Is this a file name a directory scan should load (Whip snapshots and MaxMind
+/// DB files)? Hidden and `.tmp` files are still being written by their producer
+/// (write, then rename) and are skipped.
 pub fn is_snapshot_name(name: &str) -> bool {
     if name.starts_with('.') || name.ends_with(".tmp") {
         return false;
     }
     let base = name.strip_suffix(".gz").unwrap_or(name);
-    base.ends_with(".json") || base.ends_with(".jsonl")
+    base.ends_with(".json") || base.ends_with(".jsonl") || name.ends_with(".mmdb")
 }
 
 /// Expands directories into their snapshot files (sorted by name); files are kept
@@ -132,6 +195,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 /// Stops at the first error (`consume` returning an error or a file failing).
 fn read_in_order(
     files: &[PathBuf],
+    opts: &LoadOptions,
     progress: &ReadProgress,
     mut consume: impl FnMut(SnapshotFile) -> Result<(), LoadError>,
 ) -> Result<(), LoadError> {
@@ -153,7 +217,7 @@ fn read_in_order(
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
-                if tx.send((i, SnapshotFile::read(path, progress))).is_err() {
+                if tx.send((i, read_input(path, opts, progress))).is_err() {
                     break;
                 }
             });
@@ -223,7 +287,7 @@ pub fn load_with_history(
                 }
             });
         }
-        let r = read_in_order(&files, &progress, |file| {
+        let r = read_in_order(&files, &opts, &progress, |file| {
             summary.ranges_read += file.ranges.len() as u64;
             let meta = SnapshotMeta::of_file(&file);
             let merged = history
@@ -250,7 +314,9 @@ pub fn load_with_history(
 
     if summary.added + summary.replaced > 0 {
         summary.commit = store.commit(&before, &history)?;
-        store.compact();
+        if !opts.no_compaction {
+            store.compact();
+        }
     }
     summary.store_snapshots = history.snapshot_count();
     summary.pieces = history.piece_count();
@@ -272,7 +338,13 @@ mod tests {
 
     #[test]
     fn snapshot_names() {
-        for ok in ["a.jsonl", "a.json", "a.jsonl.gz", "geoip-2024.json.gz"] {
+        for ok in [
+            "a.jsonl",
+            "a.json",
+            "a.jsonl.gz",
+            "geoip-2024.json.gz",
+            "city.mmdb",
+        ] {
             assert!(is_snapshot_name(ok), "{ok}");
         }
         for skip in [".a.jsonl", "a.jsonl.tmp", "a.txt", "a.gz", "README"] {

@@ -105,6 +105,10 @@ pub enum Rule {
         "`datetime` {found:?} differs from {expected:?} on line 1 (one snapshot, one datetime)"
     )]
     DatetimeDiffers { found: String, expected: String },
+    #[error("not a MaxMind DB file: {0}")]
+    Mmdb(String),
+    #[error("{0}")]
+    Csv(String),
     #[error("`begin` {begin} is after `end` {end}")]
     BeginAfterEnd { begin: IpKey, end: IpKey },
     #[error("`begin` {begin} and `end` {end} are of different address families")]
@@ -133,10 +137,25 @@ pub enum Rule {
 }
 
 /// Hashes the decompressed bytes as they stream past.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
+pub(crate) struct Hashing<R> {
+    pub(crate) inner: R,
+    pub(crate) hasher: Sha256,
+    pub(crate) bytes: u64,
+}
+
+impl<R> Hashing<R> {
+    pub(crate) fn new(inner: R) -> Hashing<R> {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The hex SHA-256 and size of everything read.
+    pub(crate) fn finish(self) -> (String, u64) {
+        (hex(&self.hasher.finalize()), self.bytes)
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -366,6 +385,69 @@ impl SnapshotFile {
     }
 }
 
+/// Builds a snapshot from ranges given one at a time (CSV rows, MaxMind DB
+/// networks) under the same rules as JSON lines: order, overlaps, families;
+/// errors carry the file and the row.
+pub struct SnapshotBuilder {
+    path: PathBuf,
+    datetime: Instant,
+    rules: LineRules,
+}
+
+impl SnapshotBuilder {
+    pub fn new(path: &Path, datetime: Instant) -> SnapshotBuilder {
+        SnapshotBuilder {
+            path: path.to_path_buf(),
+            datetime,
+            rules: LineRules::default(),
+        }
+    }
+
+    fn fail(&self, line: Option<u64>, kind: Rule) -> SnapshotError {
+        SnapshotError {
+            path: self.path.clone(),
+            line,
+            kind,
+        }
+    }
+
+    /// Adds a range; `fields` is the body of a JSON object (`"k":v,...`) without
+    /// `begin`, `end` and `datetime`; `line` is the row reported in errors.
+    pub fn push(
+        &mut self,
+        begin: IpKey,
+        end: IpKey,
+        fields: &[u8],
+        line: u64,
+    ) -> Result<(), SnapshotError> {
+        self.rules.payload_buf.clear();
+        self.rules.payload_buf.extend_from_slice(fields);
+        self.rules
+            .add_range(begin, end, line)
+            .map_err(|kind| self.fail(Some(line), kind))
+    }
+
+    pub fn ranges(&self) -> usize {
+        self.rules.ranges.len()
+    }
+
+    /// The snapshot; `sha256` and `bytes` identify the source content.
+    pub fn finish(self, sha256: String, bytes: u64) -> Result<SnapshotFile, SnapshotError> {
+        if self.rules.ranges.is_empty() {
+            return Err(self.fail(None, Rule::Empty));
+        }
+        Ok(SnapshotFile {
+            path: self.path,
+            datetime: self.datetime,
+            datetime_text: self.datetime.to_rfc3339(),
+            ranges: self.rules.ranges,
+            payloads: self.rules.payloads,
+            sha256,
+            bytes,
+        })
+    }
+}
+
 /// The SHA-256 of a file's content (decompressed when gzip), as recorded for a
 /// loaded snapshot: tells whether a file is already in a store without parsing it.
 pub fn content_sha256(path: &Path) -> std::io::Result<String> {
@@ -430,6 +512,12 @@ impl LineRules {
                 self.datetime = Some((instant, dt_text.into_owned()));
             }
         }
+        self.add_range(begin, end, line_no)
+    }
+
+    /// Checks a range against the previous ones and adds it with the payload in
+    /// `payload_buf`.
+    fn add_range(&mut self, begin: IpKey, end: IpKey, line_no: u64) -> Result<(), Rule> {
         self.check_range(begin, end)?;
         let payload = match self.payload_ids.get(self.payload_buf.as_slice()) {
             Some(&id) => id,

@@ -4,165 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::daemon::*;
 use common::*;
 use serde_json::Value;
-
-const V1: &str =
-    r#"{"begin":"1.2.3.0","end":"1.2.3.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}"#;
-const V2: &str =
-    r#"{"begin":"1.2.3.0","end":"1.2.3.255","datetime":"2024-06-01T00:00:00Z","cc":"NZ"}"#;
-
-/// A combined-log line for 1.2.3.4 at `day` (e.g. "01/Mar/2024").
-fn line(n: usize, day: &str) -> String {
-    format!("1.2.3.4 - - [{day}:10:00:00 +0000] \"GET /{n} HTTP/1.1\" 200 5 \"-\" \"ua\"\n")
-}
-
-/// Puts a snapshot in `dir` the way writers must: a hidden name, then a rename.
-fn drop_snapshot(dir: &Path, name: &str, text: &str) {
-    let tmp = dir.join(format!(".{name}"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join(name)).unwrap();
-}
-
-struct Daemon {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    addr: String,
-    /// Enriched lines as they come.
-    out: mpsc::Receiver<String>,
-    /// Everything on stderr, once the process ended.
-    err: mpsc::Receiver<String>,
-}
-
-impl Daemon {
-    fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(bin())
-            .arg("run")
-            .args(args)
-            .env_remove("WHIPSTREAM_DB")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn run");
-        let stdin = child.stdin.take();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        stderr.read_line(&mut first).unwrap();
-        let addr = first
-            .trim()
-            .rsplit("http://")
-            .next()
-            .unwrap_or_else(|| panic!("no address in {first:?}"))
-            .to_string();
-        let (err_tx, err) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut all = first;
-            let mut rest = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
-            all.push_str(&rest);
-            let _ = err_tx.send(all);
-        });
-        let (out_tx, out) = mpsc::channel();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for l in stdout.lines().map_while(Result::ok) {
-                if out_tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon {
-            child,
-            stdin,
-            addr,
-            out,
-            err,
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let (status, _, body) = http_get(&self.addr, path);
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    fn metrics(&self) -> String {
-        http_get(&self.addr, "/metrics").2
-    }
-
-    fn send(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// The next `n` enriched lines.
-    fn take(&self, n: usize) -> Vec<Value> {
-        (0..n)
-            .map(|i| {
-                let l = self
-                    .out
-                    .recv_timeout(Duration::from_secs(20))
-                    .unwrap_or_else(|_| panic!("enriched line {i} of {n} not written"));
-                serde_json::from_str(&l).unwrap()
-            })
-            .collect()
-    }
-
-    /// Waits until `check` holds of the daemon (polling), or fails with `what`.
-    fn wait_for(&self, what: &str, check: impl Fn(&Daemon) -> bool) {
-        let started = Instant::now();
-        while !check(self) {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "timed out: {what}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn snapshots(&self) -> u64 {
-        self.get("/healthz").1["datasets"]["geo"]
-            .as_u64()
-            .unwrap_or(0)
-    }
-
-    /// SIGTERM; returns (exit success, stderr, lines written after the signal).
-    fn stop(mut self) -> (bool, String, Vec<String>) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        let stderr = self
-            .err
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_default();
-        let rest: Vec<String> = self.out.try_iter().collect();
-        (status.success(), stderr, rest)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A counter's value in Prometheus text, 0 when absent.
-fn counter(metrics: &str, name_and_labels: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
 
 #[test]
 fn hot_loads_switch_at_event_time_rejects_bad_files_and_survive_restarts() {
@@ -360,4 +206,33 @@ fn bad_configuration_is_refused_with_the_key() {
     assert!(err.contains("http.listen"), "{err}");
     let err = fails(&["run"]);
     assert!(err.contains("no data set"), "{err}");
+}
+
+/// With scans an hour apart, a dropped file waits; SIGHUP scans at once.
+#[test]
+fn sighup_scans_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, watch) = (tmp.path().join("store"), tmp.path().join("incoming"));
+    let d = Daemon::start(&[
+        "--db",
+        &format!("geo={}", s(&store)),
+        "--watch",
+        &format!("geo={}", s(&watch)),
+        "--listen",
+        "127.0.0.1:0",
+        "--poll-seconds",
+        "3600",
+    ]);
+    d.wait_for("ready", |d| d.get("/readyz").0 == 200);
+    d.wait_for("watched directory created", |_| watch.is_dir());
+    drop_snapshot(&watch, "v1.jsonl", &format!("{V1}\n"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.snapshots(), 0, "loaded without a scan");
+    std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    d.wait_for("loaded after SIGHUP", |d| d.snapshots() == 1);
+    let (ok, stderr, _) = d.stop();
+    assert!(ok, "{stderr}");
 }

@@ -566,3 +566,97 @@ fn broker_restart_mid_stream_loses_nothing() {
         "lines lost across the restart: {stderr}"
     );
 }
+
+/// The daemon with a Kafka source, configured by file: enriches the topic, hot
+/// loads a snapshot dropped into its watched directory (messages switch at its
+/// datetime), counts what it did in /metrics, and on SIGTERM commits the offsets
+/// of everything it delivered.
+#[test]
+fn daemon_with_kafka_source_hot_loads_and_commits() {
+    use common::daemon::*;
+    let broker = Broker::start();
+    broker.topic("raw", 4);
+    broker.topic("enriched", 4);
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, watch) = (tmp.path().join("store"), tmp.path().join("incoming"));
+    std::fs::create_dir(&watch).unwrap();
+    drop_snapshot(&watch, "v1.jsonl", &format!("{V1}\n"));
+    let config = tmp.path().join("whipstream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[[dataset]]
+name = "geo"
+store = {store:?}
+watch = {watch:?}
+
+[input]
+source = "kafka"
+
+[kafka]
+brokers = "{}"
+input_topic = "raw"
+output_topic = "enriched"
+group_id = "daemon"
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+
+[http]
+listen = "127.0.0.1:0"
+
+[ingest]
+poll_seconds = 0.2
+"#,
+            broker.addr
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&["--config", s(&config)]);
+    d.wait_for("first snapshot", |d| d.snapshots() == 1);
+    let july: Vec<String> = (0..100)
+        .map(|i| line(i, "01/Jul/2024").trim_end().to_string())
+        .collect();
+    let refs: Vec<&str> = july.iter().map(String::as_str).collect();
+    produce_from(&broker.addr, "raw", &refs, 0);
+    let first = consume(&broker.addr, "enriched", 100, Duration::from_secs(90));
+    assert_eq!(first.len(), 100);
+    assert!(first
+        .iter()
+        .all(|(_, _, v)| v.contains(r#""geo":{"begin":"1.2.3.0""#) && v.contains(r#""cc":"AU""#)));
+
+    drop_snapshot(&watch, "v2.jsonl", &format!("{V2}\n"));
+    d.wait_for("second snapshot", |d| d.snapshots() == 2);
+    produce_from(&broker.addr, "raw", &refs, 100);
+    let all = consume(&broker.addr, "enriched", 200, Duration::from_secs(90));
+    let after: Vec<&String> = all
+        .iter()
+        .filter(|(_, k, _)| k.parse::<usize>().unwrap() >= 100)
+        .map(|(_, _, v)| v)
+        .collect();
+    assert_eq!(after.len(), 100);
+    assert!(
+        after.iter().all(|v| v.contains(r#""cc":"NZ""#)),
+        "{:?}",
+        after[0]
+    );
+
+    let m = d.metrics();
+    assert_eq!(
+        counter(
+            &m,
+            r#"whipstream_lines_total{source="kafka",outcome="enriched"}"#
+        ),
+        200.0,
+        "{m}"
+    );
+    assert!(
+        counter(&m, r#"whipstream_kafka_commits_total{result="ok"}"#) >= 1.0,
+        "{m}"
+    );
+    let (ok, stderr, _) = d.stop();
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("200 messages consumed"), "{stderr}");
+    // Every offset it consumed was committed after delivery: nothing left to do.
+    let again = spawn_enricher(&broker, "daemon");
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(consumed(&sigterm(again)), 0);
+}

@@ -2,6 +2,8 @@
 //! real data, keep temporary stores that are removed on drop.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
