@@ -195,6 +195,10 @@ pub struct LoadArgs {
     /// in begin/end (or start/end, ip_from/ip_to), else the first two columns.
     #[arg(long, value_name = "NAME,NAME,...", value_delimiter = ',')]
     pub columns: Vec<String>,
+    /// The files are parts of one snapshot (e.g. a database's IPv4 and IPv6
+    /// files); their ranges must not overlap.
+    #[arg(long)]
+    pub one_snapshot: bool,
 }
 
 #[derive(Args, Debug)]
@@ -463,6 +467,7 @@ fn cmd_load(a: LoadArgs) -> Result<ExitCode> {
             progress: !a.no_progress,
             no_compaction: false,
             datetime: a.datetime,
+            one_snapshot: a.one_snapshot,
             csv: (a.csv || !a.columns.is_empty()).then(|| crate::formats::csv::CsvOptions {
                 columns: (!a.columns.is_empty()).then(|| a.columns.clone()),
             }),

@@ -58,6 +58,9 @@ pub struct LoadOptions {
     pub datetime: Option<Instant>,
     /// Read every file as a range CSV (files named `*.csv[.gz]` always are).
     pub csv: Option<CsvOptions>,
+    /// All the files of this load are parts of one snapshot (e.g. the IPv4 and
+    /// IPv6 files of one database release).
+    pub one_snapshot: bool,
 }
 
 /// The kinds of input a load reads.
@@ -287,7 +290,9 @@ pub fn load_with_history(
                 }
             });
         }
-        let r = read_in_order(&files, &opts, &progress, |file| {
+        // With --one-snapshot the parts are gathered and merged as one file.
+        let mut parts: Vec<SnapshotFile> = Vec::new();
+        let mut merge_one = |file: SnapshotFile| -> Result<(), LoadError> {
             summary.ranges_read += file.ranges.len() as u64;
             let meta = SnapshotMeta::of_file(&file);
             let merged = history
@@ -302,6 +307,21 @@ pub fn load_with_history(
                 Merged::Unchanged => summary.unchanged += 1,
             }
             Ok(())
+        };
+        let r = read_in_order(&files, &opts, &progress, |file| {
+            if opts.one_snapshot {
+                parts.push(file);
+                Ok(())
+            } else {
+                merge_one(file)
+            }
+        })
+        .and_then(|()| {
+            if parts.is_empty() {
+                return Ok(());
+            }
+            let combined = SnapshotFile::combine(std::mem::take(&mut parts), opts.datetime)?;
+            merge_one(combined)
         });
         done.store(true, Ordering::Relaxed);
         r

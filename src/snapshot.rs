@@ -385,6 +385,61 @@ impl SnapshotFile {
     }
 }
 
+impl SnapshotFile {
+    /// One snapshot from several files that each hold a part of it (the IPv4 and
+    /// IPv6 files of one database release): their ranges must not overlap. The
+    /// datetime is `datetime`, else the newest of the parts' (a release's files
+    /// are built seconds apart). The identity is a hash of the parts'.
+    pub fn combine(
+        parts: Vec<SnapshotFile>,
+        datetime: Option<Instant>,
+    ) -> Result<SnapshotFile, SnapshotError> {
+        let Some(first) = parts.first() else {
+            return Err(SnapshotError {
+                path: PathBuf::new(),
+                line: None,
+                kind: Rule::Empty,
+            });
+        };
+        let path = PathBuf::from(
+            parts
+                .iter()
+                .map(|p| p.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join("+"),
+        );
+        let datetime = datetime.unwrap_or_else(|| {
+            parts
+                .iter()
+                .map(|p| p.datetime)
+                .max()
+                .unwrap_or(first.datetime)
+        });
+        let mut builder = SnapshotBuilder::new(&path, datetime);
+        let mut hasher = Sha256::new();
+        let mut bytes = 0;
+        let mut all: Vec<(Range, usize)> = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            hasher.update(p.sha256.as_bytes());
+            bytes += p.bytes;
+            all.extend(p.ranges.iter().map(|r| (*r, i)));
+        }
+        all.sort_by_key(|(r, _)| r.begin);
+        for (n, (r, i)) in all.iter().enumerate() {
+            let payload = &parts[*i].payloads[r.payload as usize];
+            builder
+                .push(r.begin, r.end, payload, n as u64 + 1)
+                .map_err(|mut e| {
+                    // The position is in the combined order: name the part.
+                    e.line = None;
+                    e.path = parts[*i].path.clone();
+                    e
+                })?;
+        }
+        builder.finish(hex(&hasher.finalize()), bytes)
+    }
+}
+
 /// Builds a snapshot from ranges given one at a time (CSV rows, MaxMind DB
 /// networks) under the same rules as JSON lines: order, overlaps, families;
 /// errors carry the file and the row.

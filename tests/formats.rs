@@ -160,3 +160,39 @@ fn a_corrupt_maxmind_db_is_refused_and_the_store_is_untouched() {
     );
     assert_eq!(export(&db, None), before);
 }
+
+#[test]
+fn parts_of_one_release_load_as_one_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v6 = tmp.path().join("v6.csv");
+    std::fs::write(&v6, "start,end,country\n2001:db8::,2001:db8::ffff,ZZ\n").unwrap();
+    let db = tmp.path().join("db");
+    ok(&[
+        "load",
+        "--db",
+        s(&db),
+        "--one-snapshot",
+        "--datetime",
+        "2024-06-01T12:34:56Z",
+        s(&mmdb_fixture("small-ipv4.mmdb")),
+        s(&v6),
+    ]);
+    let snapshots = ok(&["snapshots", "--db", s(&db), "--json"]);
+    assert_eq!(snapshots.lines().count(), 1, "{snapshots}");
+    let exported = records(&export(&db, None));
+    assert_eq!(exported.len(), 4);
+    assert_eq!(exported[3]["country"], "ZZ");
+    // Overlapping parts are refused, naming the file.
+    let other = tmp.path().join("other");
+    let err = fails(&[
+        "load",
+        "--db",
+        s(&other),
+        "--one-snapshot",
+        "--datetime",
+        "2024-01-01",
+        s(&mmdb_fixture("small.csv")),
+        s(&mmdb_fixture("small-ipv4.mmdb")),
+    ]);
+    assert!(err.contains("overlaps"), "{err}");
+}
