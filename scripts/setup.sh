@@ -8,6 +8,9 @@
 set -euo pipefail
 
 PACKAGES=(libclang-dev cmake g++ make pkg-config zlib1g-dev libssl-dev)
+# test.sh adds what only the tests need (SETUP_EXTRA, e.g. chromium).
+read -r -a EXTRA <<< "${SETUP_EXTRA:-}"
+PACKAGES+=("${EXTRA[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do

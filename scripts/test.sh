@@ -11,7 +11,9 @@
 #                                       ../shared/bench/fetch-geoip-history.sh DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
+# Headless Chromium renders the report in tests/report.rs; the test must not skip.
+SETUP_EXTRA="chromium" source scripts/setup.sh
+export WHIPSTREAM_REQUIRE_CHROMIUM=1
 # The Kafka tests run against a real broker (Tansu), which they start themselves.
 bash scripts/kafka-broker.sh install
 

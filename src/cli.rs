@@ -53,6 +53,9 @@ pub enum Command {
     Snapshots(SnapshotsArgs),
     /// Write the data as it was at a time as a Whip snapshot file (loadable again).
     Export(ExportArgs),
+    /// Where requests came from: a map (report.svg), report.html and report.json
+    /// from enriched lines, with geographic clusters.
+    Report(ReportArgs),
     /// Check a store's invariants (exit 1 when a problem is found).
     Verify(VerifyArgs),
     /// The daemon: enrich stdin, files or Kafka while loading new snapshots from
@@ -359,6 +362,28 @@ pub struct ExportArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Enriched JSON lines (the output of `enrich`); none reads stdin.
+    #[arg(value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// The data set key to map (default: the only one, else the first by name).
+    #[arg(long, value_name = "NAME")]
+    pub data_set: Option<String>,
+    /// Clusters are groups of locations all within this distance of each other.
+    #[arg(long, value_name = "KM", default_value_t = 100.0)]
+    pub within: f64,
+    /// Rows per table.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// Directory for report.html, report.svg and report.json.
+    #[arg(long, short, value_name = "DIR", default_value = ".")]
+    pub output_dir: PathBuf,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub db: DbArg,
@@ -378,6 +403,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Snapshots(a) => cmd_snapshots(a),
         Command::Verify(a) => cmd_verify(a),
         Command::Export(a) => cmd_export(a),
+        Command::Report(a) => cmd_report(a),
         Command::Run(_) => unreachable!("handled above"),
     })
 }
@@ -807,6 +833,34 @@ fn cmd_snapshots(a: SnapshotsArgs) -> Result<ExitCode> {
             m.file
         )?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_report(a: ReportArgs) -> Result<ExitCode> {
+    if !(a.within.is_finite() && a.within > 0.0) {
+        bail!("--within must be a positive number of kilometres");
+    }
+    let options = crate::report::ReportOptions {
+        dataset: a.data_set,
+        within_km: a.within,
+        top: a.top,
+        output_dir: a.output_dir,
+        progress: !a.no_progress,
+    };
+    let s = crate::report::run(&a.inputs, &options)?;
+    eprintln!(
+        "whipstream report: {} lines, {} matched, {} locations, {} clusters ({}); wrote {}",
+        s.lines,
+        s.matched,
+        s.locations,
+        s.clusters,
+        s.method.name(),
+        s.files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(ExitCode::SUCCESS)
 }
 

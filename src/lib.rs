@@ -23,6 +23,7 @@
 //! - [`config`]: the daemon's TOML configuration and flags, checked.
 //! - [`daemon`]: `whipstream run`: the long-running process and its life cycle.
 //! - [`http`]: Whip's REST API, `/healthz`, `/readyz`, `/metrics`.
+//! - [`report`]: `whipstream report`: map, tables and clusters of an enriched log.
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`progress`]: progress bars on a terminal.
 //! - [`cli`]: the command line.
@@ -45,6 +46,7 @@ pub mod logline;
 pub mod lookup;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod snapshot;
 pub mod source;
 pub mod store;
