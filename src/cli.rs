@@ -314,7 +314,8 @@ pub struct EnrichArgs {
     /// Consumer group.
     #[arg(long, value_name = "GROUP", help_heading = "Kafka")]
     pub group_id: Option<String>,
-    /// Any librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable).
+    /// Any librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable); a
+    /// key prefixed `consumer.` or `producer.` goes to that client only.
     #[arg(
         long = "kafka-property",
         value_name = "KEY=VALUE",

@@ -252,16 +252,31 @@ struct Pending {
     attempt: u32,
 }
 
+/// Which client a configuration is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Consumer,
+    Producer,
+}
+
 /// `defaults` are ours and yield to `--kafka-property`; settings the delivery
-/// guarantee depends on are set after this by the caller.
-fn client_config(c: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig {
+/// guarantee depends on are set after this by the caller. A property named
+/// `consumer.KEY` or `producer.KEY` is for that client only (librdkafka warns
+/// about consumer settings given to a producer, and the other way round).
+fn client_config(c: &KafkaConfig, role: Role, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &c.brokers);
     for (k, v) in defaults {
         cfg.set(*k, *v);
     }
     for (k, v) in &c.properties {
-        cfg.set(k, v);
+        let key = match (k.split_once('.'), role) {
+            (Some(("consumer", rest)), Role::Consumer)
+            | (Some(("producer", rest)), Role::Producer) => rest,
+            (Some(("consumer" | "producer", _)), _) => continue,
+            _ => k.as_str(),
+        };
+        cfg.set(key, v);
     }
     cfg
 }
@@ -363,28 +378,32 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<KafkaSummary, KafkaError> {
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
-    let consumer: StreamConsumer<GroupContext> =
-        client_config(&config, &[("statistics.interval.ms", "5000")])
-            .set("group.id", &config.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set(
-                "auto.offset.reset",
-                match config.start_from {
-                    StartFrom::Beginning | StartFrom::Time(_) => "earliest",
-                    StartFrom::End => "latest",
-                },
-            )
-            .create_with_context(GroupContext {
-                tracker: tracker.clone(),
-                start_time_ms: match config.start_from {
-                    StartFrom::Time(t) => Some(t.as_micros().div_euclid(1000)),
-                    _ => None,
-                },
-            })?;
-    let producer: FutureProducer = client_config(&config, &[("message.timeout.ms", "60000")])
-        .set("enable.idempotence", "true")
-        .create()?;
+    let consumer: StreamConsumer<GroupContext> = client_config(
+        &config,
+        Role::Consumer,
+        &[("statistics.interval.ms", "5000")],
+    )
+    .set("group.id", &config.group_id)
+    .set("enable.auto.commit", "false")
+    .set("enable.auto.offset.store", "false")
+    .set(
+        "auto.offset.reset",
+        match config.start_from {
+            StartFrom::Beginning | StartFrom::Time(_) => "earliest",
+            StartFrom::End => "latest",
+        },
+    )
+    .create_with_context(GroupContext {
+        tracker: tracker.clone(),
+        start_time_ms: match config.start_from {
+            StartFrom::Time(t) => Some(t.as_micros().div_euclid(1000)),
+            _ => None,
+        },
+    })?;
+    let producer: FutureProducer =
+        client_config(&config, Role::Producer, &[("message.timeout.ms", "60000")])
+            .set("enable.idempotence", "true")
+            .create()?;
     consumer.subscribe(&[&config.input_topic])?;
 
     let mut summary = KafkaSummary::default();
@@ -728,6 +747,26 @@ mod tests {
         produce(&brokers, &[GOOD]);
         let again = run_until_outputs(&brokers, "g", 3).await;
         assert_eq!(again.consumed, 1, "{again:?}");
+    }
+
+    #[test]
+    fn scoped_properties_reach_one_client() {
+        let mut c = config("b:9092", "g");
+        c.properties = vec![
+            ("consumer.session.timeout.ms".into(), "7000".into()),
+            ("producer.linger.ms".into(), "20".into()),
+            ("client.id".into(), "x".into()),
+        ];
+        let consumer = client_config(&c, Role::Consumer, &[]);
+        let producer = client_config(&c, Role::Producer, &[]);
+        assert_eq!(consumer.get("session.timeout.ms"), Some("7000"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(producer.get("linger.ms"), Some("20"));
+        assert_eq!(producer.get("session.timeout.ms"), None);
+        assert_eq!(
+            (consumer.get("client.id"), producer.get("client.id")),
+            (Some("x"), Some("x"))
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
