@@ -601,10 +601,7 @@ fn parser_config(a: &EnrichArgs) -> Result<ParserConfig> {
         ..ParserConfig::default()
     };
     if let Some(re) = &a.regex {
-        c.regex = Some(regex::Regex::new(re).context("--regex")?);
-        if a.format == Format::Auto {
-            c.format = Format::Regex;
-        }
+        c.use_regex(regex::Regex::new(re).context("--regex")?);
     }
     if !a.ip_fields.is_empty() {
         c.ip_fields = a.ip_fields.clone();
@@ -628,13 +625,12 @@ fn enrich_options(a: &EnrichArgs) -> EnrichOptions {
 
 fn cmd_enrich_kafka(a: EnrichArgs, brokers: String) -> Result<ExitCode> {
     let parser = LineParser::new(parser_config(&a)?).map_err(|e| anyhow::anyhow!(e))?;
-    let mut properties = Vec::new();
-    for p in &a.kafka_properties {
-        let (k, v) = p
-            .split_once('=')
-            .with_context(|| format!("--kafka-property {p:?}: expected KEY=VALUE"))?;
-        properties.push((k.trim().to_string(), v.trim().to_string()));
-    }
+    let properties = a
+        .kafka_properties
+        .iter()
+        .map(|p| crate::kafka::stream::parse_property(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--kafka-property {e}"))?;
     let config = KafkaConfig {
         brokers,
         input_topic: a.input_topic.clone().context("--input-topic is required")?,
@@ -647,8 +643,8 @@ fn cmd_enrich_kafka(a: EnrichArgs, brokers: String) -> Result<ExitCode> {
         properties,
         start_from: a.from,
         time_source: a.time_source,
-        commit_interval: std::time::Duration::from_secs(1),
-        drain_timeout: std::time::Duration::from_secs(30),
+        commit_interval: KafkaConfig::COMMIT_INTERVAL,
+        drain_timeout: KafkaConfig::DRAIN_TIMEOUT,
     };
     let enricher = Arc::new(Enricher::new(
         parser,

@@ -444,10 +444,7 @@ fn resolve_parser(input: &InputConfig, flags: &RunFlags) -> Result<ParserConfig,
         );
     }
     if let Some(re) = flags.regex.as_ref().or(input.regex.as_ref()) {
-        c.regex = Some(regex::Regex::new(re).map_err(|e| invalid("input.regex", e.to_string()))?);
-        if c.format == Format::Auto {
-            c.format = Format::Regex;
-        }
+        c.use_regex(regex::Regex::new(re).map_err(|e| invalid("input.regex", e.to_string()))?);
     }
     if c.format == Format::Regex && c.regex.is_none() {
         return Err(invalid("input.regex", "format \"regex\" needs a regex"));
@@ -485,10 +482,9 @@ fn resolve_kafka(k: KafkaFileConfig, flags: &RunFlags) -> Result<KafkaConfig, Co
     };
     let mut properties: Vec<(String, String)> = k.properties.into_iter().collect();
     for p in &flags.kafka_properties {
-        let (key, value) = p
-            .split_once('=')
-            .ok_or_else(|| invalid("--kafka-property", format!("{p:?}: expected KEY=VALUE")))?;
-        properties.push((key.trim().to_string(), value.trim().to_string()));
+        properties.push(
+            crate::kafka::stream::parse_property(p).map_err(|e| invalid("--kafka-property", e))?,
+        );
     }
     let from = match flags.from.as_ref().or(k.from.as_ref()) {
         Some(f) => StartFrom::parse(f).map_err(|e| invalid("kafka.from", e))?,
@@ -507,8 +503,8 @@ fn resolve_kafka(k: KafkaFileConfig, flags: &RunFlags) -> Result<KafkaConfig, Co
         properties,
         start_from: from,
         time_source,
-        commit_interval: Duration::from_secs(1),
-        drain_timeout: Duration::from_secs(30),
+        commit_interval: KafkaConfig::COMMIT_INTERVAL,
+        drain_timeout: KafkaConfig::DRAIN_TIMEOUT,
     })
 }
 

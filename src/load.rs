@@ -101,11 +101,11 @@ fn read_input(
         InputKind::Mmdb => crate::formats::mmdb::read(path, opts.datetime, progress),
         InputKind::Csv => {
             let Some(datetime) = opts.datetime else {
-                return Err(SnapshotError {
-                    path: path.to_path_buf(),
-                    line: None,
-                    kind: Rule::Csv("a CSV has no datetime: give one with --datetime".into()),
-                });
+                return Err(SnapshotError::new(
+                    path,
+                    None,
+                    Rule::Csv("a CSV has no datetime: give one with --datetime".into()),
+                ));
             };
             let csv = opts.csv.clone().unwrap_or_default();
             crate::formats::csv::read(path, datetime, &csv, progress)

@@ -169,6 +169,17 @@ impl Default for ParserConfig {
     }
 }
 
+impl ParserConfig {
+    /// Reads lines with `re`; a regex given with the format left on `auto` means
+    /// `--format regex`.
+    pub fn use_regex(&mut self, re: Regex) {
+        self.regex = Some(re);
+        if self.format == Format::Auto {
+            self.format = Format::Regex;
+        }
+    }
+}
+
 /// Why a line cannot be enriched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant as WallClock};
 
 use crate::enrich::{Counts, Enricher};
 use crate::source::{BufferPool, Chunk, Chunker, SourceError};
+use crate::telemetry::LineCounters;
 
 /// What a pipeline run did.
 #[derive(Debug, Default)]
@@ -153,6 +154,9 @@ pub fn run(
     let mut next_seq = 0u64;
     let mut last_progress = WallClock::now();
     let mut dirty = false;
+    // Registered when a source first shows up, so that /metrics lists only
+    // the sources in use.
+    let mut counters: [Option<LineCounters>; 2] = [None, None];
     loop {
         let msg = match done_rx.try_recv() {
             Ok(m) => m,
@@ -184,8 +188,10 @@ pub fn run(
             dead.write_all(&done.dead)?;
             pool.put(done.out);
             summary.counts.add(&done.counts);
-            let source = if done.live { "stdin" } else { "file" };
-            crate::telemetry::lines(source, &done.counts, enricher.datasets());
+            let (slot, source) = if done.live { (0, "stdin") } else { (1, "file") };
+            counters[slot]
+                .get_or_insert_with(|| LineCounters::new(source, enricher.datasets()))
+                .add(&done.counts);
             next_seq += 1;
             dirty = true;
         }

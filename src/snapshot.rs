@@ -64,6 +64,16 @@ pub struct SnapshotError {
     pub kind: Rule,
 }
 
+impl SnapshotError {
+    pub fn new(path: &Path, line: Option<u64>, kind: Rule) -> SnapshotError {
+        SnapshotError {
+            path: path.to_path_buf(),
+            line,
+            kind,
+        }
+    }
+}
+
 impl fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
@@ -285,11 +295,7 @@ pub struct ReadProgress {
 impl SnapshotFile {
     /// Reads and validates a whole snapshot file.
     pub fn read(path: &Path, progress: &ReadProgress) -> Result<SnapshotFile, SnapshotError> {
-        let fail = |line: Option<u64>, kind: Rule| SnapshotError {
-            path: path.to_path_buf(),
-            line,
-            kind,
-        };
+        let fail = |line, kind| SnapshotError::new(path, line, kind);
         let (reader, gzip) = crate::source::open_file(path, progress.file_bytes.clone())
             .map_err(|e| fail(None, Rule::Io(e)))?;
         let mut reader = BufReader::with_capacity(
@@ -351,11 +357,7 @@ impl SnapshotFile {
     /// Parses snapshot lines held in memory (for tests and in-process callers).
     pub fn from_lines(name: &str, text: &str) -> Result<SnapshotFile, SnapshotError> {
         let path = PathBuf::from(name);
-        let fail = |line: Option<u64>, kind: Rule| SnapshotError {
-            path: path.clone(),
-            line,
-            kind,
-        };
+        let fail = |line, kind| SnapshotError::new(&path, line, kind);
         let mut parser = LineRules::default();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -395,11 +397,7 @@ impl SnapshotFile {
         datetime: Option<Instant>,
     ) -> Result<SnapshotFile, SnapshotError> {
         let Some(first) = parts.first() else {
-            return Err(SnapshotError {
-                path: PathBuf::new(),
-                line: None,
-                kind: Rule::Empty,
-            });
+            return Err(SnapshotError::new(Path::new(""), None, Rule::Empty));
         };
         let path = PathBuf::from(
             parts
@@ -459,11 +457,7 @@ impl SnapshotBuilder {
     }
 
     fn fail(&self, line: Option<u64>, kind: Rule) -> SnapshotError {
-        SnapshotError {
-            path: self.path.clone(),
-            line,
-            kind,
-        }
+        SnapshotError::new(&self.path, line, kind)
     }
 
     /// Adds a range; `fields` is the body of a JSON object (`"k":v,...`) without

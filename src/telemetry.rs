@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -125,21 +125,58 @@ pub fn kafka_consumer_lag(topic: &str, partition: i32, lag: i64) {
         .set(lag as f64);
 }
 
-/// Lines done by the enrichment pipeline or the Kafka loop.
-pub fn lines(
-    source: &'static str,
-    counts: &crate::enrich::Counts,
-    datasets: &[crate::enrich::DataSet],
-) {
-    counter!(LINES, "source" => source, "outcome" => "read").increment(counts.read);
-    counter!(LINES, "source" => source, "outcome" => "enriched").increment(counts.enriched);
-    counter!(LINES, "source" => source, "outcome" => "dead_lettered")
-        .increment(counts.dead_lettered);
-    for (d, &m) in datasets.iter().zip(&counts.matched) {
-        counter!(LINES_MATCHED, "source" => source, "dataset" => d.name.clone(), "outcome" => "matched")
-            .increment(m);
-        counter!(LINES_MATCHED, "source" => source, "dataset" => d.name.clone(), "outcome" => "unmatched")
-            .increment(counts.enriched.saturating_sub(m));
+/// The line counters of one source (stdin, file, kafka), registered once: a
+/// labelled lookup per line would cost more than the line.
+pub struct LineCounters {
+    read: Counter,
+    enriched: Counter,
+    dead_lettered: Counter,
+    /// Per data set: (matched, unmatched).
+    matched: Vec<(Counter, Counter)>,
+}
+
+impl LineCounters {
+    pub fn new(source: &'static str, datasets: &[crate::enrich::DataSet]) -> LineCounters {
+        let by_dataset = |name: &str, outcome: &'static str| counter!(LINES_MATCHED, "source" => source, "dataset" => name.to_string(), "outcome" => outcome);
+        LineCounters {
+            read: counter!(LINES, "source" => source, "outcome" => "read"),
+            enriched: counter!(LINES, "source" => source, "outcome" => "enriched"),
+            dead_lettered: counter!(LINES, "source" => source, "outcome" => "dead_lettered"),
+            matched: datasets
+                .iter()
+                .map(|d| {
+                    (
+                        by_dataset(&d.name, "matched"),
+                        by_dataset(&d.name, "unmatched"),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Lines done by the enrichment pipeline (a chunk at a time).
+    pub fn add(&self, counts: &crate::enrich::Counts) {
+        self.read.increment(counts.read);
+        self.enriched.increment(counts.enriched);
+        self.dead_lettered.increment(counts.dead_lettered);
+        for ((matched, unmatched), &m) in self.matched.iter().zip(&counts.matched) {
+            matched.increment(m);
+            unmatched.increment(counts.enriched.saturating_sub(m));
+        }
+    }
+
+    /// One line (a Kafka message): enriched with these per-data-set matches, or
+    /// dead-lettered (`None`).
+    pub fn add_one(&self, matched: Option<&[bool]>) {
+        self.read.increment(1);
+        let Some(matched) = matched else {
+            self.dead_lettered.increment(1);
+            return;
+        };
+        self.enriched.increment(1);
+        for ((yes, no), &m) in self.matched.iter().zip(matched) {
+            if m { yes } else { no }.increment(1);
+        }
     }
 }
 

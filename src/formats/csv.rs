@@ -13,7 +13,6 @@
 //! the file, the line and the rule. The content's SHA-256 (decompressed) is the
 //! file's identity; the `datetime` is given by the user.
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::ip::IpKey;
@@ -65,11 +64,7 @@ pub fn read(
     options: &CsvOptions,
     progress: &ReadProgress,
 ) -> Result<SnapshotFile, SnapshotError> {
-    let fail = |line: Option<u64>, kind: Rule| SnapshotError {
-        path: path.to_path_buf(),
-        line,
-        kind,
-    };
+    let fail = |line, kind| SnapshotError::new(path, line, kind);
     let (reader, _) = crate::source::open_file(path, progress.file_bytes.clone())
         .map_err(|e| fail(None, Rule::Io(e)))?;
     let mut hashing = Hashing::new(reader);
@@ -109,6 +104,15 @@ pub fn read(
             );
         }
         let Some(cols) = names.as_ref() else { continue };
+        if cols.len() < 2 {
+            return Err(fail(
+                Some(line),
+                Rule::Csv(format!(
+                    "a range needs two columns; the columns are {}",
+                    cols.join(",")
+                )),
+            ));
+        }
         if record.len() != cols.len() {
             return Err(fail(
                 Some(line),
@@ -127,7 +131,7 @@ pub fn read(
                     Some(line),
                     Rule::Csv(format!(
                         "column {which} ({:?}): not an IP address: {cell:?}",
-                        cols[i]
+                        cols.get(i).map_or("", String::as_str)
                     )),
                 )
             })
@@ -159,7 +163,7 @@ pub fn read(
     }
     drop(csv);
     // Drain what the CSV reader left (nothing, normally) so the hash is whole.
-    let _ = std::io::copy(&mut (&mut hashing).take(u64::MAX), &mut std::io::sink());
+    let _ = std::io::copy(&mut hashing, &mut std::io::sink());
     let (sha256, bytes) = hashing.finish();
     builder.finish(sha256, bytes)
 }
@@ -215,5 +219,7 @@ mod tests {
         assert!(e.to_string().contains(":2: column end"), "{e}");
         let e = read_text("start,end,cc\n1.0.0.0,1.0.0.9\n", None).unwrap_err();
         assert!(e.to_string().contains("2 cells"), "{e}");
+        let e = read_text("1.0.0.0\n", Some("begin")).unwrap_err();
+        assert!(e.to_string().contains("two columns"), "{e}");
     }
 }

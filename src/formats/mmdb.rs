@@ -58,11 +58,7 @@ pub fn read(
     datetime: Option<Instant>,
     progress: &ReadProgress,
 ) -> Result<SnapshotFile, SnapshotError> {
-    let fail = |line: Option<u64>, kind: Rule| SnapshotError {
-        path: path.to_path_buf(),
-        line,
-        kind,
-    };
+    let fail = |line, kind| SnapshotError::new(path, line, kind);
     let bytes = std::fs::read(path).map_err(|e| fail(None, Rule::Io(e)))?;
     progress
         .file_bytes

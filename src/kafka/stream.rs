@@ -28,7 +28,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::offsets::OffsetTracker;
-use crate::enrich::{Counts, Enricher};
+use crate::enrich::Enricher;
 use crate::telemetry;
 use crate::time::Instant;
 
@@ -90,6 +90,21 @@ pub struct KafkaConfig {
     pub commit_interval: Duration,
     /// How long shutdown waits for in-flight deliveries.
     pub drain_timeout: Duration,
+}
+
+impl KafkaConfig {
+    /// How often done offsets are committed.
+    pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+    /// How long a graceful stop waits for deliveries.
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+/// A `--kafka-property` argument: `KEY=VALUE`.
+pub fn parse_property(p: &str) -> Result<(String, String), String> {
+    let (key, value) = p
+        .split_once('=')
+        .ok_or_else(|| format!("{p:?}: expected KEY=VALUE"))?;
+    Ok((key.trim().to_string(), value.trim().to_string()))
 }
 
 /// Counts of a Kafka run.
@@ -410,6 +425,7 @@ pub async fn run(
     let mut in_flight: FuturesUnordered<DeliveryFuture> = FuturesUnordered::new();
     let mut ticker = tokio::time::interval(config.commit_interval);
     let mut out = Vec::with_capacity(4096);
+    let lines = telemetry::LineCounters::new("kafka", enricher.datasets());
     let mut outage = Outage::default();
     tokio::pin!(shutdown);
     // Bounded in-flight work: stop fetching while too much is unacknowledged.
@@ -444,12 +460,7 @@ pub async fn run(
                 let fallback = kafka_time.unwrap_or_else(Instant::now);
                 out.clear();
                 let result = enricher.enrich_one(value, fallback, config.time_source == TimeSource::Kafka, &mut out);
-                telemetry::lines("kafka", &Counts {
-                    read: 1,
-                    enriched: result.is_ok() as u64,
-                    dead_lettered: result.is_err() as u64,
-                    matched: result.as_ref().map(|m| m.iter().map(|&b| b as u64).collect()).unwrap_or_default(),
-                }, enricher.datasets());
+                lines.add_one(result.as_deref().ok());
                 let (to, payload, headers) = match result {
                     Ok(_) => {
                         summary.enriched += 1;
