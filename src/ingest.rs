@@ -97,6 +97,7 @@ impl Watcher {
             }
             out.push((path, outcome));
         }
+        crate::telemetry::watch_scanned(&self.dataset);
         out
     }
 

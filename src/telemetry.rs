@@ -22,6 +22,7 @@ pub const INDEX_RECORDS: &str = "whipstream_index_records";
 pub const LINES: &str = "whipstream_lines_total";
 pub const LINES_MATCHED: &str = "whipstream_lines_matched_total";
 pub const SNAPSHOTS_INGESTED: &str = "whipstream_snapshots_ingested_total";
+pub const WATCH_SCANS: &str = "whipstream_watch_scans_total";
 pub const SNAPSHOT_LOAD_SECONDS: &str = "whipstream_snapshot_load_duration_seconds";
 pub const INDEX_BUILD_SECONDS: &str = "whipstream_index_build_duration_seconds";
 pub const DATASET_SNAPSHOTS: &str = "whipstream_dataset_snapshots";
@@ -62,6 +63,10 @@ pub fn install_prometheus() -> Result<PrometheusHandle, String> {
     describe_counter!(
         SNAPSHOTS_INGESTED,
         "snapshot files from watched directories, by data set and outcome (loaded, rejected)"
+    );
+    describe_counter!(
+        WATCH_SCANS,
+        "completed scans of a data set's watched directory (shows the watcher is alive)"
     );
     describe_histogram!(
         SNAPSHOT_LOAD_SECONDS,
@@ -186,6 +191,11 @@ pub fn snapshot_ingested(dataset: &str, outcome: &'static str, seconds: f64) {
     if outcome == "loaded" {
         histogram!(SNAPSHOT_LOAD_SECONDS, "dataset" => dataset.to_string()).record(seconds);
     }
+}
+
+/// A scan of a data set's watched directory finished.
+pub fn watch_scanned(dataset: &str) {
+    counter!(WATCH_SCANS, "dataset" => dataset.to_string()).increment(1);
 }
 
 /// A data set's index was built (at start or after a load) and is now in use.

@@ -117,7 +117,12 @@ fn hot_loads_switch_at_event_time_rejects_bad_files_and_survive_restarts() {
     let d = Daemon::start(&["--config", s(&config)]);
     d.wait_for("ready again", |d| d.get("/readyz").0 == 200);
     d.wait_for("store reopened", |d| d.snapshots() == 2);
-    std::thread::sleep(Duration::from_millis(800)); // a few scans
+    d.wait_for("two scans", |d| {
+        counter(
+            &d.metrics(),
+            "whipstream_watch_scans_total{dataset=\"geo\"}",
+        ) >= 2.0
+    });
     let m = d.metrics();
     assert_eq!(
         counter(
@@ -224,7 +229,13 @@ fn sighup_scans_at_once() {
         "3600",
     ]);
     d.wait_for("ready", |d| d.get("/readyz").0 == 200);
-    d.wait_for("watched directory created", |_| watch.is_dir());
+    // The first scan runs once the daemon is ready; the file must come after it.
+    d.wait_for("first scan", |d| {
+        counter(
+            &d.metrics(),
+            "whipstream_watch_scans_total{dataset=\"geo\"}",
+        ) >= 1.0
+    });
     drop_snapshot(&watch, "v1.jsonl", &format!("{V1}\n"));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(d.snapshots(), 0, "loaded without a scan");
