@@ -181,7 +181,7 @@ fn accept_log_through_a_real_broker_matches_the_reference() {
             "--group-id",
             "whipstream-test",
             "--kafka-property",
-            "session.timeout.ms=6000",
+            "consumer.session.timeout.ms=6000",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -240,11 +240,35 @@ fn accept_log_through_a_real_broker_matches_the_reference() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].2, "this line is no access log line");
 
-    // SIGTERM committed every offset: a new member of the group finds no work.
+    // SIGTERM committed every offset: a new member of the group consumes only
+    // a line produced after it started (which also shows it was running).
     let again = spawn_enricher(&broker, "whipstream-test");
-    std::thread::sleep(Duration::from_secs(10));
-    let stderr = sigterm(again);
-    assert_eq!(consumed(&stderr), 0, "offsets were not committed: {stderr}");
+    assert_only_new_work(&broker, again, lines[0], lines.len(), expected.len() + 1);
+}
+
+/// Produces `line` with key `key` to raw once `child` (a new member of a group
+/// that committed everything) runs, waits for its output (`outputs` distinct
+/// keys in enriched), stops `child` and checks it consumed that one line only:
+/// nothing already committed was done again.
+fn assert_only_new_work(
+    broker: &Broker,
+    child: std::process::Child,
+    line: &str,
+    key: usize,
+    outputs: usize,
+) {
+    produce_from(&broker.addr, "raw", &[line], key);
+    let got = consume(&broker.addr, "enriched", outputs, Duration::from_secs(120));
+    let stderr = sigterm(child);
+    assert!(
+        got.iter().any(|(_, k, _)| *k == key.to_string()),
+        "the new member enriched nothing: {stderr}"
+    );
+    assert_eq!(
+        consumed(&stderr),
+        1,
+        "committed offsets were consumed again: {stderr}"
+    );
 }
 
 /// `whipstream enrich` from topic raw to topic enriched in group `group`.
@@ -270,9 +294,9 @@ fn spawn_enricher_at(addr: &str, group: &str, extra: &[&str]) -> std::process::C
         "--group-id",
         group,
         "--kafka-property",
-        "session.timeout.ms=6000",
+        "consumer.session.timeout.ms=6000",
         "--kafka-property",
-        "heartbeat.interval.ms=500",
+        "consumer.heartbeat.interval.ms=500",
     ];
     args.extend_from_slice(extra);
     Command::new(bin())
@@ -598,7 +622,7 @@ brokers = "{}"
 input_topic = "raw"
 output_topic = "enriched"
 group_id = "daemon"
-properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+properties = {{ "consumer.session.timeout.ms" = "6000", "consumer.heartbeat.interval.ms" = "500" }}
 
 [http]
 listen = "127.0.0.1:0"
@@ -657,6 +681,5 @@ poll_seconds = 0.2
     assert!(stderr.contains("200 messages consumed"), "{stderr}");
     // Every offset it consumed was committed after delivery: nothing left to do.
     let again = spawn_enricher(&broker, "daemon");
-    std::thread::sleep(Duration::from_secs(10));
-    assert_eq!(consumed(&sigterm(again)), 0);
+    assert_only_new_work(&broker, again, refs[0], 200, 201);
 }
