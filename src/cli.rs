@@ -297,38 +297,63 @@ pub struct EnrichArgs {
     pub no_progress: bool,
 
     /// Kafka bootstrap brokers: enrich --input-topic into --output-topic as a
-    /// member of consumer group --group-id (no FILE arguments then).
+    /// member of consumer group --group-id (no FILE, --output, --dead-letter,
+    /// --strict or --workers then: they are for files and stdin).
     #[arg(long, value_name = "HOST:PORT[,..]", env = "WHIPSTREAM_KAFKA_BROKERS", help_heading = "Kafka",
-          requires_all = ["input_topic", "output_topic", "group_id"], conflicts_with = "inputs")]
+          requires_all = ["input_topic", "output_topic", "group_id"],
+          conflicts_with_all = ["inputs", "output", "dead_letter", "strict", "workers"])]
     pub kafka_brokers: Option<String>,
     /// Topic of raw log lines, one per message.
-    #[arg(long, value_name = "TOPIC", help_heading = "Kafka")]
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        help_heading = "Kafka",
+        requires = "kafka_brokers"
+    )]
     pub input_topic: Option<String>,
     /// Topic for enriched JSON (the input key and headers are kept).
-    #[arg(long, value_name = "TOPIC", help_heading = "Kafka")]
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        help_heading = "Kafka",
+        requires = "kafka_brokers"
+    )]
     pub output_topic: Option<String>,
     /// Topic for lines that cannot be enriched (original value, reason in headers);
     /// without it dead letters are logged.
-    #[arg(long, value_name = "TOPIC", help_heading = "Kafka")]
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        help_heading = "Kafka",
+        requires = "kafka_brokers"
+    )]
     pub dead_letter_topic: Option<String>,
     /// Consumer group.
-    #[arg(long, value_name = "GROUP", help_heading = "Kafka")]
+    #[arg(
+        long,
+        value_name = "GROUP",
+        help_heading = "Kafka",
+        requires = "kafka_brokers"
+    )]
     pub group_id: Option<String>,
     /// Any librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable); a
     /// key prefixed `consumer.` or `producer.` goes to that client only.
     #[arg(
         long = "kafka-property",
         value_name = "KEY=VALUE",
-        help_heading = "Kafka"
+        help_heading = "Kafka",
+        requires = "kafka_brokers"
     )]
     pub kafka_properties: Vec<String>,
     /// Where a new consumer group starts: beginning, end, or a TIME (the first
     /// message at or after it, by message timestamp).
-    #[arg(long, default_value = "beginning", value_parser = StartFrom::parse, help_heading = "Kafka")]
+    #[arg(long, default_value = "beginning", value_parser = StartFrom::parse, help_heading = "Kafka",
+          requires = "kafka_brokers")]
     pub from: StartFrom,
     /// Event time of a message: line (its own time, else --at, else the message
     /// timestamp) or kafka (always the message timestamp).
-    #[arg(long, default_value = "line", value_parser = TimeSource::parse, help_heading = "Kafka")]
+    #[arg(long, default_value = "line", value_parser = TimeSource::parse, help_heading = "Kafka",
+          requires = "kafka_brokers")]
     pub time_source: TimeSource,
 }
 

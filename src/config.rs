@@ -258,51 +258,7 @@ impl FileConfig {
                 .or(input.max_line_bytes)
                 .unwrap_or(64 * 1024),
         };
-        let source = if flags.kafka_brokers.is_some() {
-            "kafka".to_string()
-        } else if !flags.files.is_empty() {
-            "files".to_string()
-        } else {
-            input.source.clone().unwrap_or_else(|| "stdin".into())
-        };
-        let flow = match source.as_str() {
-            "stdin" => Flow::Lines {
-                files: Vec::new(),
-                output: flags.output.clone().or(self.output.path.clone()),
-                dead_letter: flags
-                    .dead_letter
-                    .clone()
-                    .or(self.output.dead_letter.clone()),
-            },
-            "files" => {
-                let files = if flags.files.is_empty() {
-                    input.files.clone()
-                } else {
-                    flags.files.clone()
-                };
-                if files.is_empty() {
-                    return Err(invalid("input.files", "source \"files\" needs files"));
-                }
-                Flow::Lines {
-                    files,
-                    output: flags.output.clone().or(self.output.path.clone()),
-                    dead_letter: flags
-                        .dead_letter
-                        .clone()
-                        .or(self.output.dead_letter.clone()),
-                }
-            }
-            "kafka" => Flow::Kafka(Box::new(resolve_kafka(
-                self.kafka.unwrap_or_default(),
-                flags,
-            )?)),
-            other => {
-                return Err(invalid(
-                    "input.source",
-                    format!("{other:?}: expected stdin, files or kafka"),
-                ))
-            }
-        };
+        let flow = resolve_flow(&self.input, &self.output, self.kafka, flags)?;
         let listen = match flags.listen.as_ref().or(self.http.listen.as_ref()) {
             Some(a) => Some(
                 a.parse::<SocketAddr>()
@@ -474,6 +430,91 @@ fn resolve_parser(input: &InputConfig, flags: &RunFlags) -> Result<ParserConfig,
     Ok(c)
 }
 
+/// Where lines come from and go to. A setting that belongs to another source
+/// than the one in use is an error (it would be ignored otherwise); the
+/// `[kafka]` section itself may stay when flags pick another source.
+fn resolve_flow(
+    input: &InputConfig,
+    output: &OutputConfig,
+    kafka: Option<KafkaFileConfig>,
+    flags: &RunFlags,
+) -> Result<Flow, ConfigError> {
+    let files = if flags.files.is_empty() {
+        input.files.clone()
+    } else {
+        flags.files.clone()
+    };
+    let source = if flags.kafka_brokers.is_some() {
+        "kafka".to_string()
+    } else if !flags.files.is_empty() {
+        "files".to_string()
+    } else {
+        // Files listed without a source are meant to be read.
+        input
+            .source
+            .clone()
+            .unwrap_or_else(|| if files.is_empty() { "stdin" } else { "files" }.into())
+    };
+    let out_path = flags.output.clone().or(output.path.clone());
+    let dead_letter = flags.dead_letter.clone().or(output.dead_letter.clone());
+    let only_kafka = [
+        ("--input-topic", flags.input_topic.is_some()),
+        ("--output-topic", flags.output_topic.is_some()),
+        ("--dead-letter-topic", flags.dead_letter_topic.is_some()),
+        ("--group-id", flags.group_id.is_some()),
+        ("--kafka-property", !flags.kafka_properties.is_empty()),
+        ("--from", flags.from.is_some()),
+        ("--time-source", flags.time_source.is_some()),
+    ];
+    match source.as_str() {
+        "stdin" | "files" => {
+            if let Some((flag, _)) = only_kafka.iter().find(|(_, given)| *given) {
+                return Err(invalid(
+                    flag,
+                    format!("is for the kafka source; the source is {source}"),
+                ));
+            }
+            if source == "stdin" && !files.is_empty() {
+                return Err(invalid(
+                    "input.files",
+                    "files are given but input.source is \"stdin\"",
+                ));
+            }
+            if source == "files" && files.is_empty() {
+                return Err(invalid("input.files", "source \"files\" needs files"));
+            }
+            Ok(Flow::Lines {
+                files,
+                output: out_path,
+                dead_letter,
+            })
+        }
+        "kafka" => {
+            let elsewhere = [
+                ("input.files", !files.is_empty()),
+                ("output.path", out_path.is_some()),
+                ("output.dead_letter", dead_letter.is_some()),
+            ];
+            if let Some((key, _)) = elsewhere.iter().find(|(_, given)| *given) {
+                return Err(invalid(
+                    key,
+                    "is for the stdin and files sources; the source is kafka \
+                     (its output and dead letters go to kafka.output_topic and \
+                     kafka.dead_letter_topic)",
+                ));
+            }
+            Ok(Flow::Kafka(Box::new(resolve_kafka(
+                kafka.unwrap_or_default(),
+                flags,
+            )?)))
+        }
+        other => Err(invalid(
+            "input.source",
+            format!("{other:?}: expected stdin, files or kafka"),
+        )),
+    }
+}
+
 fn resolve_kafka(k: KafkaFileConfig, flags: &RunFlags) -> Result<KafkaConfig, ConfigError> {
     let need = |flag: &Option<String>, file: Option<String>, key: &str| {
         flag.clone()
@@ -517,14 +558,77 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_example_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/whipstream.toml");
-        let s = FileConfig::read(&path)
-            .unwrap()
-            .resolve(&RunFlags::default())
-            .unwrap();
-        assert!(!s.datasets.is_empty());
-        assert!(s.listen.is_some());
+    fn the_shipped_examples_are_valid() {
+        for name in ["whipstream.toml", "docker.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config")
+                .join(name);
+            let s = FileConfig::read(&path)
+                .unwrap()
+                .resolve(&RunFlags::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!s.datasets.is_empty(), "{name}");
+            assert!(s.listen.is_some(), "{name}");
+        }
+    }
+
+    /// A setting for another source than the one in use would be ignored: it is
+    /// an error naming the key or flag instead.
+    #[test]
+    fn settings_of_another_source_are_refused() {
+        const GEO: &str = "[[dataset]]\nname = \"geo\"\nstore = \"/s\"\n";
+        const KAFKA: &str = "[kafka]\nbrokers = \"b:9092\"\ninput_topic = \"raw\"\n\
+                             output_topic = \"out\"\ngroup_id = \"g\"\n";
+        let resolve = |text: &str, flags: &RunFlags| {
+            parse(&format!("{GEO}{text}"))
+                .unwrap()
+                .resolve(flags)
+                .map(|s| s.flow)
+                .map_err(|e| e.to_string())
+        };
+        let none = RunFlags::default();
+        let kafka = format!("[input]\nsource = \"kafka\"\n{KAFKA}");
+        assert!(matches!(resolve(&kafka, &none), Ok(Flow::Kafka(_))));
+        let e = resolve(&format!("{kafka}[output]\npath = \"/o\"\n"), &none).unwrap_err();
+        assert!(e.starts_with("output.path:"), "{e}");
+        let e = resolve(&format!("{kafka}[output]\ndead_letter = \"/d\"\n"), &none).unwrap_err();
+        assert!(e.starts_with("output.dead_letter:"), "{e}");
+        let flags = RunFlags {
+            output: Some("/o".into()),
+            ..RunFlags::default()
+        };
+        let e = resolve(&kafka, &flags).unwrap_err();
+        assert!(e.starts_with("output.path:"), "{e}");
+        let e = resolve(
+            "[input]\nsource = \"kafka\"\nfiles = [\"a.log\"]\n[kafka]\nbrokers = \"b\"\n",
+            &none,
+        )
+        .unwrap_err();
+        assert!(e.starts_with("input.files:"), "{e}");
+
+        // Kafka flags without the kafka source.
+        let flags = RunFlags {
+            group_id: Some("g".into()),
+            ..RunFlags::default()
+        };
+        let e = resolve("", &flags).unwrap_err();
+        assert!(e.starts_with("--group-id:") && e.contains("stdin"), "{e}");
+        // Files with source "stdin" contradict; files alone mean source "files".
+        let e = resolve("[input]\nsource = \"stdin\"\nfiles = [\"a.log\"]\n", &none).unwrap_err();
+        assert!(e.starts_with("input.files:"), "{e}");
+        let Ok(Flow::Lines { files, .. }) = resolve("[input]\nfiles = [\"a.log\"]\n", &none) else {
+            panic!("files alone are not read")
+        };
+        assert_eq!(files, vec![PathBuf::from("a.log")]);
+        // A [kafka] section may stay when a file argument picks the files source.
+        let flags = RunFlags {
+            files: vec!["b.log".into()],
+            ..RunFlags::default()
+        };
+        assert!(matches!(
+            resolve(&kafka, &flags),
+            Ok(Flow::Lines { files, .. }) if files == vec![PathBuf::from("b.log")]
+        ));
     }
 
     #[test]

@@ -211,6 +211,9 @@ fn bad_configuration_is_refused_with_the_key() {
     assert!(err.contains("http.listen"), "{err}");
     let err = fails(&["run"]);
     assert!(err.contains("no data set"), "{err}");
+    // A Kafka flag with the stdin source would be ignored: refused instead.
+    let err = fails(&["run", "--db", "geo=/tmp/x", "--group-id", "g"]);
+    assert!(err.contains("--group-id") && err.contains("stdin"), "{err}");
 }
 
 /// With scans an hour apart, a dropped file waits; SIGHUP scans at once.

@@ -532,3 +532,48 @@ fn shipped_example_data_matches_the_reference() {
         );
     }
 }
+
+/// Kafka flags without `--kafka-brokers`, and file-only flags with it, are
+/// refused with the flag's name rather than silently ignored.
+#[test]
+fn flags_of_the_other_mode_are_refused() {
+    let db = s(geoip_store());
+    let kafka = [
+        "--kafka-brokers",
+        "127.0.0.1:1",
+        "--input-topic",
+        "raw",
+        "--output-topic",
+        "enriched",
+        "--group-id",
+        "g",
+    ];
+    for (extra, flag) in [
+        (&["--output", "out.jsonl"][..], "--output"),
+        (&["--dead-letter", "dead.jsonl"][..], "--dead-letter"),
+        (&["--strict"][..], "--strict"),
+        (&["--workers", "2"][..], "--workers"),
+        (&["access.log"][..], "[FILE]"),
+    ] {
+        let mut args = vec!["enrich", "--db", db];
+        args.extend(kafka);
+        args.extend(extra);
+        let err = fails(&args);
+        assert!(
+            err.contains("cannot be used with") && err.contains(flag),
+            "{flag}: {err}"
+        );
+    }
+    for (extra, flag) in [
+        (&["--input-topic", "raw"][..], "--kafka-brokers"),
+        (&["--group-id", "g"][..], "--kafka-brokers"),
+        (&["--kafka-property", "acks=all"][..], "--kafka-brokers"),
+        (&["--from", "end"][..], "--kafka-brokers"),
+        (&["--time-source", "kafka"][..], "--kafka-brokers"),
+    ] {
+        let mut args = vec!["enrich", "--db", db];
+        args.extend(extra);
+        let err = fails(&args);
+        assert!(err.contains(flag), "{extra:?}: {err}");
+    }
+}
