@@ -81,6 +81,8 @@ pub struct Enricher {
     datasets: Vec<DataSet>,
     options: EnrichOptions,
     started: Instant,
+    /// Lookup latency (a no-op unless the daemon installed the exporter first).
+    lookup_seconds: metrics::Histogram,
 }
 
 /// Why a line was dead-lettered.
@@ -101,6 +103,7 @@ impl Enricher {
             datasets,
             options,
             started: Instant::now(),
+            lookup_seconds: crate::telemetry::enrich_lookup_histogram(),
         }
     }
 
@@ -141,6 +144,7 @@ impl Enricher {
         }
         counts.enriched += parsed.len() as u64;
         let queries: Vec<(IpKey, Instant)> = parsed.iter().map(|(p, t, _)| (p.ip, *t)).collect();
+        let lookups_started = std::time::Instant::now();
         let answers: Vec<Vec<Option<Match<'_>>>> = guards
             .iter()
             .map(|index| {
@@ -149,6 +153,12 @@ impl Enricher {
                 a
             })
             .collect();
+        // One sample per chunk: a batched lookup has no per-line time of its own.
+        let lookups = queries.len() * guards.len();
+        if lookups > 0 {
+            self.lookup_seconds
+                .record(lookups_started.elapsed().as_secs_f64() / lookups as f64);
+        }
         for (i, (p, t, text)) in parsed.iter().enumerate() {
             self.write_object(
                 p,
@@ -180,7 +190,12 @@ impl Enricher {
             _ => fallback,
         });
         let guards: Vec<_> = self.datasets.iter().map(|d| d.index.load()).collect();
+        let lookups_started = std::time::Instant::now();
         let answers: Vec<Option<Match<'_>>> = guards.iter().map(|g| g.at(parsed.ip, t)).collect();
+        if !guards.is_empty() {
+            self.lookup_seconds
+                .record(lookups_started.elapsed().as_secs_f64() / guards.len() as f64);
+        }
         let mut matched = vec![0u64; self.datasets.len()];
         self.write_object(&parsed, t, text, answers.into_iter(), out, &mut matched);
         out.pop(); // the newline

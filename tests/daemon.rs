@@ -98,6 +98,21 @@ fn hot_loads_switch_at_event_time_rejects_bad_files_and_survive_restarts() {
         2.0,
         "{m}"
     );
+    // Lookup latency: each REST lookup answered, and the enrichment's lookups
+    // (one sample per chunk; each line sent alone is at most one chunk).
+    assert_eq!(
+        counter(
+            &m,
+            r#"whipstream_lookup_duration_seconds_count{via="rest"}"#
+        ),
+        3.0,
+        "{m}"
+    );
+    let enrich = counter(
+        &m,
+        r#"whipstream_lookup_duration_seconds_count{via="enrich"}"#,
+    );
+    assert!((1.0..=5.0).contains(&enrich), "{m}");
     assert_eq!(
         counter(
             &m,

@@ -672,6 +672,15 @@ poll_seconds = 0.2
         200.0,
         "{m}"
     );
+    // One lookup latency sample per message.
+    assert_eq!(
+        counter(
+            &m,
+            r#"whipstream_lookup_duration_seconds_count{via="enrich"}"#
+        ),
+        200.0,
+        "{m}"
+    );
     assert!(
         counter(&m, r#"whipstream_kafka_commits_total{result="ok"}"#) >= 1.0,
         "{m}"
