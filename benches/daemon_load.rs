@@ -1,12 +1,13 @@
 //! Driver for `benches/daemon-bench.sh`: enrichment while a snapshot is loaded.
 //!
-//!   daemon-load WHIPSTREAM STORE WATCH SNAPSHOT LOG flood|paced:LINES_PER_S
+//!   daemon-load WHIPSTREAM STORE WATCH SNAPSHOT LOG flood|paced:LINES_PER_S [RUN_ARG...]
 //!
 //! Starts `WHIPSTREAM run` on STORE with WATCH watched, feeds LOG's lines to its
 //! stdin (as fast as it takes them, or in batches every 10 ms at the given rate),
 //! and reads its output. After 6 s it renames SNAPSHOT (already copied into
 //! WATCH under a hidden name) into place, notes when /healthz shows the new
-//! snapshot, and goes on 6 s more. Prints one line per phase (idle, loading,
+//! snapshot, and goes on 6 s more. RUN_ARGs go to `run` as they are (e.g.
+//! `--load-priority=low`). Prints one line per phase (idle, loading,
 //! after): lines/s and, when paced, the worst and 99th percentile delay from a
 //! batch's write to its last enriched line. Without arguments (a plain
 //! `cargo bench`) it does nothing.
@@ -25,7 +26,7 @@ fn main() -> Result<()> {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    let [ws, store, watch, snapshot, log, mode] = &args[..] else {
+    let [ws, store, watch, snapshot, log, mode, run_args @ ..] = &args[..] else {
         eprintln!("daemon-load: driven by benches/daemon-bench.sh (nothing to do)");
         return Ok(());
     };
@@ -61,6 +62,7 @@ fn main() -> Result<()> {
         .arg(format!("geo={store}"))
         .arg("--watch")
         .arg(format!("geo={}", watch.display()))
+        .args(run_args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

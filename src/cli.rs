@@ -126,6 +126,10 @@ pub struct RunArgs {
     /// Seconds between scans of watched directories [ingest.poll_seconds].
     #[arg(long, value_name = "SECONDS")]
     pub poll_seconds: Option<f64>,
+    /// CPU priority of snapshot loads: idle (only what enrichment leaves),
+    /// low (nice 10) or normal [ingest.load_priority].
+    #[arg(long, value_name = "PRIORITY")]
+    pub load_priority: Option<String>,
     /// Diagnostics format: text or json [log.format].
     #[arg(long, env = "WHIPSTREAM_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -498,6 +502,7 @@ fn cmd_run(a: RunArgs, log: Option<String>) -> Result<ExitCode> {
         time_source: a.time_source,
         log_format: a.log_format,
         poll_seconds: a.poll_seconds,
+        load_priority: a.load_priority,
     };
     let settings = file.resolve(&flags)?;
     let filter = log

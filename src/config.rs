@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::enrich::{valid_dataset_name, DefaultTime, EnrichOptions};
+use crate::ingest::LoadPriority;
 use crate::ip::Cidr;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
 use crate::logline::{ClientIp, Format, ParserConfig, TimeFormat};
@@ -149,6 +150,8 @@ pub struct LogConfig {
 pub struct IngestConfig {
     /// Seconds between scans (SIGHUP scans at once).
     pub poll_seconds: Option<f64>,
+    /// CPU priority of loads: idle, low or normal.
+    pub load_priority: Option<String>,
 }
 
 /// The `run` flags: each overrides the file's key of the same meaning.
@@ -183,6 +186,7 @@ pub struct RunFlags {
     pub time_source: Option<String>,
     pub log_format: Option<String>,
     pub poll_seconds: Option<f64>,
+    pub load_priority: Option<String>,
 }
 
 /// A data set the daemon serves.
@@ -222,6 +226,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: Option<String>,
     pub poll_interval: Duration,
+    pub load_priority: LoadPriority,
 }
 
 impl FileConfig {
@@ -281,6 +286,14 @@ impl FileConfig {
                 ))
             }
         };
+        let load_priority = match flags
+            .load_priority
+            .as_deref()
+            .or(self.ingest.load_priority.as_deref())
+        {
+            Some(p) => LoadPriority::parse(p).map_err(|e| invalid("ingest.load_priority", e))?,
+            None => LoadPriority::default(),
+        };
         let poll = flags
             .poll_seconds
             .or(self.ingest.poll_seconds)
@@ -300,6 +313,7 @@ impl FileConfig {
             log_format,
             log_level: self.log.level,
             poll_interval: Duration::from_secs_f64(poll),
+            load_priority,
         })
     }
 }
@@ -570,6 +584,26 @@ mod tests {
             assert!(!s.datasets.is_empty(), "{name}");
             assert!(s.listen.is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn load_priority_defaults_to_idle_and_names_its_key() {
+        let geo = "[[dataset]]\nname = \"geo\"\nstore = \"/s\"\n";
+        let s = parse(geo).unwrap().resolve(&RunFlags::default()).unwrap();
+        assert_eq!(s.load_priority, LoadPriority::Idle);
+        let flags = RunFlags {
+            load_priority: Some("low".into()),
+            ..RunFlags::default()
+        };
+        let text = format!("{geo}[ingest]\nload_priority = \"normal\"\n");
+        let s = parse(&text).unwrap().resolve(&flags).unwrap();
+        assert_eq!(s.load_priority, LoadPriority::Low, "the flag wins");
+        let text = format!("{geo}[ingest]\nload_priority = \"max\"\n");
+        let e = parse(&text)
+            .unwrap()
+            .resolve(&RunFlags::default())
+            .unwrap_err();
+        assert!(e.to_string().starts_with("ingest.load_priority:"), "{e}");
     }
 
     /// A setting for another source than the one in use would be ignored: it is

@@ -29,7 +29,7 @@ use crate::config::{Flow, Settings};
 use crate::enrich::{DataSet, Enricher};
 use crate::history::History;
 use crate::index::Index;
-use crate::ingest::{Outcome, Watcher};
+use crate::ingest::{LoadPriority, Outcome, Watcher};
 use crate::logline::LineParser;
 use crate::source::{Chunker, Input};
 use crate::{http, pipeline, telemetry};
@@ -145,10 +145,11 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
             .with_context(|| format!("cannot create watched directory {}", dir.display()))?;
         let mut watcher = Watcher::new(&s.name, &s.store, &dir, d.index.clone());
         let (stop, poll, name) = (stop.clone(), settings.poll_interval, s.name.clone());
+        let priority = settings.load_priority;
         watchers.push(
             std::thread::Builder::new()
                 .name(format!("whipstream-watch-{name}"))
-                .spawn(move || watch_loop(&mut watcher, &stop, &wake, poll))?,
+                .spawn(move || watch_loop(&mut watcher, &stop, &wake, poll, priority))?,
         );
     }
 
@@ -244,8 +245,14 @@ fn run_lines(
 }
 
 /// Scans at start, then every `poll` or when woken (SIGHUP), until the stop.
-fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()>, poll: Duration) {
-    lower_priority();
+fn watch_loop(
+    watcher: &mut Watcher,
+    stop: &AtomicBool,
+    wake: &mpsc::Receiver<()>,
+    poll: Duration,
+    priority: LoadPriority,
+) {
+    priority.apply();
     while !stop.load(Ordering::SeqCst) {
         for (path, outcome) in watcher.scan() {
             if let Outcome::Retry(reason) = outcome {
@@ -264,23 +271,6 @@ fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     std::thread::sleep(slice);
                 }
-            }
-        }
-    }
-}
-
-/// Loads run at a lower CPU priority (nice 10) than enrichment: on a busy
-/// machine a snapshot then takes longer to arrive rather than lines taking longer
-/// to come out. Threads the load starts inherit it.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain syscalls on the calling thread; failure only leaves the
-        // priority as it was.
-        unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            if libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0 {
-                tracing::debug!("cannot lower the loader's priority");
             }
         }
     }

@@ -22,6 +22,57 @@ use crate::index::{Index, SharedIndex};
 use crate::load::{is_snapshot_name, load_with_history, LoadError, LoadOptions};
 use crate::telemetry;
 
+/// The CPU priority of loads (the watcher thread and the threads it starts).
+/// Below enrichment by default: on a busy machine a snapshot then takes longer
+/// to arrive rather than lines taking longer to come out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadPriority {
+    /// Linux SCHED_IDLE: runs when enrichment leaves a core idle (and, under
+    /// full load, at a small share, so a load is slowed, not starved).
+    #[default]
+    Idle,
+    /// nice 10.
+    Low,
+    /// As enrichment.
+    Normal,
+}
+
+impl LoadPriority {
+    pub fn parse(s: &str) -> Result<LoadPriority, String> {
+        match s {
+            "idle" => Ok(LoadPriority::Idle),
+            "low" => Ok(LoadPriority::Low),
+            "normal" => Ok(LoadPriority::Normal),
+            other => Err(format!("{other:?}: expected idle, low or normal")),
+        }
+    }
+
+    /// Gives the calling thread this priority; threads it starts inherit it. A
+    /// failure leaves the priority as it was (logged at debug).
+    pub fn apply(self) {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: plain syscalls on the calling thread (pid 0 / its tid).
+            let ok = unsafe {
+                match self {
+                    LoadPriority::Normal => true,
+                    LoadPriority::Low => {
+                        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                        libc::setpriority(libc::PRIO_PROCESS, tid, 10) == 0
+                    }
+                    LoadPriority::Idle => {
+                        let param = libc::sched_param { sched_priority: 0 };
+                        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0
+                    }
+                }
+            };
+            if !ok {
+                tracing::debug!("cannot set the loader's priority to {self:?}");
+            }
+        }
+    }
+}
+
 /// What a scan did with one file.
 #[derive(Debug)]
 pub enum Outcome {
@@ -217,6 +268,38 @@ mod tests {
         Arc::new(arc_swap::ArcSwap::from_pointee(Index::new(
             History::default(),
         )))
+    }
+
+    #[test]
+    fn load_priority_parses_and_applies_to_the_calling_thread() {
+        assert_eq!(LoadPriority::parse("idle"), Ok(LoadPriority::Idle));
+        assert_eq!(LoadPriority::parse("low"), Ok(LoadPriority::Low));
+        assert_eq!(LoadPriority::parse("normal"), Ok(LoadPriority::Normal));
+        assert!(LoadPriority::parse("high")
+            .unwrap_err()
+            .contains("idle, low or normal"));
+        #[cfg(target_os = "linux")]
+        {
+            // (policy, nice) of a thread after apply, read back by the thread.
+            let on_thread = |p: LoadPriority| {
+                std::thread::spawn(move || {
+                    p.apply();
+                    // SAFETY: queries about the calling thread.
+                    unsafe {
+                        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                        (
+                            libc::sched_getscheduler(0),
+                            libc::getpriority(libc::PRIO_PROCESS, tid),
+                        )
+                    }
+                })
+                .join()
+                .unwrap()
+            };
+            assert_eq!(on_thread(LoadPriority::Idle).0, libc::SCHED_IDLE);
+            assert_eq!(on_thread(LoadPriority::Low), (libc::SCHED_OTHER, 10));
+            assert_eq!(on_thread(LoadPriority::Normal), (libc::SCHED_OTHER, 0));
+        }
     }
 
     #[test]
