@@ -148,7 +148,7 @@ impl Watcher {
             }
             out.push((path, outcome));
         }
-        crate::telemetry::watch_scanned(&self.dataset);
+        telemetry::watch_scanned(&self.dataset);
         out
     }
 
