@@ -54,19 +54,7 @@ pub fn write_snapshot_at(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{History, Interner, SnapshotMeta};
-    use crate::snapshot::SnapshotFile;
-
-    fn index(files: &[&str]) -> Index {
-        let mut h = History::default();
-        let mut interner = Interner::default();
-        for (i, text) in files.iter().enumerate() {
-            let f = SnapshotFile::from_lines(&format!("f{i}"), text).unwrap();
-            h.merge(&mut interner, &f, SnapshotMeta::of_file(&f), false)
-                .unwrap();
-        }
-        Index::new(h)
-    }
+    use crate::index::tests::index;
 
     #[test]
     fn writes_the_snapshot_in_effect_and_nothing_before_the_first() {

@@ -319,12 +319,14 @@ pub fn write_history_json(matches: &[Match<'_>], out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::history::{Interner, SnapshotMeta};
     use crate::snapshot::SnapshotFile;
 
-    fn index(files: &[&str]) -> Index {
+    /// The index of snapshot files given as text, oldest first (also used by
+    /// other modules' tests).
+    pub(crate) fn index(files: &[&str]) -> Index {
         let mut h = History::default();
         let mut interner = Interner::default();
         for (n, text) in files.iter().enumerate() {

@@ -74,52 +74,37 @@ fn hot_loads_switch_at_event_time_rejects_bad_files_and_survive_restarts() {
     assert_eq!(d.take(1)[0]["geo"]["cc"], "NZ");
 
     let m = d.metrics();
-    assert_eq!(
-        counter(
-            &m,
-            r#"whipstream_lines_total{source="stdin",outcome="read"}"#
-        ),
+    assert_metric(
+        &m,
+        r#"whipstream_lines_total{source="stdin",outcome="read"}"#,
         5.0,
-        "{m}"
     );
-    assert_eq!(
-        counter(
-            &m,
-            r#"whipstream_lines_matched_total{source="stdin",dataset="geo",outcome="matched"}"#
-        ),
+    assert_metric(
+        &m,
+        r#"whipstream_lines_matched_total{source="stdin",dataset="geo",outcome="matched"}"#,
         5.0,
-        "{m}"
     );
-    assert_eq!(
-        counter(
-            &m,
-            r#"whipstream_snapshots_ingested_total{dataset="geo",outcome="loaded"}"#
-        ),
+    assert_metric(
+        &m,
+        r#"whipstream_snapshots_ingested_total{dataset="geo",outcome="loaded"}"#,
         2.0,
-        "{m}"
     );
     // Lookup latency: each REST lookup answered, and the enrichment's lookups
     // (one sample per chunk; each line sent alone is at most one chunk).
-    assert_eq!(
-        counter(
-            &m,
-            r#"whipstream_lookup_duration_seconds_count{via="rest"}"#
-        ),
+    assert_metric(
+        &m,
+        r#"whipstream_lookup_duration_seconds_count{via="rest"}"#,
         3.0,
-        "{m}"
     );
     let enrich = counter(
         &m,
         r#"whipstream_lookup_duration_seconds_count{via="enrich"}"#,
     );
     assert!((1.0..=5.0).contains(&enrich), "{m}");
-    assert_eq!(
-        counter(
-            &m,
-            r#"whipstream_snapshots_ingested_total{dataset="geo",outcome="rejected"}"#
-        ),
+    assert_metric(
+        &m,
+        r#"whipstream_snapshots_ingested_total{dataset="geo",outcome="rejected"}"#,
         1.0,
-        "{m}"
     );
     assert!(
         counter(&m, "whipstream_process_resident_memory_bytes") > 1e6,
@@ -132,20 +117,12 @@ fn hot_loads_switch_at_event_time_rejects_bad_files_and_survive_restarts() {
     let d = Daemon::start(&["--config", s(&config)]);
     d.wait_for("ready again", |d| d.get("/readyz").0 == 200);
     d.wait_for("store reopened", |d| d.snapshots() == 2);
-    d.wait_for("two scans", |d| {
-        counter(
-            &d.metrics(),
-            "whipstream_watch_scans_total{dataset=\"geo\"}",
-        ) >= 2.0
-    });
+    d.wait_for("two scans", |d| d.scans() >= 2.0);
     let m = d.metrics();
-    assert_eq!(
-        counter(
-            &m,
-            r#"whipstream_snapshots_ingested_total{dataset="geo",outcome="loaded"}"#
-        ),
+    assert_metric(
+        &m,
+        r#"whipstream_snapshots_ingested_total{dataset="geo",outcome="loaded"}"#,
         0.0,
-        "{m}"
     );
     let (ok, stderr, _) = d.stop();
     assert!(ok, "{stderr}");
@@ -248,12 +225,7 @@ fn sighup_scans_at_once() {
     ]);
     d.wait_for("ready", |d| d.get("/readyz").0 == 200);
     // The first scan runs once the daemon is ready; the file must come after it.
-    d.wait_for("first scan", |d| {
-        counter(
-            &d.metrics(),
-            "whipstream_watch_scans_total{dataset=\"geo\"}",
-        ) >= 1.0
-    });
+    d.wait_for("first scan", |d| d.scans() >= 1.0);
     drop_snapshot(&watch, "v1.jsonl", &format!("{V1}\n"));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(d.snapshots(), 0, "loaded without a scan");

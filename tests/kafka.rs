@@ -664,22 +664,16 @@ poll_seconds = 0.2
     );
 
     let m = d.metrics();
-    assert_eq!(
-        counter(
-            &m,
-            r#"whipstream_lines_total{source="kafka",outcome="enriched"}"#
-        ),
+    assert_metric(
+        &m,
+        r#"whipstream_lines_total{source="kafka",outcome="enriched"}"#,
         200.0,
-        "{m}"
     );
     // One lookup latency sample per message.
-    assert_eq!(
-        counter(
-            &m,
-            r#"whipstream_lookup_duration_seconds_count{via="enrich"}"#
-        ),
+    assert_metric(
+        &m,
+        r#"whipstream_lookup_duration_seconds_count{via="enrich"}"#,
         200.0,
-        "{m}"
     );
     assert!(
         counter(&m, r#"whipstream_kafka_commits_total{result="ok"}"#) >= 1.0,

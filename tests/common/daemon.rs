@@ -135,6 +135,14 @@ impl Daemon {
             .unwrap_or(0)
     }
 
+    /// Completed scans of data set "geo"'s watched directory.
+    pub fn scans(&self) -> f64 {
+        counter(
+            &self.metrics(),
+            r#"whipstream_watch_scans_total{dataset="geo"}"#,
+        )
+    }
+
     /// SIGTERM; returns (exit success, stderr, lines written after the signal).
     pub fn stop(mut self) -> (bool, String, Vec<String>) {
         Command::new("kill")
@@ -156,6 +164,16 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Asserts a metric's value in Prometheus text (0 when absent).
+#[track_caller]
+pub fn assert_metric(metrics: &str, name_and_labels: &str, want: f64) {
+    assert_eq!(
+        counter(metrics, name_and_labels),
+        want,
+        "{name_and_labels}\n{metrics}"
+    );
 }
 
 /// A counter's value in Prometheus text, 0 when absent.
