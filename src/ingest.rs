@@ -199,8 +199,8 @@ impl Watcher {
                 tracing::warn!(dataset = %self.dataset, "{}: store unavailable, will retry: {e}", path.display());
                 Outcome::Retry(e.to_string())
             }
-            Err(LoadError::Input { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
+            Err(LoadError::File(crate::files::FileError::Io { error, .. }))
+                if error.kind() == std::io::ErrorKind::NotFound =>
             {
                 Outcome::Retry(format!("{}: gone", path.display()))
             }

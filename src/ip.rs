@@ -32,6 +32,7 @@ pub enum IpParseError {
     Empty,
     #[error("IPv6 zone ids are not supported: {0:?}")]
     ZoneId(String),
+    /// The text is an excerpt: an error never repeats a huge input whole.
     #[error("not an IP address: {0:?}")]
     Invalid(String),
 }
@@ -64,7 +65,7 @@ impl IpKey {
             return Ok(IpKey::from_v4(v4));
         }
         if text.contains('%') {
-            return Err(IpParseError::ZoneId(text.to_string()));
+            return Err(IpParseError::ZoneId(crate::lines::excerpt(text)));
         }
         // Bracketed IPv6 (`[2001:db8::1]`) is common in logs and URLs.
         let inner = text
@@ -73,7 +74,7 @@ impl IpKey {
             .unwrap_or(text);
         Ipv6Addr::from_str(inner)
             .map(|v6| IpKey(u128::from(v6)))
-            .map_err(|_| IpParseError::Invalid(text.to_string()))
+            .map_err(|_| IpParseError::Invalid(crate::lines::excerpt(text)))
     }
 
     pub fn family(self) -> Family {
@@ -178,7 +179,7 @@ impl Cidr {
                 .parse()
                 .ok()
                 .filter(|&n| n <= bits)
-                .ok_or_else(|| IpParseError::Invalid(text.to_string()))?,
+                .ok_or_else(|| IpParseError::Invalid(crate::lines::excerpt(text)))?,
         };
         // Position of the prefix within the 128-bit key.
         let prefix = len + (128 - bits);

@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //!
+//! - [`files`]: named paths and directory listings (links followed, only regular files).
 //! - [`ip`]: addresses as keys of one 128-bit space (IPv4 mapped into `::ffff:0:0/96`).
+//! - [`lines`]: bounded line reading, and short excerpts of input for messages.
 //! - [`time`]: instants, and the only parsers of time text.
 //! - [`snapshot`]: reading and validating one Whip snapshot file.
 //! - [`formats`]: range CSVs and MaxMind DB files, read as snapshots.
@@ -33,6 +35,7 @@ pub mod config;
 pub mod daemon;
 pub mod enrich;
 pub mod export;
+pub mod files;
 pub mod formats;
 pub mod history;
 pub mod http;
@@ -41,6 +44,7 @@ pub mod ingest;
 pub mod ip;
 pub mod json;
 pub mod kafka;
+pub mod lines;
 pub mod load;
 pub mod logline;
 pub mod lookup;

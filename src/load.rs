@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant as WallClock};
 
+use crate::files::{FileError, Kind};
 use crate::formats::csv::CsvOptions;
 use crate::history::{History, Interner, MergeError, Merged, SnapshotMeta};
 use crate::snapshot::{ReadProgress, Rule, SnapshotError, SnapshotFile};
@@ -32,12 +33,8 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}: {source}")]
-    Input {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("{0}: no snapshot files (*.json, *.jsonl, optionally .gz) in this directory")]
     EmptyDirectory(PathBuf),
 }
@@ -162,34 +159,22 @@ pub fn is_snapshot_name(name: &str) -> bool {
     base.ends_with(".json") || base.ends_with(".jsonl") || name.ends_with(".mmdb")
 }
 
-/// Expands directories into their snapshot files (sorted by name); files are kept
-/// as given, whatever their name.
+/// Expands directories into their snapshot files (sorted by name, links
+/// followed); files are kept as given, whatever their name. Anything but a regular
+/// file or a directory is an error naming it.
 pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = Vec::new();
     for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|source| LoadError::Input {
-            path: input.clone(),
-            source,
-        })?;
-        if !meta.is_dir() {
-            files.push(input.clone());
-            continue;
+        match crate::files::kind(input)? {
+            Kind::File => files.push(input.clone()),
+            Kind::Dir => {
+                let found = crate::files::list_dir(input, is_snapshot_name)?;
+                if found.is_empty() {
+                    return Err(LoadError::EmptyDirectory(input.clone()));
+                }
+                files.extend(found);
+            }
         }
-        let mut found: Vec<PathBuf> = std::fs::read_dir(input)
-            .map_err(|source| LoadError::Input {
-                path: input.clone(),
-                source,
-            })?
-            .flatten()
-            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-            .filter(|e| e.file_name().to_str().is_some_and(is_snapshot_name))
-            .map(|e| e.path())
-            .collect();
-        if found.is_empty() {
-            return Err(LoadError::EmptyDirectory(input.clone()));
-        }
-        found.sort();
-        files.extend(found);
     }
     Ok(files)
 }

@@ -6,10 +6,11 @@
 //! JSON). A bad query never stops a batch.
 
 use std::borrow::Cow;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
 use crate::index::{write_history_json, Index};
 use crate::ip::IpKey;
+use crate::lines::{read_line_limited, skip_line, LineRead};
 use crate::time::Instant;
 
 /// Which record a query asks for.
@@ -83,6 +84,10 @@ pub struct BatchStats {
     pub errors: u64,
 }
 
+/// The longest query line read: the same bound as a log line in `enrich`; a
+/// longer line is answered with an error and never held in memory whole.
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+
 /// Lines answered together: big enough for batched lookups to pay off.
 const BATCH_LINES: usize = 4096;
 
@@ -107,11 +112,17 @@ pub fn run_batch<R: Read>(
         ends.clear();
         let mut eof = false;
         while ends.len() < BATCH_LINES {
-            if input.read_until(b'\n', &mut text)? == 0 {
-                eof = true;
-                break;
+            match read_line_limited(input, &mut text, MAX_QUERY_BYTES)? {
+                LineRead::Eof => {
+                    eof = true;
+                    break;
+                }
+                LineRead::Line => ends.push((text.len(), false)),
+                LineRead::TooLong => {
+                    skip_line(input)?;
+                    ends.push((text.len(), true));
+                }
             }
-            ends.push(text.len());
             if input.buffer().is_empty() {
                 break;
             }
@@ -119,14 +130,18 @@ pub fn run_batch<R: Read>(
         parsed.clear();
         queries.clear();
         let mut start = 0;
-        for &end in &ends {
+        for &(end, too_long) in &ends {
             let line = &text[start..end];
             start = end;
-            if line.trim_ascii().is_empty() {
+            if !too_long && line.trim_ascii().is_empty() {
                 continue;
             }
             stats.queries += 1;
-            let q = parse_query(line);
+            let q = if too_long {
+                Err(format!("line longer than {MAX_QUERY_BYTES} bytes"))
+            } else {
+                parse_query(line)
+            };
             if let Ok((ip, when)) = &q {
                 let t = match when {
                     When::At(t) => *t,
@@ -220,5 +235,32 @@ mod tests {
                 errors: 1
             }
         );
+    }
+
+    /// A line over the limit is answered with a short error and the lines after it
+    /// are still answered; an address of any length is quoted as an excerpt.
+    #[test]
+    fn long_lines_get_a_short_error_and_the_rest_is_answered() {
+        let index = Index::default();
+        let mut input = vec![b'9'; 3 * MAX_QUERY_BYTES];
+        input.extend_from_slice(b"\n1.2.3.4\n");
+        input.extend_from_slice(&vec![b'x'; MAX_QUERY_BYTES - 1]);
+        input.push(b'\n');
+        let mut out = Vec::new();
+        let stats = run_batch(&index, &mut BufReader::new(&input[..]), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text:.300}");
+        assert_eq!(
+            lines[0],
+            format!("{{\"error\":\"line 1: line longer than {MAX_QUERY_BYTES} bytes\"}}")
+        );
+        assert_eq!(lines[1], "{}");
+        assert!(
+            lines[2].contains("not an IP address") && lines[2].len() < 200,
+            "{}",
+            lines[2]
+        );
+        assert_eq!(stats.errors, 2);
     }
 }

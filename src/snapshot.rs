@@ -12,7 +12,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,11 +24,21 @@ use sha2::{Digest, Sha256};
 
 use crate::ip::{Family, IpKey, IpParseError};
 use crate::json::{raw_str, Key};
+use crate::lines::{read_line_limited, LineRead};
 use crate::time::{Instant, TimeParseError};
 
 /// Lines longer than this are rejected: no real snapshot line comes close, and an
 /// unbounded line would let one bad file exhaust memory.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// A UTF-8 byte-order mark, which some editors and Windows tools write at the start
+/// of a text file; it is not part of the first line.
+pub const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// The deepest nesting a record's field values may have. Records are written into
+/// enriched lines as they were loaded, two levels down; strict parsers (serde_json,
+/// many others) stop at 128 levels, so a record is kept far from that.
+pub const MAX_DEPTH: usize = 32;
 
 /// One range of a snapshot, its payload an index into [`SnapshotFile::payloads`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +64,9 @@ pub struct SnapshotFile {
     pub sha256: String,
     /// Decompressed size in bytes.
     pub bytes: u64,
+    /// Range `k` is on the `k`-th non-blank line of `path` (a Whip file; not a
+    /// CSV or MaxMind DB file): errors found later can be traced back to a line.
+    pub one_range_per_line: bool,
 }
 
 /// A broken rule, with where it was found.
@@ -98,6 +112,10 @@ pub enum Rule {
     Json(#[source] serde_json::Error),
     #[error("line is not a JSON object")]
     NotObject,
+    #[error("a field value that strict JSON parsers refuse: {0}")]
+    NotStrictJson(String),
+    #[error("a field value nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
     #[error("missing field `{0}`")]
     MissingField(&'static str),
     #[error("field `{0}` is not a string")]
@@ -119,14 +137,26 @@ pub enum Rule {
     Mmdb(String),
     #[error("{0}")]
     Csv(String),
+    #[error(transparent)]
+    PartsOverlap(Box<PartsOverlap>),
     #[error("`begin` {begin} is after `end` {end}")]
     BeginAfterEnd { begin: IpKey, end: IpKey },
     #[error("`begin` {begin} and `end` {end} are of different address families")]
     MixedFamilies { begin: IpKey, end: IpKey },
     #[error("IPv6 range {begin}-{end} overlaps the IPv4-mapped block ::ffff:0:0/96")]
     SpansMappedBlock { begin: IpKey, end: IpKey },
-    #[error("IPv4 range {begin} after IPv6 ranges (line {previous_line}): IPv4 must come first")]
+    #[error(
+        "IPv4 range {begin} after the IPv6 range on line {previous_line}: IPv4 (::ffff:0:0/96) must come first, before the IPv6 ranges above it"
+    )]
     V4AfterV6 { begin: IpKey, previous_line: u64 },
+    #[error(
+        "IPv6 range {begin}-{end} after the IPv4 range on line {previous_line}: it sorts below IPv4 (::ffff:0:0/96) and must come before the IPv4 ranges"
+    )]
+    LowV6AfterV4 {
+        begin: IpKey,
+        end: IpKey,
+        previous_line: u64,
+    },
     #[error(
         "range {begin}-{end} overlaps the range ending at {previous_end} on line {previous_line}"
     )]
@@ -144,6 +174,21 @@ pub enum Rule {
         end: IpKey,
         previous_line: u64,
     },
+}
+
+/// Two parts of one snapshot (`--one-snapshot`) that overlap, each range with the
+/// file and line it came from.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "range {begin}-{end} ({at}) overlaps range {other_begin}-{other_end} ({other_at}): the parts of one snapshot must not overlap"
+)]
+pub struct PartsOverlap {
+    pub begin: IpKey,
+    pub end: IpKey,
+    pub at: String,
+    pub other_begin: IpKey,
+    pub other_end: IpKey,
+    pub other_at: String,
 }
 
 /// Hashes the decompressed bytes as they stream past.
@@ -185,11 +230,58 @@ struct ParsedLine<'a> {
     duplicate: Option<String>,
 }
 
+/// The keys of one object seen so far, as spans of the payload buffer. Real lines
+/// have a handful of fields and a linear scan is fastest; past [`SeenKeys::LINEAR`]
+/// keys the spans are also indexed by hash, so that a hostile line with 100,000
+/// fields costs linear time, not quadratic.
+#[derive(Default)]
+struct SeenKeys {
+    spans: Vec<(usize, usize)>,
+    by_hash: HashMap<u64, Vec<usize>>,
+    hasher: RandomState,
+}
+
+impl SeenKeys {
+    const LINEAR: usize = 16;
+
+    fn clear(&mut self) {
+        self.spans.clear();
+        self.by_hash.clear();
+    }
+
+    /// Records the key at `payload[start..end]`; true when the object already had it.
+    fn insert(&mut self, payload: &[u8], start: usize, end: usize) -> bool {
+        let key = &payload[start..end];
+        let seen = if self.spans.len() < Self::LINEAR {
+            self.spans.iter().any(|&(s, e)| &payload[s..e] == key)
+        } else {
+            if self.by_hash.is_empty() {
+                for (i, &(s, e)) in self.spans.iter().enumerate() {
+                    let h = self.hasher.hash_one(&payload[s..e]);
+                    self.by_hash.entry(h).or_default().push(i);
+                }
+            }
+            let h = self.hasher.hash_one(key);
+            let spans = &self.spans;
+            let same = self.by_hash.get(&h).is_some_and(|ids| {
+                ids.iter().any(|&i| {
+                    let (s, e) = spans[i];
+                    &payload[s..e] == key
+                })
+            });
+            self.by_hash.entry(h).or_default().push(self.spans.len());
+            same
+        };
+        self.spans.push((start, end));
+        seen
+    }
+}
+
 /// Visits the top-level object of a line: keeps begin/end/datetime raw and writes
 /// every other field into the payload buffer as `"key":value` pairs.
 struct LineVisitor<'b> {
     payload: &'b mut Vec<u8>,
-    key_spans: &'b mut Vec<(usize, usize)>,
+    keys: &'b mut SeenKeys,
 }
 
 impl<'de> Visitor<'de> for LineVisitor<'_> {
@@ -226,16 +318,9 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
                     serde_json::to_writer(&mut *self.payload, key.as_ref())
                         .map_err(de::Error::custom)?;
                     let end = self.payload.len();
-                    let written = &self.payload[start..end];
-                    if out.duplicate.is_none()
-                        && self
-                            .key_spans
-                            .iter()
-                            .any(|&(s, e)| &self.payload[s..e] == written)
-                    {
+                    if self.keys.insert(&self.payload[..], start, end) && out.duplicate.is_none() {
                         out.duplicate = Some(key.into_owned());
                     }
-                    self.key_spans.push((start, end));
                     self.payload.push(b':');
                     self.payload.extend_from_slice(value.get().as_bytes());
                 }
@@ -243,44 +328,6 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
         }
         Ok(out)
     }
-}
-
-/// Reads lines of at most `limit` bytes into `buf` (without the newline).
-/// Returns `Ok(false)` at end of input.
-fn read_line_limited<R: BufRead>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    limit: usize,
-) -> Result<bool, LineError> {
-    buf.clear();
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(LineError::Io(e)),
-        };
-        if available.is_empty() {
-            return Ok(!buf.is_empty());
-        }
-        let (chunk, done) = match memchr::memchr(b'\n', available) {
-            Some(i) => (&available[..i], Some(i + 1)),
-            None => (available, None),
-        };
-        if buf.len() + chunk.len() > limit {
-            return Err(LineError::TooLong);
-        }
-        buf.extend_from_slice(chunk);
-        let used = done.unwrap_or(chunk.len());
-        reader.consume(used);
-        if done.is_some() {
-            return Ok(true);
-        }
-    }
-}
-
-enum LineError {
-    Io(io::Error),
-    TooLong,
 }
 
 /// Progress counters shared with a progress bar while files are read.
@@ -310,16 +357,20 @@ impl SnapshotFile {
         let mut buf = Vec::with_capacity(256);
         let mut line_no = 0u64;
         loop {
+            buf.clear();
             match read_line_limited(&mut reader, &mut buf, MAX_LINE_BYTES) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(LineError::TooLong) => {
+                Ok(LineRead::Line) => {}
+                Ok(LineRead::Eof) => break,
+                Ok(LineRead::TooLong) => {
                     return Err(fail(Some(line_no + 1), Rule::LineTooLong(MAX_LINE_BYTES)))
                 }
-                Err(LineError::Io(e)) if gzip => {
+                Err(e) if gzip => {
                     return Err(fail(Some(line_no + 1), Rule::Gzip(e)));
                 }
-                Err(LineError::Io(e)) => return Err(fail(Some(line_no + 1), Rule::Io(e))),
+                Err(e) => return Err(fail(Some(line_no + 1), Rule::Io(e))),
+            }
+            if line_no == 0 && buf.starts_with(UTF8_BOM) {
+                buf.drain(..UTF8_BOM.len());
             }
             line_no += 1;
             if buf.last() == Some(&b'\r') {
@@ -351,6 +402,7 @@ impl SnapshotFile {
             payloads: parser.payloads,
             sha256,
             bytes: hashing.bytes,
+            one_range_per_line: true,
         })
     }
 
@@ -359,7 +411,8 @@ impl SnapshotFile {
         let path = PathBuf::from(name);
         let fail = |line, kind| SnapshotError::new(&path, line, kind);
         let mut parser = LineRules::default();
-        for (i, line) in text.lines().enumerate() {
+        let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+        for (i, line) in body.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
@@ -379,11 +432,26 @@ impl SnapshotFile {
             datetime_text,
             ranges: parser.ranges,
             payloads: parser.payloads,
+            one_range_per_line: false,
         })
     }
 
     pub fn payload(&self, range: &Range) -> &[u8] {
         &self.payloads[range.payload as usize]
+    }
+
+    /// Where the `k`-th range (from 0) came from, for an error message:
+    /// `file:line` for a Whip file (found by reading the file again: errors only),
+    /// else `file, range N`.
+    pub fn position(&self, k: usize) -> String {
+        let line = self
+            .one_range_per_line
+            .then(|| nth_range_line(&self.path, k))
+            .flatten();
+        match line {
+            Some(line) => format!("{}:{line}", self.path.display()),
+            None => format!("{}, range {}", self.path.display(), k + 1),
+        }
     }
 }
 
@@ -416,14 +484,32 @@ impl SnapshotFile {
         let mut builder = SnapshotBuilder::new(&path, datetime);
         let mut hasher = Sha256::new();
         let mut bytes = 0;
-        let mut all: Vec<(Range, usize)> = Vec::new();
+        // (range, part, position of the range in its part)
+        let mut all: Vec<(Range, usize, usize)> = Vec::new();
         for (i, p) in parts.iter().enumerate() {
             hasher.update(p.sha256.as_bytes());
             bytes += p.bytes;
-            all.extend(p.ranges.iter().map(|r| (*r, i)));
+            all.extend(p.ranges.iter().enumerate().map(|(k, r)| (*r, i, k)));
         }
-        all.sort_by_key(|(r, _)| r.begin);
-        for (n, (r, i)) in all.iter().enumerate() {
+        all.sort_by_key(|(r, _, _)| r.begin);
+        for (n, (r, i, k)) in all.iter().enumerate() {
+            // Each part is in order on its own: an overlap is between two parts.
+            if let Some((prev, j, m)) = n.checked_sub(1).map(|p| all[p]) {
+                if r.begin <= prev.end {
+                    return Err(SnapshotError::new(
+                        &path,
+                        None,
+                        Rule::PartsOverlap(Box::new(PartsOverlap {
+                            begin: r.begin,
+                            end: r.end,
+                            at: parts[*i].position(*k),
+                            other_begin: prev.begin,
+                            other_end: prev.end,
+                            other_at: parts[j].position(m),
+                        })),
+                    ));
+                }
+            }
             let payload = &parts[*i].payloads[r.payload as usize];
             builder
                 .push(r.begin, r.end, payload, n as u64 + 1)
@@ -493,7 +579,35 @@ impl SnapshotBuilder {
             payloads: self.rules.payloads,
             sha256,
             bytes,
+            one_range_per_line: false,
         })
+    }
+}
+
+/// The line number of the `k`-th (from 0) non-blank line of a Whip file.
+fn nth_range_line(path: &Path, k: usize) -> Option<u64> {
+    let (reader, _) = crate::source::open_file(path, Default::default()).ok()?;
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    let (mut line, mut ranges) = (0u64, 0usize);
+    loop {
+        buf.clear();
+        if read_line_limited(&mut reader, &mut buf, MAX_LINE_BYTES).ok()? != LineRead::Line {
+            return None;
+        }
+        line += 1;
+        let text = if line == 1 {
+            buf.strip_prefix(UTF8_BOM).unwrap_or(&buf)
+        } else {
+            &buf
+        };
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if ranges == k {
+            return Some(line);
+        }
+        ranges += 1;
     }
 }
 
@@ -519,17 +633,17 @@ struct LineRules {
     payload_ids: HashMap<Box<[u8]>, u32>,
     previous_line: u64,
     payload_buf: Vec<u8>,
-    key_spans: Vec<(usize, usize)>,
+    keys: SeenKeys,
 }
 
 impl LineRules {
     fn line(&mut self, line: &[u8], line_no: u64) -> Result<(), Rule> {
         self.payload_buf.clear();
-        self.key_spans.clear();
+        self.keys.clear();
         let mut de = serde_json::Deserializer::from_slice(line);
         let parsed = match de.deserialize_map(LineVisitor {
             payload: &mut self.payload_buf,
-            key_spans: &mut self.key_spans,
+            keys: &mut self.keys,
         }) {
             Ok(p) => p,
             Err(e) if e.classify() == serde_json::error::Category::Data => {
@@ -571,6 +685,8 @@ impl LineRules {
         let payload = match self.payload_ids.get(self.payload_buf.as_slice()) {
             Some(&id) => id,
             None => {
+                // Each distinct payload is checked once: it is written out as is.
+                check_strict(&self.payload_buf)?;
                 let id = self.payloads.len() as u32;
                 let bytes: Box<[u8]> = self.payload_buf.as_slice().into();
                 self.payloads.push(bytes.clone());
@@ -600,11 +716,21 @@ impl LineRules {
         if let Some(prev) = self.ranges.last() {
             if begin <= prev.end {
                 let previous_line = self.previous_line;
-                if begin.family() == Family::V4 && prev.begin.family() == Family::V6 {
-                    return Err(Rule::V4AfterV6 {
-                        begin,
-                        previous_line,
-                    });
+                match (begin.family(), prev.begin.family()) {
+                    (Family::V4, Family::V6) => {
+                        return Err(Rule::V4AfterV6 {
+                            begin,
+                            previous_line,
+                        })
+                    }
+                    (Family::V6, Family::V4) => {
+                        return Err(Rule::LowV6AfterV4 {
+                            begin,
+                            end,
+                            previous_line,
+                        })
+                    }
+                    _ => {}
                 }
                 if begin >= prev.begin {
                     return Err(Rule::Overlap {
@@ -622,6 +748,100 @@ impl LineRules {
             }
         }
         Ok(())
+    }
+}
+
+/// Checks a payload (an object body) the way a strict JSON parser reads it: string
+/// escapes decoded (no lone surrogate), numbers within `f64` (no `1e5000`), and no
+/// nesting deeper than [`MAX_DEPTH`]. The line was only scanned so far, so such
+/// values would otherwise pass through into every enriched line.
+fn check_strict(payload: &[u8]) -> Result<(), Rule> {
+    if nesting_depth(payload) > MAX_DEPTH {
+        return Err(Rule::TooDeep);
+    }
+    let mut object = Vec::with_capacity(payload.len() + 2);
+    object.push(b'{');
+    object.extend_from_slice(payload);
+    object.push(b'}');
+    serde_json::from_slice::<Strict>(&object).map_err(|e| {
+        // The position is in the rebuilt object, not the line: keep the message.
+        let message = e.to_string();
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(&*message, |(m, _)| m);
+        Rule::NotStrictJson(message.to_string())
+    })?;
+    Ok(())
+}
+
+/// The deepest `[`/`{` nesting of JSON text, strings skipped.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Any JSON value, read completely (strings decoded, numbers converted) and kept
+/// nowhere: a strict parse without building a tree.
+struct Strict;
+
+impl<'de> de::Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        while map.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
     }
 }
 
@@ -739,7 +959,116 @@ mod tests {
         let v6 = r#"{"begin":"2001:db8::","end":"2001:db8::1","datetime":"2024-01-01T00:00:00Z"}"#;
         let (line, msg) = rule_of(&format!("{v6}\n{L1}"));
         assert_eq!(line, Some(2));
-        assert!(msg.contains("IPv4 must come first"), "{msg}");
+        assert!(
+            msg.contains("IPv4 (::ffff:0:0/96) must come first"),
+            "{msg}"
+        );
+    }
+
+    /// One rule, the order of the 128-bit key space in which IPv4 is
+    /// `::ffff:0:0/96`: IPv6 below that block comes before IPv4, IPv6 above it after;
+    /// each opposite order is refused with the reason.
+    #[test]
+    fn ipv4_sits_inside_the_ipv6_order() {
+        let low = r#"{"begin":"::","end":"::ff","datetime":"2024-01-01T00:00:00Z"}"#;
+        let v4 = r#"{"begin":"0.0.0.0","end":"0.0.0.255","datetime":"2024-01-01T00:00:00Z"}"#;
+        let high =
+            r#"{"begin":"2001:db8::","end":"2001:db8::1","datetime":"2024-01-01T00:00:00Z"}"#;
+        let s = parse(&format!("{low}\n{v4}\n{high}")).unwrap();
+        assert_eq!(s.ranges.len(), 3);
+        assert!(s.ranges.windows(2).all(|w| w[0].end < w[1].begin));
+
+        let (line, msg) = rule_of(&format!("{v4}\n{low}"));
+        assert_eq!(line, Some(2));
+        assert!(
+            msg.contains("IPv6 range ::-::ff after the IPv4 range on line 1")
+                && msg.contains("must come before the IPv4 ranges"),
+            "{msg}"
+        );
+        let (line, msg) = rule_of(&format!("{high}\n{v4}"));
+        assert_eq!(line, Some(2));
+        assert!(msg.contains("must come first"), "{msg}");
+    }
+
+    #[test]
+    fn values_strict_parsers_refuse_are_rejected() {
+        let line = |fields: &str| {
+            format!(r#"{{"begin":"1.0.0.0","end":"1.0.0.1","datetime":"2024-01-01",{fields}}}"#)
+        };
+        for (fields, needle) in [
+            (r#""name":"\ud800""#, "hex escape"),
+            (r#""name":"\ud800\u0041""#, "surrogate"),
+            (r#""a":["\udc00x"]"#, "surrogate"),
+            (r#""n":1e5000"#, "number out of range"),
+            (r#""n":-1e400"#, "number out of range"),
+        ] {
+            let (l, msg) = rule_of(&line(fields));
+            assert_eq!(l, Some(1), "{fields}");
+            assert!(
+                msg.contains("strict JSON parsers refuse") && msg.contains(needle),
+                "{fields}: {msg}"
+            );
+        }
+        let deep = format!(r#""d":{}1{}"#, "[".repeat(200), "]".repeat(200));
+        let (_, msg) = rule_of(&line(&deep));
+        assert!(msg.contains("nested deeper than 32 levels"), "{msg}");
+        // A proper surrogate pair, a big but finite number, brackets inside strings
+        // and the deepest nesting allowed are fine.
+        let fine = format!(
+            r#""e":"\ud83d\ude00","n":1.7e308,"s":"[[[{{{{","d":{}1{}"#,
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        assert!(parse(&line(&fine)).is_ok());
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_not_part_of_the_first_line() {
+        let s = parse(&format!("\u{feff}{L1}\n")).unwrap();
+        assert_eq!(s.ranges.len(), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bom.jsonl");
+        std::fs::write(&path, format!("\u{feff}{L1}\n")).unwrap();
+        let s = SnapshotFile::read(&path, &ReadProgress::default()).unwrap();
+        assert_eq!(s.ranges.len(), 1);
+        // Only at the start of the file.
+        assert!(parse(&format!("{L1}\n\u{feff}{L1}")).is_err());
+    }
+
+    /// Duplicate keys are found wherever they are, in lines with few or very many
+    /// fields (the many-field case is linear: see `SeenKeys`).
+    #[test]
+    fn duplicate_keys_among_many_fields() {
+        let mut fields: Vec<String> = (0..50_000).map(|i| format!(r#""f{i}":{i}"#)).collect();
+        let unique = format!(
+            r#"{{"begin":"1.0.0.0","end":"1.0.0.1","datetime":"2024-01-01",{}}}"#,
+            fields.join(",")
+        );
+        assert!(parse(&unique).is_ok());
+        fields.push(r#""f123":0"#.into());
+        let dup = format!(
+            r#"{{"begin":"1.0.0.0","end":"1.0.0.1","datetime":"2024-01-01",{}}}"#,
+            fields.join(",")
+        );
+        let (_, msg) = rule_of(&dup);
+        assert!(msg.contains("duplicate field `f123`"), "{msg}");
+        for n in [
+            2,
+            SeenKeys::LINEAR - 1,
+            SeenKeys::LINEAR,
+            SeenKeys::LINEAR + 1,
+        ] {
+            let mut keys = SeenKeys::default();
+            let payload: Vec<u8> = (0..n)
+                .flat_map(|i| format!("k{i:03}").into_bytes())
+                .collect();
+            for i in 0..n {
+                assert!(!keys.insert(&payload, i * 4, i * 4 + 4));
+            }
+            for i in 0..n {
+                assert!(keys.insert(&payload, i * 4, i * 4 + 4), "n={n} i={i}");
+            }
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct TimeParseError {
 
 fn err(text: &[u8], reason: &'static str) -> TimeParseError {
     TimeParseError {
-        text: String::from_utf8_lossy(text).into_owned(),
+        // An excerpt: an error never repeats a huge input whole.
+        text: crate::lines::excerpt_bytes(text),
         reason,
     }
 }

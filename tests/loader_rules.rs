@@ -23,16 +23,21 @@ fn state(db: &Path) -> (String, String) {
     (snaps, answers)
 }
 
-fn store_with_one_snapshot() -> (tempfile::TempDir, std::path::PathBuf) {
+/// A new store in a temporary directory, with one snapshot fixture loaded.
+fn store_with(snapshot_fixture: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     ok(&[
         "load",
         "--db",
         s(&db),
-        s(&fixture("snapshots/good-2024-01-01.jsonl")),
+        s(&fixture(&format!("snapshots/{snapshot_fixture}"))),
     ]);
     (dir, db)
+}
+
+fn store_with_one_snapshot() -> (tempfile::TempDir, std::path::PathBuf) {
+    store_with("good-2024-01-01.jsonl")
 }
 
 fn assert_rejected(db: &Path, file: &Path, line: Option<u64>, rule: &str) {
@@ -96,7 +101,31 @@ fn each_fixture_is_rejected_with_its_line_and_rule() {
             "overlaps the range ending at 1.0.0.255 on line 1",
         ),
         ("bad-out-of-order.jsonl", Some(2), "out of order"),
-        ("bad-ipv4-after-ipv6.jsonl", Some(2), "IPv4 must come first"),
+        (
+            "bad-ipv4-after-ipv6.jsonl",
+            Some(2),
+            "IPv4 (::ffff:0:0/96) must come first",
+        ),
+        (
+            "bad-low-ipv6-after-ipv4.jsonl",
+            Some(2),
+            "sorts below IPv4 (::ffff:0:0/96) and must come before the IPv4 ranges",
+        ),
+        (
+            "bad-lone-surrogate.jsonl",
+            Some(2),
+            "strict JSON parsers refuse: unexpected end of hex escape",
+        ),
+        (
+            "bad-number-out-of-range.jsonl",
+            Some(1),
+            "strict JSON parsers refuse: number out of range",
+        ),
+        (
+            "bad-deep-nesting.jsonl",
+            Some(2),
+            "nested deeper than 32 levels",
+        ),
         ("bad-datetime-differs.jsonl", Some(2), "differs from"),
         (
             "bad-datetime-unparsable.jsonl",
@@ -220,4 +249,145 @@ fn directories_load_their_snapshot_files_and_skip_temporary_ones() {
     assert!(err.contains("no snapshot files"), "{err}");
     let err = fails(&["load", "--db", s(&db), s(&dir.path().join("missing.jsonl"))]);
     assert!(err.contains("missing.jsonl"), "{err}");
+}
+
+/// The range order is that of the 128-bit key space with IPv4 at `::ffff:0:0/96`:
+/// a file in that order loads and answers for all three parts (the opposite order
+/// is refused, above); a UTF-8 byte-order mark and CRLF line ends are accepted.
+#[test]
+fn key_order_files_and_byte_order_marks_load() {
+    let (_dir, db) = store_with("good-key-order-low-ipv6-first.jsonl");
+    let got = ok(&["lookup", "--db", s(&db), "::7", "1.0.0.7", "2001:db8::7"]);
+    let ccs: Vec<&str> = got
+        .lines()
+        .map(|l| {
+            l.split("\"cc\":\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ccs, ["low", "v4", "high"], "{got}");
+
+    let (_dir, bom) = store_with("good-utf8-bom-crlf.jsonl");
+    let got = ok(&["lookup", "--db", s(&bom), "1.0.0.1"]);
+    assert!(got.contains("\"cc\":\"bom\""), "{got}");
+}
+
+/// One snapshot line with 100,000 distinct fields (just under the line limit) loads;
+/// the duplicate check is linear, not quadratic in the fields.
+#[test]
+fn a_line_with_very_many_fields_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wide.jsonl");
+    let fields: Vec<String> = (0..100_000).map(|i| format!("\"{i:x}\":0")).collect();
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"begin\":\"1.0.0.0\",\"end\":\"1.0.0.1\",\"datetime\":\"2024-01-01\",{}}}\n",
+            fields.join(",")
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("db");
+    ok(&["load", "--db", s(&db), s(&file)]);
+    let got = ok(&["lookup", "--db", s(&db), "1.0.0.1"]);
+    assert!(
+        got.contains("\"1869f\":0"),
+        "{}",
+        &got[..200.min(got.len())]
+    );
+}
+
+/// `load` reads only regular files: a FIFO is refused by name instead of blocking
+/// forever; links in a snapshot directory are followed, and a dangling one is an
+/// error naming it, with the store unchanged.
+#[test]
+fn fifos_are_refused_and_links_are_followed() {
+    let (dir, db) = store_with_one_snapshot();
+    let fifo = dir.path().join("f.jsonl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let err = fails(&["load", "--db", s(&db), s(&fifo)]);
+    assert!(
+        err.contains("f.jsonl: not a regular file (a FIFO)"),
+        "{err}"
+    );
+
+    let snaps = dir.path().join("snaps");
+    std::fs::create_dir(&snaps).unwrap();
+    std::os::unix::fs::symlink(
+        fixture("snapshots/good-2024-02-01.jsonl"),
+        snaps.join("feb.jsonl"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone.jsonl"), snaps.join("gone.jsonl")).unwrap();
+    let before = state(&db);
+    let err = fails(&["load", "--db", s(&db), s(&snaps)]);
+    assert!(err.contains("gone.jsonl: dangling symbolic link"), "{err}");
+    assert_eq!(state(&db), before);
+
+    std::fs::remove_file(snaps.join("gone.jsonl")).unwrap();
+    let out = ok(&["load", "--db", s(&db), s(&snaps)]);
+    assert!(out.contains("loaded 1 file(s)"), "{out}");
+    assert!(ok(&["verify", "--db", s(&db)]).starts_with("ok: 2 snapshots"));
+}
+
+/// `lookup --batch` holds no more than one bounded line of its input: 20 MB
+/// without a newline is one short error, and the query after it is answered.
+#[test]
+fn batch_lookup_bounds_its_lines_and_its_messages() {
+    let (_dir, db) = store_with_one_snapshot();
+    let mut input = "7".repeat(20 << 20);
+    input.push_str("\n1.0.0.1\n");
+    let out = run(
+        &["lookup", "--db", s(&db), "--batch"],
+        Some(input.as_bytes()),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:.300}");
+    assert!(
+        lines[0].contains("line 1: line longer than 65536 bytes") && lines[0].len() < 100,
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains("\"begin\":\"1.0.0.0\""), "{}", lines[1]);
+}
+
+/// Parts of one snapshot that overlap: the error names each of the two ranges with
+/// its own file and line (not a position in the merged order).
+#[test]
+fn overlapping_parts_cite_both_files_and_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.jsonl");
+    let b = dir.path().join("b.jsonl");
+    std::fs::write(
+        &a,
+        "{\"begin\":\"1.0.0.0\",\"end\":\"1.0.0.255\",\"datetime\":\"2024-05-01\"}\n\n\
+         {\"begin\":\"3.0.0.0\",\"end\":\"3.0.0.255\",\"datetime\":\"2024-05-01\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        "{\"begin\":\"2.0.0.0\",\"end\":\"2.0.0.255\",\"datetime\":\"2024-05-01\"}\n\
+         {\"begin\":\"3.0.0.128\",\"end\":\"3.0.1.0\",\"datetime\":\"2024-05-01\"}\n",
+    )
+    .unwrap();
+    let db = dir.path().join("db");
+    let err = fails(&["load", "--db", s(&db), "--one-snapshot", s(&a), s(&b)]);
+    assert!(
+        err.contains("range 3.0.0.128-3.0.1.0 (") && err.contains("b.jsonl:2)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("overlaps range 3.0.0.0-3.0.0.255 (") && err.contains("a.jsonl:3)"),
+        "{err}"
+    );
 }
