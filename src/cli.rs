@@ -15,7 +15,9 @@ use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use clap::{Args, Parser, Subcommand};
 
-use crate::enrich::{parse_dataset_spec, BeforeFirst, DataSet, EnrichOptions, Enricher, MissingTime};
+use crate::enrich::{
+    parse_dataset_spec, BeforeFirst, DataSet, EnrichOptions, Enricher, MissingTime,
+};
 use crate::index::Index;
 use crate::ip::Cidr;
 use crate::ip::IpKey;
@@ -701,7 +703,7 @@ fn cmd_enrich_kafka(a: EnrichArgs, brokers: String) -> Result<ExitCode> {
     let summary = runtime
         .block_on(crate::kafka::stream::run(
             config,
-            enricher,
+            enricher.clone(),
             shutdown_signal(),
         ))
         .context("kafka enrichment failed")?;

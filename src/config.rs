@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::enrich::{check_dataset_name, parse_dataset_spec, BeforeFirst, EnrichOptions, MissingTime};
+use crate::enrich::{
+    check_dataset_name, parse_dataset_spec, BeforeFirst, EnrichOptions, MissingTime,
+};
 use crate::ingest::LoadPriority;
 use crate::ip::Cidr;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};

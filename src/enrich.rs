@@ -308,8 +308,7 @@ impl Enricher {
             dead_letter(&chunk.source, line_no, &reason, line, dead);
         }
         counts.enriched += parsed.len() as u64;
-        let queries: Vec<(IpKey, Instant)> =
-            parsed.iter().map(|(p, t, _, _)| (p.ip, *t)).collect();
+        let queries: Vec<(IpKey, Instant)> = parsed.iter().map(|(p, t, _, _)| (p.ip, *t)).collect();
         let lookups_started = std::time::Instant::now();
         let answers: Vec<Vec<Option<Match<'_>>>> = guards
             .iter()
@@ -454,7 +453,11 @@ impl Enricher {
                 .filter(|(_, &n)| n > 0)
                 .filter_map(|(d, n)| {
                     let first = d.index.load().first_snapshot()?;
-                    Some(format!("{n} in {} (first snapshot {})", d.name, first.to_rfc3339()))
+                    Some(format!(
+                        "{n} in {} (first snapshot {})",
+                        d.name,
+                        first.to_rfc3339()
+                    ))
                 })
                 .collect();
             if !older.is_empty() {
@@ -828,7 +831,10 @@ mod tests {
         );
         let warnings = e.warnings(&counts);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("--before-first earliest"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("--before-first earliest"),
+            "{warnings:?}"
+        );
 
         let (out, counts, e) = run(BeforeFirst::Earliest);
         assert_eq!(out[0]["geo"]["cc"], "AU");
@@ -852,7 +858,10 @@ mod tests {
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0]["reason"], TRUNCATED_INPUT);
         assert_eq!(dead[0]["source"], "in.log:2");
-        assert_eq!((counts.read, counts.enriched, counts.dead_lettered), (2, 1, 1));
+        assert_eq!(
+            (counts.read, counts.enriched, counts.dead_lettered),
+            (2, 1, 1)
+        );
     }
 
     #[test]

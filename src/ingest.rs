@@ -168,9 +168,7 @@ impl Watcher {
 
     /// Looks at the directory once; loads, recognises or rejects each new file.
     pub fn scan(&mut self) -> Vec<(PathBuf, Outcome)> {
-        let mut files: Vec<(PathBuf, Stamp)> = match std::fs::read_dir(
-            &self.dir,
-        ) {
+        let mut files: Vec<(PathBuf, Stamp)> = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries
                 .flatten()
                 .filter(|e| e.file_name().to_str().is_some_and(is_snapshot_name))
@@ -192,6 +190,13 @@ impl Watcher {
             if self.seen.get(&path) == Some(&stamp) {
                 continue;
             }
+            // A file first seen whose content is already in the store is
+            // complete by definition: no need to wait (a restart's files).
+            if !self.settling.contains_key(&path) && self.is_known(&path) {
+                self.seen.insert(path.clone(), stamp);
+                out.push((path, Outcome::AlreadyLoaded));
+                continue;
+            }
             if !self.settled(&path, stamp) {
                 out.push((path, Outcome::Settling));
                 continue;
@@ -210,6 +215,12 @@ impl Watcher {
         self.settling.retain(|p, _| p.exists());
         telemetry::watch_scanned(&self.dataset);
         out
+    }
+
+    /// Whether `path`'s content is a snapshot already in the store.
+    fn is_known(&self, path: &Path) -> bool {
+        !self.known.is_empty()
+            && crate::snapshot::content_sha256(path).is_ok_and(|sha| self.known.contains(&sha))
     }
 
     /// A settled file that is not whole: left where it is until it changes.
@@ -414,7 +425,8 @@ mod tests {
         std::fs::write(dir.join("a.jsonl"), format!("{V1}\n")).unwrap();
         let index = shared();
         // Not settled yet: left for later, however often the directory is scanned.
-        let mut w = Watcher::new("geo", &store, &dir, index.clone()).settle(Duration::from_secs(3600));
+        let mut w =
+            Watcher::new("geo", &store, &dir, index.clone()).settle(Duration::from_secs(3600));
         for _ in 0..3 {
             let out = w.scan();
             assert!(matches!(out[..], [(_, Outcome::Settling)]), "{out:?}");

@@ -138,10 +138,8 @@ impl Store {
         if path.join("CURRENT").is_file() {
             return Ok(());
         }
-        match std::fs::read_dir(path) {
-            Ok(mut entries) if entries.next().is_some() => {
-                Err(StoreError::NotAStore(path.to_path_buf()))
-            }
+        match std::fs::read_dir(path).map(|mut entries| entries.next().is_some()) {
+            Ok(true) => Err(StoreError::NotAStore(path.to_path_buf())),
             // Missing, empty, or unreadable (RocksDB then says why).
             _ => Ok(()),
         }

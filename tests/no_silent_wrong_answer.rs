@@ -94,7 +94,10 @@ fn preplaced_snapshots_are_loaded_before_the_first_line_is_read() {
     assert_eq!(d.get("/readyz").0, 200);
     let (ok, stderr, _) = d.stop();
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("10000 lines read, 10000 enriched"), "{stderr}");
+    assert!(
+        stderr.contains("10000 lines read, 10000 enriched"),
+        "{stderr}"
+    );
 }
 
 /// A client that polls a lookup from the moment the daemon starts sees 503s
@@ -311,12 +314,7 @@ fn a_line_without_its_own_time_is_never_quietly_enriched_at_now() {
     );
 
     // The daemon on stdin: marked, and counted in /metrics.
-    let mut d = Daemon::start(&[
-        "--db",
-        &format!("geo={}", s(db)),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let mut d = Daemon::start(&["--db", &format!("geo={}", s(db)), "--listen", "127.0.0.1:0"]);
     d.send(untimed);
     let out = d.take(1);
     assert_eq!(out[0]["time_source"], "read");
@@ -352,7 +350,14 @@ fn lines_older_than_the_data_are_counted_apart_and_can_use_the_earliest() {
     assert!(warnings[0].contains("--before-first earliest"), "{err}");
 
     let out = run(
-        &["enrich", "--db", s(db), "--before-first", "earliest", s(&log)],
+        &[
+            "enrich",
+            "--db",
+            s(db),
+            "--before-first",
+            "earliest",
+            s(&log),
+        ],
         None,
     );
     assert!(out.status.success());
@@ -454,8 +459,8 @@ fn a_signal_ends_enrich_from_stdin_with_its_summary() {
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        let log = std::fs::read_to_string(shared_data().join("logs/accept-apache_logs.log"))
-            .unwrap();
+        let log =
+            std::fs::read_to_string(shared_data().join("logs/accept-apache_logs.log")).unwrap();
         let first: String = log.lines().take(3).map(|l| format!("{l}\n")).collect();
         stdin.write_all(first.as_bytes()).unwrap();
         stdin.flush().unwrap();
@@ -472,7 +477,12 @@ fn a_signal_ends_enrich_from_stdin_with_its_summary() {
         // stdin stays open: the signal alone ends the run.
         let status = child.wait().unwrap();
         let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         assert!(status.success(), "{signal}: {status} {err}");
         assert!(err.contains("3 lines read, 3 enriched"), "{signal}: {err}");
         drop(stdin);
@@ -482,12 +492,13 @@ fn a_signal_ends_enrich_from_stdin_with_its_summary() {
 /// A missing file's error says its cause once.
 #[test]
 fn a_missing_file_is_reported_once() {
-    let err = fails(&["enrich", "--db", s(geoip_store()), "/nonexistent/access.log"]);
-    assert_eq!(
-        err.matches("No such file or directory").count(),
-        1,
-        "{err}"
-    );
+    let err = fails(&[
+        "enrich",
+        "--db",
+        s(geoip_store()),
+        "/nonexistent/access.log",
+    ]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     assert!(err.contains("/nonexistent/access.log"), "{err}");
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
