@@ -336,11 +336,18 @@ fn first_scan(watcher: &mut Watcher, stop: &AtomicBool, poll: Duration) {
 }
 
 /// Scans every `poll` or when woken (SIGHUP), until the stop (the first scan
-/// is [`first_scan`]'s).
+/// is [`first_scan`]'s). While a file is settling, scans come every 100 ms
+/// whatever `poll` is, so that it is loaded soon after it is complete.
 fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()>, poll: Duration) {
+    let mut settling = false;
     while !stop.load(Ordering::SeqCst) {
+        let pause = if settling {
+            poll.min(Duration::from_millis(100))
+        } else {
+            poll
+        };
         // Wait for the next scan, looking at the stop flag often.
-        let next = WallClock::now() + poll;
+        let next = WallClock::now() + pause;
         while !stop.load(Ordering::SeqCst) && WallClock::now() < next {
             let slice = next
                 .saturating_duration_since(WallClock::now())
@@ -356,9 +363,14 @@ fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()
         if stop.load(Ordering::SeqCst) {
             break;
         }
+        settling = false;
         for (path, outcome) in watcher.scan() {
-            if let Outcome::Retry(reason) = outcome {
-                tracing::debug!("{}: later ({reason})", path.display());
+            match outcome {
+                Outcome::Retry(reason) => {
+                    tracing::debug!("{}: later ({reason})", path.display())
+                }
+                Outcome::Settling => settling = true,
+                _ => {}
             }
         }
     }
