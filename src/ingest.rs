@@ -327,7 +327,7 @@ const MMDB_METADATA_MAX: u64 = 128 * 1024;
 /// framing beyond the settle interval.
 fn framing_incomplete(path: &Path) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
-    if !path.extension().is_some_and(|e| e == "mmdb") {
+    if path.extension().is_none_or(|e| e != "mmdb") {
         return None;
     }
     let mut tail = Vec::new();
