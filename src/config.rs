@@ -617,6 +617,52 @@ mod tests {
     }
 
     #[test]
+    fn event_time_and_settle_keys_are_checked_and_flags_win() {
+        let geo = "[[dataset]]\nname = \"geo\"\nstore = \"/s\"\n";
+        let s = parse(geo).unwrap().resolve(&RunFlags::default()).unwrap();
+        assert_eq!(s.options.missing_time, MissingTime::ByInput);
+        assert_eq!(s.options.before_first, BeforeFirst::NoMatch);
+        assert_eq!(s.settle, crate::ingest::DEFAULT_SETTLE);
+        let text = format!(
+            "{geo}[input]\nmissing_time = \"dead-letter\"\nbefore_first = \"earliest\"\n\
+             [ingest]\nsettle_seconds = 0.5\n"
+        );
+        let s = parse(&text).unwrap().resolve(&RunFlags::default()).unwrap();
+        assert_eq!(s.options.missing_time, MissingTime::DeadLetter);
+        assert_eq!(s.options.before_first, BeforeFirst::Earliest);
+        assert_eq!(s.settle, Duration::from_millis(500));
+        let flags = RunFlags {
+            missing_time: Some(MissingTime::Read),
+            ..RunFlags::default()
+        };
+        let s = parse(&text).unwrap().resolve(&flags).unwrap();
+        assert_eq!(s.options.missing_time, MissingTime::Read);
+        for (bad, key) in [
+            ("[input]\nbefore_first = \"latest\"\n", "input.before_first"),
+            ("[input]\nmissing_time = \"now\"\n", "input.missing_time"),
+            (
+                "[input]\nat = \"2024-01-01\"\nmissing_time = \"read\"\n",
+                "input.missing_time",
+            ),
+            ("[ingest]\nsettle_seconds = -1\n", "ingest.settle_seconds"),
+        ] {
+            let err = parse(&format!("{geo}{bad}"))
+                .unwrap()
+                .resolve(&RunFlags::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(key), "{bad}: {err}");
+        }
+        // The same data set names as `enrich`: not an output field.
+        let err = parse("[[dataset]]\nname = \"status\"\nstore = \"/s\"\n")
+            .unwrap()
+            .resolve(&RunFlags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("output field name"), "{err}");
+    }
+
+    #[test]
     fn load_priority_defaults_to_idle_and_names_its_key() {
         let geo = "[[dataset]]\nname = \"geo\"\nstore = \"/s\"\n";
         let s = parse(geo).unwrap().resolve(&RunFlags::default()).unwrap();
