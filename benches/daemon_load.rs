@@ -57,6 +57,10 @@ fn main() -> Result<()> {
             "127.0.0.1:0",
             "--poll-seconds",
             "0.1",
+            // The snapshot is renamed in whole: "loading" is the load itself,
+            // not the settle interval before it.
+            "--settle-seconds",
+            "0",
         ])
         .arg("--db")
         .arg(format!("geo={store}"))

@@ -8,13 +8,16 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use clap::{Args, Parser, Subcommand};
 
-use crate::enrich::{valid_dataset_name, DataSet, DefaultTime, EnrichOptions, Enricher};
+use crate::enrich::{
+    parse_dataset_spec, BeforeFirst, DataSet, EnrichOptions, Enricher, MissingTime,
+};
 use crate::index::Index;
 use crate::ip::Cidr;
 use crate::ip::IpKey;
@@ -114,6 +117,8 @@ pub struct RunArgs {
     /// Event time of lines without one [input.at].
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+    #[command(flatten)]
+    pub time: TimeArgs,
     /// Leave the original line out [output.include_line = false].
     #[arg(long)]
     pub no_line: bool,
@@ -126,6 +131,10 @@ pub struct RunArgs {
     /// Seconds between scans of watched directories [ingest.poll_seconds].
     #[arg(long, value_name = "SECONDS")]
     pub poll_seconds: Option<f64>,
+    /// Seconds a watched file's size and modification time must stay unchanged
+    /// before it is loaded (default 2) [ingest.settle_seconds].
+    #[arg(long, value_name = "SECONDS")]
+    pub settle_seconds: Option<f64>,
     /// CPU priority of snapshot loads: idle (only what enrichment leaves),
     /// low (nice 10) or normal [ingest.load_priority].
     #[arg(long, value_name = "PRIORITY")]
@@ -166,6 +175,24 @@ pub struct RunArgs {
     /// line or kafka [kafka.time_source].
     #[arg(long, help_heading = "Kafka")]
     pub time_source: Option<String>,
+}
+
+/// Event-time settings, the same for `enrich` and `run` (the file's keys in
+/// brackets).
+#[derive(Args, Debug, Default, Clone)]
+pub struct TimeArgs {
+    /// Lines without an event time of their own: by-input (default: stdin and
+    /// Kafka use the read time, marked "time_source":"read" and counted; files
+    /// dead-letter them as "no event time"), read (the read time for every
+    /// input), dead-letter. `--at TIME` gives a fixed time instead
+    /// [input.missing_time].
+    #[arg(long, value_name = "POLICY", value_parser = MissingTime::parse)]
+    pub missing_time: Option<MissingTime>,
+    /// Lines older than a data set's first snapshot: none (no match, counted
+    /// apart; the default) or earliest (answered from the earliest snapshot)
+    /// [input.before_first].
+    #[arg(long, value_name = "none|earliest", value_parser = BeforeFirst::parse)]
+    pub before_first: Option<BeforeFirst>,
 }
 
 #[derive(Args, Debug)]
@@ -275,9 +302,11 @@ pub struct EnrichArgs {
     /// Proxies whose X-Forwarded-For entries are trusted (repeatable CIDR).
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<Cidr>,
-    /// Event time of lines without a timestamp (default: the time they are read).
+    /// Event time of lines without a timestamp (marked "time_source":"at").
     #[arg(long, value_name = "TIME")]
     pub at: Option<Instant>,
+    #[command(flatten)]
+    pub time: TimeArgs,
     /// Leave the original line out of the output.
     #[arg(long)]
     pub no_line: bool,
@@ -443,10 +472,24 @@ fn report(result: Result<ExitCode>) -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("whipstream: error: {e:#}");
+            eprintln!("whipstream: error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a message that
+/// already contains its cause's text (`path: {source}`) does not get it again.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -489,6 +532,8 @@ fn cmd_run(a: RunArgs, log: Option<String>) -> Result<ExitCode> {
         max_line_bytes: a.max_line_bytes,
         trusted_proxies: a.trusted_proxies,
         at: a.at,
+        missing_time: a.time.missing_time,
+        before_first: a.time.before_first,
         no_line: a.no_line,
         output: a.output,
         dead_letter: a.dead_letter,
@@ -502,6 +547,7 @@ fn cmd_run(a: RunArgs, log: Option<String>) -> Result<ExitCode> {
         time_source: a.time_source,
         log_format: a.log_format,
         poll_seconds: a.poll_seconds,
+        settle_seconds: a.settle_seconds,
         load_priority: a.load_priority,
     };
     let settings = file.resolve(&flags)?;
@@ -573,43 +619,10 @@ fn cmd_lookup(a: LookupArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Output keys a data set may not take.
-const RESERVED_KEYS: &[&str] = &[
-    "ip",
-    "timestamp",
-    "line",
-    "fields",
-    "ident",
-    "user",
-    "request",
-    "method",
-    "path",
-    "protocol",
-    "status",
-    "bytes",
-    "referer",
-    "user_agent",
-    "extra",
-    "truncated",
-];
-
-/// `NAME=DIR` or `DIR` (named "whip").
-fn parse_db_spec(spec: &str) -> Result<(String, PathBuf)> {
-    if let Some((name, dir)) = spec.split_once('=') {
-        if valid_dataset_name(name) {
-            if RESERVED_KEYS.contains(&name) {
-                bail!("data set name {name:?} is an output field name; choose another");
-            }
-            return Ok((name.to_string(), PathBuf::from(dir)));
-        }
-    }
-    Ok(("whip".to_string(), PathBuf::from(spec)))
-}
-
 fn open_datasets(specs: &[String]) -> Result<Vec<DataSet>> {
     let mut datasets: Vec<DataSet> = Vec::new();
     for spec in specs {
-        let (name, dir) = parse_db_spec(spec)?;
+        let (name, dir) = parse_dataset_spec(spec).map_err(|e| anyhow::anyhow!("--db {e}"))?;
         if datasets.iter().any(|d| d.name == name) {
             bail!("data set {name:?} given twice (name them: --db geo=DIR --db asn=DIR2)");
         }
@@ -645,12 +658,14 @@ fn parser_config(a: &EnrichArgs) -> Result<ParserConfig> {
     Ok(c)
 }
 
-fn enrich_options(a: &EnrichArgs) -> EnrichOptions {
-    EnrichOptions {
+fn enrich_options(a: &EnrichArgs) -> Result<EnrichOptions> {
+    Ok(EnrichOptions {
         include_line: !a.no_line,
-        default_time: a.at.map_or(DefaultTime::ReadTime, DefaultTime::At),
+        missing_time: MissingTime::from_settings(a.at, a.time.missing_time)
+            .map_err(|e| anyhow::anyhow!("--at, --missing-time: {e}"))?,
+        before_first: a.time.before_first.unwrap_or_default(),
         max_line_bytes: a.max_line_bytes,
-    }
+    })
 }
 
 fn cmd_enrich_kafka(a: EnrichArgs, brokers: String) -> Result<ExitCode> {
@@ -679,7 +694,7 @@ fn cmd_enrich_kafka(a: EnrichArgs, brokers: String) -> Result<ExitCode> {
     let enricher = Arc::new(Enricher::new(
         parser,
         open_datasets(&a.dbs)?,
-        enrich_options(&a),
+        enrich_options(&a)?,
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -688,14 +703,18 @@ fn cmd_enrich_kafka(a: EnrichArgs, brokers: String) -> Result<ExitCode> {
     let summary = runtime
         .block_on(crate::kafka::stream::run(
             config,
-            enricher,
+            enricher.clone(),
             shutdown_signal(),
         ))
         .context("kafka enrichment failed")?;
     eprintln!(
-        "whipstream enrich: {} messages consumed, {} enriched, {} dead-lettered, {} deliveries retried, {} commits",
-        summary.consumed, summary.enriched, summary.dead_lettered, summary.redelivered, summary.commits
+        "whipstream enrich: {} messages consumed, {} enriched ({}), {} dead-lettered, {} deliveries retried, {} commits",
+        summary.consumed, summary.enriched, enricher.describe_matches(&summary.counts),
+        summary.dead_lettered, summary.redelivered, summary.commits
     );
+    for w in enricher.warnings(&summary.counts) {
+        eprintln!("whipstream enrich: warning: {w}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -713,11 +732,18 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
         })
         .sum();
     let reads_stdin = inputs.contains(&crate::source::Input::Stdin);
+    let only_stdin = inputs.iter().all(|i| *i == crate::source::Input::Stdin);
+    let options = enrich_options(&a)?;
+    // SIGINT/SIGTERM end the input as its end would: what was read is enriched,
+    // written and counted in the summary.
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signal(stop.clone())?;
     // Reading starts first and goes on while the stores open.
-    let reading =
-        crate::pipeline::start_reading(crate::source::Chunker::new(inputs, a.max_line_bytes))?;
+    let reading = crate::pipeline::start_reading(
+        crate::source::Chunker::new(inputs, a.max_line_bytes).stop_on(stop.clone()),
+    )?;
     let datasets = open_datasets(&a.dbs)?;
-    let enricher = Arc::new(Enricher::new(parser, datasets, enrich_options(&a)));
+    let enricher = Arc::new(Enricher::new(parser, datasets, options));
     let workers = a.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -758,21 +784,21 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
     drop(dead);
 
     let c = &summary.counts;
-    let matched: Vec<String> = enricher
-        .datasets()
-        .iter()
-        .zip(&c.matched)
-        .map(|(d, m)| format!("{}: {} matched, {} unmatched", d.name, m, c.enriched - m))
-        .collect();
     eprintln!(
         "whipstream enrich: {} lines read, {} enriched ({}), {} dead-lettered in {:.2} s ({:.0} lines/s)",
         c.read,
         c.enriched,
-        matched.join("; "),
+        enricher.describe_matches(c),
         c.dead_lettered,
         summary.seconds,
         c.read as f64 / summary.seconds.max(1e-9)
     );
+    for w in enricher.warnings(c) {
+        eprintln!("whipstream enrich: warning: {w}");
+    }
+    if stop.load(Ordering::SeqCst) && !only_stdin {
+        bail!("stopped by a signal before the end of the input (the summary counts what was done)");
+    }
     if !summary.input_errors.is_empty() {
         bail!(
             "{} input(s) could not be read to the end: {}",
@@ -809,6 +835,49 @@ fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises `stop` on the first SIGINT or SIGTERM (a thread of its own); returns
+/// once the handlers are in place, so that a signal never kills the process
+/// without its summary.
+fn stop_on_signal(stop: Arc<AtomicBool>) -> Result<()> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+    std::thread::Builder::new()
+        .name("whipstream-signals".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let handlers = signal(SignalKind::interrupt())
+                    .and_then(|int| Ok((int, signal(SignalKind::terminate())?)));
+                let (mut int, mut term) = match handlers {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+                stop.store(true, Ordering::SeqCst);
+            });
+        })?;
+    ready_rx
+        .recv()
+        .context("the signal handler thread ended")?
+        .context("cannot install the signal handlers")
 }
 
 /// Completes on SIGINT or SIGTERM.

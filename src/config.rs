@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::enrich::{valid_dataset_name, DefaultTime, EnrichOptions};
+use crate::enrich::{
+    check_dataset_name, parse_dataset_spec, BeforeFirst, EnrichOptions, MissingTime,
+};
 use crate::ingest::LoadPriority;
 use crate::ip::Cidr;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
@@ -95,8 +97,12 @@ pub struct InputConfig {
     pub xff_fields: Vec<String>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
-    /// Event time of lines without one.
+    /// Event time of lines without one (instead of missing_time).
     pub at: Option<String>,
+    /// Lines without an event time: by-input, read or dead-letter.
+    pub missing_time: Option<String>,
+    /// Lines older than a data set's first snapshot: none or earliest.
+    pub before_first: Option<String>,
     pub max_line_bytes: Option<usize>,
 }
 
@@ -152,6 +158,9 @@ pub struct IngestConfig {
     pub poll_seconds: Option<f64>,
     /// CPU priority of loads: idle, low or normal.
     pub load_priority: Option<String>,
+    /// Seconds a file's size and modification time must stay unchanged before
+    /// it is loaded (a file copied straight in is complete only then).
+    pub settle_seconds: Option<f64>,
 }
 
 /// The `run` flags: each overrides the file's key of the same meaning.
@@ -173,6 +182,8 @@ pub struct RunFlags {
     pub max_line_bytes: Option<usize>,
     pub trusted_proxies: Vec<String>,
     pub at: Option<String>,
+    pub missing_time: Option<MissingTime>,
+    pub before_first: Option<BeforeFirst>,
     pub no_line: bool,
     pub output: Option<PathBuf>,
     pub dead_letter: Option<PathBuf>,
@@ -186,6 +197,7 @@ pub struct RunFlags {
     pub time_source: Option<String>,
     pub log_format: Option<String>,
     pub poll_seconds: Option<f64>,
+    pub settle_seconds: Option<f64>,
     pub load_priority: Option<String>,
 }
 
@@ -226,6 +238,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: Option<String>,
     pub poll_interval: Duration,
+    /// How long a watched file must stay unchanged before it is loaded.
+    pub settle: Duration,
     pub load_priority: LoadPriority,
 }
 
@@ -255,9 +269,25 @@ impl FileConfig {
             Some(t) => Some(Instant::parse(t).map_err(|e| invalid("input.at", e.to_string()))?),
             None => None,
         };
+        let missing_time = match (flags.missing_time, input.missing_time.as_deref()) {
+            (Some(m), _) => Some(m),
+            (None, Some(m)) => {
+                Some(MissingTime::parse(m).map_err(|e| invalid("input.missing_time", e))?)
+            }
+            (None, None) => None,
+        };
+        let before_first = match (flags.before_first, input.before_first.as_deref()) {
+            (Some(b), _) => b,
+            (None, Some(b)) => {
+                BeforeFirst::parse(b).map_err(|e| invalid("input.before_first", e))?
+            }
+            (None, None) => BeforeFirst::default(),
+        };
         let options = EnrichOptions {
             include_line: !flags.no_line && self.output.include_line.unwrap_or(true),
-            default_time: at.map_or(DefaultTime::ReadTime, DefaultTime::At),
+            missing_time: MissingTime::from_settings(at, missing_time)
+                .map_err(|e| invalid("input.missing_time", e))?,
+            before_first,
             max_line_bytes: flags
                 .max_line_bytes
                 .or(input.max_line_bytes)
@@ -304,6 +334,16 @@ impl FileConfig {
                 format!("{poll}: expected 0.05 to 86400"),
             ));
         }
+        let settle = flags
+            .settle_seconds
+            .or(self.ingest.settle_seconds)
+            .unwrap_or(crate::ingest::DEFAULT_SETTLE.as_secs_f64());
+        if !(settle.is_finite() && (0.0..=3_600.0).contains(&settle)) {
+            return Err(invalid(
+                "ingest.settle_seconds",
+                format!("{settle}: expected 0 to 3600"),
+            ));
+        }
         Ok(Settings {
             datasets,
             flow,
@@ -313,6 +353,7 @@ impl FileConfig {
             log_format,
             log_level: self.log.level,
             poll_interval: Duration::from_secs_f64(poll),
+            settle: Duration::from_secs_f64(settle),
             load_priority,
         })
     }
@@ -326,12 +367,7 @@ fn resolve_datasets(
 ) -> Result<Vec<DataSetSettings>, ConfigError> {
     let mut out: Vec<DataSetSettings> = Vec::new();
     let mut add = |key: &str, d: DataSetSettings| {
-        if !valid_dataset_name(&d.name) {
-            return Err(invalid(
-                key,
-                format!("data set name {:?}: use letters, digits, _ and -", d.name),
-            ));
-        }
+        check_dataset_name(&d.name).map_err(|e| invalid(key, e))?;
         if out.iter().any(|o| o.name == d.name) {
             return Err(invalid(key, format!("data set {:?} given twice", d.name)));
         }
@@ -378,15 +414,9 @@ fn resolve_datasets(
     Ok(out)
 }
 
-/// `NAME=DIR`, or `DIR` for the data set named "whip".
+/// `NAME=DIR`, or `DIR` for the data set named "whip" (as `enrich --db`).
 fn name_dir(key: &str, spec: &str) -> Result<(String, PathBuf), ConfigError> {
-    match spec.split_once('=') {
-        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
-            Ok((name.to_string(), PathBuf::from(dir)))
-        }
-        Some(_) => Err(invalid(key, format!("{spec:?}: expected NAME=DIR"))),
-        None => Ok(("whip".to_string(), PathBuf::from(spec))),
-    }
+    parse_dataset_spec(spec).map_err(|e| invalid(key, e))
 }
 
 fn resolve_parser(input: &InputConfig, flags: &RunFlags) -> Result<ParserConfig, ConfigError> {
@@ -584,6 +614,52 @@ mod tests {
             assert!(!s.datasets.is_empty(), "{name}");
             assert!(s.listen.is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn event_time_and_settle_keys_are_checked_and_flags_win() {
+        let geo = "[[dataset]]\nname = \"geo\"\nstore = \"/s\"\n";
+        let s = parse(geo).unwrap().resolve(&RunFlags::default()).unwrap();
+        assert_eq!(s.options.missing_time, MissingTime::ByInput);
+        assert_eq!(s.options.before_first, BeforeFirst::NoMatch);
+        assert_eq!(s.settle, crate::ingest::DEFAULT_SETTLE);
+        let text = format!(
+            "{geo}[input]\nmissing_time = \"dead-letter\"\nbefore_first = \"earliest\"\n\
+             [ingest]\nsettle_seconds = 0.5\n"
+        );
+        let s = parse(&text).unwrap().resolve(&RunFlags::default()).unwrap();
+        assert_eq!(s.options.missing_time, MissingTime::DeadLetter);
+        assert_eq!(s.options.before_first, BeforeFirst::Earliest);
+        assert_eq!(s.settle, Duration::from_millis(500));
+        let flags = RunFlags {
+            missing_time: Some(MissingTime::Read),
+            ..RunFlags::default()
+        };
+        let s = parse(&text).unwrap().resolve(&flags).unwrap();
+        assert_eq!(s.options.missing_time, MissingTime::Read);
+        for (bad, key) in [
+            ("[input]\nbefore_first = \"latest\"\n", "input.before_first"),
+            ("[input]\nmissing_time = \"now\"\n", "input.missing_time"),
+            (
+                "[input]\nat = \"2024-01-01\"\nmissing_time = \"read\"\n",
+                "input.missing_time",
+            ),
+            ("[ingest]\nsettle_seconds = -1\n", "ingest.settle_seconds"),
+        ] {
+            let err = parse(&format!("{geo}{bad}"))
+                .unwrap()
+                .resolve(&RunFlags::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(key), "{bad}: {err}");
+        }
+        // The same data set names as `enrich`: not an output field.
+        let err = parse("[[dataset]]\nname = \"status\"\nstore = \"/s\"\n")
+            .unwrap()
+            .resolve(&RunFlags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("output field name"), "{err}");
     }
 
     #[test]

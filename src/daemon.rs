@@ -2,16 +2,20 @@
 //! directories while lines are enriched and lookups answered.
 //!
 //! Life cycle: the HTTP listener starts first (`/healthz` answers while stores
-//! open; `/readyz` says 503), then every store is opened (created empty when
-//! missing) and its index built, then the daemon is ready: watchers scan their
-//! directories ([`crate::ingest`]) and the flow starts (stdin or files through the
-//! [`pipeline`], or the Kafka loop). SIGHUP makes every watcher scan at once.
-//! SIGTERM or SIGINT raises one stop: reading ends without dropping anything read,
-//! lines in flight are enriched and written, sinks are flushed, Kafka offsets of
-//! delivered outputs are committed and the group is left; watchers finish the file
-//! in hand (a load commits whole or not at all); the process exits 0. When the
-//! input ends by itself, a daemon with a listener or a watched directory keeps
-//! serving until stopped; one without exits.
+//! open; `/readyz` and lookups say 503), then every store is opened (created
+//! empty when missing) and its index built, then each watcher scans its
+//! directory until everything in it is loaded or rejected (files still being
+//! written are waited for, see [`crate::ingest`]); a data set is ready (lookups
+//! answer) once that is done, and only when every data set is ready does
+//! `/readyz` say 200 and the flow start (stdin or files through the
+//! [`pipeline`], or the Kafka loop): lines that arrive meanwhile wait unread, so
+//! none is enriched before its data is there. SIGHUP makes every watcher scan
+//! at once. SIGTERM or SIGINT raises one stop: reading ends without dropping
+//! anything read, lines in flight are enriched and written, sinks are flushed,
+//! Kafka offsets of delivered outputs are committed and the group is left;
+//! watchers finish the file in hand (a load commits whole or not at all); the
+//! process exits 0. When the input ends by itself, a daemon with a listener or
+//! a watched directory keeps serving until stopped; one without exits.
 //!
 //! This is the top of the program, like `cli`: errors carry context (anyhow).
 
@@ -29,7 +33,7 @@ use crate::config::{Flow, Settings};
 use crate::enrich::{DataSet, Enricher};
 use crate::history::History;
 use crate::index::Index;
-use crate::ingest::{LoadPriority, Outcome, Watcher};
+use crate::ingest::{Outcome, Watcher};
 use crate::logline::LineParser;
 use crate::source::{Chunker, Input};
 use crate::{http, pipeline, telemetry};
@@ -65,6 +69,11 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
             index: Arc::new(ArcSwap::from_pointee(Index::new(History::default()))),
         })
         .collect();
+    // Per data set: its store is open and its watched directory loaded.
+    let loaded: Vec<Arc<AtomicBool>> = datasets
+        .iter()
+        .map(|_| Arc::new(AtomicBool::new(false)))
+        .collect();
     let ready = Arc::new(AtomicBool::new(false));
 
     let server = match settings.listen {
@@ -77,7 +86,12 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
             let state = http::AppState {
                 datasets: datasets
                     .iter()
-                    .map(|d| (d.name.clone(), d.index.clone()))
+                    .zip(&loaded)
+                    .map(|(d, ready)| http::Served {
+                        name: d.name.clone(),
+                        index: d.index.clone(),
+                        ready: ready.clone(),
+                    })
                     .collect(),
                 metrics: Some(metrics),
                 ready: ready.clone(),
@@ -119,7 +133,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
         });
     }
 
-    for (d, s) in datasets.iter().zip(&settings.datasets) {
+    for ((d, s), loaded) in datasets.iter().zip(&settings.datasets).zip(&loaded) {
         let started = WallClock::now();
         let history = open_or_create(&s.store).with_context(|| format!("data set {:?}", s.name))?;
         let index = Index::new(history);
@@ -132,25 +146,41 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
             started.elapsed().as_secs_f64()
         );
         d.index.store(Arc::new(index));
+        if s.watch.is_none() {
+            loaded.store(true, Ordering::Release);
+        }
     }
-    ready.store(true, Ordering::Release);
-    telemetry::ready(true);
 
     let mut watchers = Vec::new();
     let mut wakeups = wakeups.into_iter();
-    for (d, s) in datasets.iter().zip(&settings.datasets) {
+    for ((d, s), loaded) in datasets.iter().zip(&settings.datasets).zip(&loaded) {
         let Some(dir) = s.watch.clone() else { continue };
         let Some(wake) = wakeups.next() else { break };
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create watched directory {}", dir.display()))?;
-        let mut watcher = Watcher::new(&s.name, &s.store, &dir, d.index.clone());
+        let mut watcher =
+            Watcher::new(&s.name, &s.store, &dir, d.index.clone()).settle(settings.settle);
         let (stop, poll, name) = (stop.clone(), settings.poll_interval, s.name.clone());
-        let priority = settings.load_priority;
+        let (priority, loaded) = (settings.load_priority, loaded.clone());
         watchers.push(
             std::thread::Builder::new()
                 .name(format!("whipstream-watch-{name}"))
-                .spawn(move || watch_loop(&mut watcher, &stop, &wake, poll, priority))?,
+                .spawn(move || {
+                    priority.apply();
+                    first_scan(&mut watcher, &stop, poll);
+                    loaded.store(true, Ordering::Release);
+                    watch_loop(&mut watcher, &stop, &wake, poll);
+                })?,
         );
+    }
+    // The flow starts only once every data set has its data.
+    while !stop.load(Ordering::SeqCst) && !loaded.iter().all(|l| l.load(Ordering::Acquire)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !stop.load(Ordering::SeqCst) {
+        ready.store(true, Ordering::Release);
+        telemetry::ready(true);
+        tracing::info!("ready: every data set is loaded");
     }
 
     let serving = server.is_some() || !watchers.is_empty();
@@ -158,6 +188,8 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
     let parser = LineParser::new(settings.parser).map_err(|e| anyhow::anyhow!(e))?;
     let enricher = Arc::new(Enricher::new(parser, datasets, settings.options));
     let result = match settings.flow {
+        // Stopped before the start was done: nothing was read.
+        _ if stop.load(Ordering::SeqCst) => Ok(()),
         Flow::Lines {
             files,
             output,
@@ -177,12 +209,20 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
             summary
         }
         Flow::Kafka(config) => runtime
-            .block_on(crate::kafka::stream::run(*config, enricher, stopped()))
+            .block_on(crate::kafka::stream::run(
+                *config,
+                enricher.clone(),
+                stopped(),
+            ))
             .map(|s| {
                 eprintln!(
-                    "whipstream run: {} messages consumed, {} enriched, {} dead-lettered, {} deliveries retried, {} commits",
-                    s.consumed, s.enriched, s.dead_lettered, s.redelivered, s.commits
+                    "whipstream run: {} messages consumed, {} enriched ({}), {} dead-lettered, {} deliveries retried, {} commits",
+                    s.consumed, s.enriched, enricher.describe_matches(&s.counts),
+                    s.dead_lettered, s.redelivered, s.commits
                 );
+                for w in enricher.warnings(&s.counts) {
+                    eprintln!("whipstream run: warning: {w}");
+                }
             })
             .context("kafka enrichment failed"),
     };
@@ -230,37 +270,84 @@ fn run_lines(
         .map(|n| n.get())
         .unwrap_or(2);
     let reading = pipeline::start_reading(chunker)?;
-    let summary = pipeline::run(reading, enricher, workers, &mut out, &mut dead, None)?;
+    let summary = pipeline::run(
+        reading,
+        enricher.clone(),
+        workers,
+        &mut out,
+        &mut dead,
+        None,
+    )?;
     drop(out);
     drop(dead);
     let c = &summary.counts;
     eprintln!(
-        "whipstream run: {} lines read, {} enriched, {} dead-lettered",
-        c.read, c.enriched, c.dead_lettered
+        "whipstream run: {} lines read, {} enriched ({}), {} dead-lettered",
+        c.read,
+        c.enriched,
+        enricher.describe_matches(c),
+        c.dead_lettered
     );
+    for w in enricher.warnings(c) {
+        eprintln!("whipstream run: warning: {w}");
+    }
     for e in &summary.input_errors {
         tracing::error!("input: {e}");
     }
     Ok(())
 }
 
-/// Scans at start, then every `poll` or when woken (SIGHUP), until the stop.
-fn watch_loop(
-    watcher: &mut Watcher,
-    stop: &AtomicBool,
-    wake: &mpsc::Receiver<()>,
-    poll: Duration,
-    priority: LoadPriority,
-) {
-    priority.apply();
+/// The scans at start: again and again until no file in the directory is
+/// pending (still being written, or the store busy), so that what the
+/// directory holds is loaded or rejected before the data set is called ready.
+fn first_scan(watcher: &mut Watcher, stop: &AtomicBool, poll: Duration) {
+    let mut told = false;
     while !stop.load(Ordering::SeqCst) {
-        for (path, outcome) in watcher.scan() {
-            if let Outcome::Retry(reason) = outcome {
-                tracing::debug!("{}: later ({reason})", path.display());
-            }
+        let outcomes = watcher.scan();
+        let pending: Vec<&Path> = outcomes
+            .iter()
+            .filter(|(_, o)| o.pending())
+            .map(|(p, _)| p.as_path())
+            .collect();
+        if pending.is_empty() {
+            return;
         }
+        if !told {
+            tracing::info!(
+                "waiting for {} file(s) to be complete before starting: {}",
+                pending.len(),
+                pending
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            told = true;
+        }
+        // Settling files are looked at often; a busy store at the poll pace.
+        let busy = outcomes.iter().any(|(_, o)| matches!(o, Outcome::Retry(_)));
+        let pause = if busy {
+            poll
+        } else {
+            poll.min(Duration::from_millis(100))
+        };
+        std::thread::sleep(pause);
+    }
+}
+
+/// Scans every `poll` or when woken (SIGHUP), until the stop (the first scan
+/// is [`first_scan`]'s). While a file is settling, scans come every 100 ms
+/// whatever `poll` is, so that it is loaded soon after it is complete.
+fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()>, poll: Duration) {
+    let mut settling = false;
+    while !stop.load(Ordering::SeqCst) {
+        let pause = if settling {
+            poll.min(Duration::from_millis(100))
+        } else {
+            poll
+        };
         // Wait for the next scan, looking at the stop flag often.
-        let next = WallClock::now() + poll;
+        let next = WallClock::now() + pause;
         while !stop.load(Ordering::SeqCst) && WallClock::now() < next {
             let slice = next
                 .saturating_duration_since(WallClock::now())
@@ -273,6 +360,19 @@ fn watch_loop(
                 }
             }
         }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        settling = false;
+        for (path, outcome) in watcher.scan() {
+            match outcome {
+                Outcome::Retry(reason) => {
+                    tracing::debug!("{}: later ({reason})", path.display())
+                }
+                Outcome::Settling => settling = true,
+                _ => {}
+            }
+        }
     }
 }
 
@@ -283,6 +383,8 @@ fn open_or_create(dir: &Path) -> Result<History> {
     match crate::load::open_history(dir) {
         Ok(h) => Ok(h),
         Err(crate::store::StoreError::Missing(_)) => {
+            // Refused now rather than at the first load.
+            crate::store::Store::check_new_location(dir)?;
             tracing::info!("no store at {} yet: starting empty", dir.display());
             Ok(History::default())
         }

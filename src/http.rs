@@ -6,6 +6,10 @@
 //! - `&dataset=NAME` picks a data set of the daemon (default: the first);
 //! - `/readyz` is 503 until every data set is loaded, then 200.
 //!
+//! A 200 is always a real answer: until a data set is ready (its store open and
+//! its watched directory's content loaded at start) a lookup in it is a 503
+//! with a JSON error and `Retry-After`, never a `{}` from data not yet there.
+//!
 //! Every answer is `application/json`. Bad input gets a 4xx with `{"error":..}`
 //! (Whip answered 500). Handlers read the index through [`SharedIndex`], so a load
 //! swapping in a new index never blocks a request.
@@ -29,11 +33,20 @@ use crate::lookup::{write_answer, write_error, When};
 use crate::telemetry;
 use crate::time::Instant;
 
+/// A data set as the API serves it.
+#[derive(Clone)]
+pub struct Served {
+    pub name: String,
+    pub index: SharedIndex,
+    /// Raised once the data set is loaded; lookups in it are 503 until then.
+    pub ready: Arc<AtomicBool>,
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// The data sets by name; the first is the default.
-    pub datasets: Vec<(String, SharedIndex)>,
+    pub datasets: Vec<Served>,
     pub metrics: Option<PrometheusHandle>,
     /// Raised once every data set is loaded.
     pub ready: Arc<AtomicBool>,
@@ -43,12 +56,19 @@ impl AppState {
     /// One data set, ready (what `serve` has).
     pub fn single(index: SharedIndex, metrics: Option<PrometheusHandle>) -> AppState {
         AppState {
-            datasets: vec![("whip".into(), index)],
+            datasets: vec![Served {
+                name: "whip".into(),
+                index,
+                ready: Arc::new(AtomicBool::new(true)),
+            }],
             metrics,
             ready: Arc::new(AtomicBool::new(true)),
         }
     }
 }
+
+/// Seconds a client is asked to wait before asking a loading data set again.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 #[derive(serde::Deserialize)]
 pub struct IpQuery {
@@ -93,16 +113,12 @@ fn answer(state: &AppState, ip: &str, query: Result<Query<IpQuery>, QueryRejecti
             Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
         },
     };
-    let shared = match &query.dataset {
-        None => state.datasets.first().map(|(_, i)| i),
-        Some(name) => state
-            .datasets
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, i)| i),
+    let served = match &query.dataset {
+        None => state.datasets.first(),
+        Some(name) => state.datasets.iter().find(|d| &d.name == name),
     };
-    let Some(shared) = shared else {
-        let names: Vec<&str> = state.datasets.iter().map(|(n, _)| n.as_str()).collect();
+    let Some(served) = served else {
+        let names: Vec<&str> = state.datasets.iter().map(|d| d.name.as_str()).collect();
         return error(
             StatusCode::NOT_FOUND,
             &format!(
@@ -112,8 +128,22 @@ fn answer(state: &AppState, ip: &str, query: Result<Query<IpQuery>, QueryRejecti
             ),
         );
     };
+    if !served.ready.load(Ordering::Acquire) {
+        let mut response = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "data set {:?} is still loading; ask again shortly",
+                served.name
+            ),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+        return response;
+    }
     let started = WallClock::now();
-    let index = shared.load();
+    let index = served.index.load();
     let mut body = Vec::with_capacity(256);
     write_answer(&index, ip, when, &mut body);
     telemetry::lookup(body.as_slice() != b"{}", started.elapsed());
@@ -125,10 +155,10 @@ fn snapshot_counts(state: &AppState) -> serde_json::Value {
     state
         .datasets
         .iter()
-        .map(|(n, i)| {
+        .map(|d| {
             (
-                n.clone(),
-                serde_json::Value::from(i.load().snapshot_count()),
+                d.name.clone(),
+                serde_json::Value::from(d.index.load().snapshot_count()),
             )
         })
         .collect::<serde_json::Map<_, _>>()
@@ -141,9 +171,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
     let snapshots = state
         .datasets
         .first()
-        .map_or(0, |(_, i)| i.load().snapshot_count());
+        .map_or(0, |d| d.index.load().snapshot_count());
     let body = serde_json::json!({
         "status": "ok",
+        "ready": state.ready.load(Ordering::Acquire),
         "snapshots": snapshots,
         "datasets": snapshot_counts(&state),
     });
@@ -168,8 +199,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     telemetry::http_request("metrics", 200);
-    if let Some((_, index)) = state.datasets.first() {
-        telemetry::index_in_use(&index.load());
+    if let Some(d) = state.datasets.first() {
+        telemetry::index_in_use(&d.index.load());
     }
     telemetry::sample_memory();
     let text = state

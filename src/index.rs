@@ -188,6 +188,12 @@ impl Index {
         })
     }
 
+    /// The datetime of the earliest snapshot; `None` when there is none. Times
+    /// before it have no snapshot to answer them.
+    pub fn first_snapshot(&self) -> Option<Instant> {
+        self.instants.first().copied()
+    }
+
     /// Position of the snapshot answering at `t`: the greatest datetime <= t.
     #[inline]
     pub fn snapshot_position(&self, t: Instant) -> Option<usize> {

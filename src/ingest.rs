@@ -1,17 +1,22 @@
 //! Hot snapshot ingestion: a data set's watched directory, scanned while the
 //! daemon runs.
 //!
-//! Writers put a complete file in place by renaming it: names starting with `.`
-//! or ending in `.tmp` are being written and are skipped, as are names that are
-//! not snapshot files (`*.json`, `*.jsonl`, optionally `.gz`). A new file is
-//! loaded into the store with the same rules and all-or-nothing commit as `load`;
-//! enrichment and lookups keep using the old index until the commit, then the new
-//! index is swapped in at once. A file the rules reject is moved to `rejected/`
-//! beside a `NAME.error` file saying why; the daemon keeps what it had. Loaded
-//! files stay where they are and are recognised by content checksum (the one the
-//! store records), so a restart loads nothing twice. A store that cannot be
-//! opened (e.g. another process is loading it) is a passing failure: the file is
-//! tried again at the next scan.
+//! Writers should put a complete file in place by renaming it: names starting
+//! with `.` or ending in `.tmp` are being written and are skipped, as are names
+//! that are not snapshot files (`*.json`, `*.jsonl`, optionally `.gz`, and
+//! `*.mmdb`). A file copied straight in (`cp`, `scp`, `curl -o`) is loaded only
+//! once it is complete: its size and modification time unchanged over the
+//! settle interval, and a gzip or MaxMind DB file whole by its own framing (the
+//! gzip trailer, the MaxMind metadata marker); until then it is left for a later
+//! scan, never loaded in part and never rejected for being partial. A new file
+//! is loaded into the store with the same rules and all-or-nothing commit as
+//! `load`; enrichment and lookups keep using the old index until the commit,
+//! then the new index is swapped in at once. A file the rules reject is moved
+//! to `rejected/` beside a `NAME.error` file saying why; the daemon keeps what
+//! it had. Loaded files stay where they are and are recognised by content
+//! checksum (the one the store records), so a restart loads nothing twice. A
+//! store that cannot be opened (e.g. another process is loading it) is a
+//! passing failure: the file is tried again at the next scan.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -84,7 +89,27 @@ pub enum Outcome {
     Rejected(String),
     /// Not loaded this time (the store could not be used); tried again later.
     Retry(String),
+    /// Still being written (its size or modification time changed within the
+    /// settle interval); looked at again at the next scan.
+    Settling,
+    /// Unchanged for the settle interval but not whole by its framing (e.g. a
+    /// gzip without its end): left in place, looked at again once it changes.
+    Incomplete(String),
 }
+
+impl Outcome {
+    /// The directory's content is not all handled yet: the file is to be
+    /// looked at again soon (what a daemon's start waits for).
+    pub fn pending(&self) -> bool {
+        matches!(self, Outcome::Settling | Outcome::Retry(_))
+    }
+}
+
+/// A file's size and modification time.
+type Stamp = (u64, Option<SystemTime>);
+
+/// The default settle interval: a file must stay unchanged this long.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 
 /// The watcher of one data set's directory.
 pub struct Watcher {
@@ -95,7 +120,10 @@ pub struct Watcher {
     /// Checksums of the snapshots in the store.
     known: HashSet<String>,
     /// Files handled in this run, with the size and mtime they had then.
-    seen: HashMap<PathBuf, (u64, Option<SystemTime>)>,
+    seen: HashMap<PathBuf, Stamp>,
+    /// Files not yet settled: their stamp and since when it has not changed.
+    settling: HashMap<PathBuf, (Stamp, WallClock)>,
+    settle: Duration,
 }
 
 impl Watcher {
@@ -113,14 +141,34 @@ impl Watcher {
             index,
             known,
             seen: HashMap::new(),
+            settling: HashMap::new(),
+            settle: DEFAULT_SETTLE,
+        }
+    }
+
+    /// How long a file's size and modification time must stay unchanged
+    /// before it is loaded.
+    pub fn settle(mut self, settle: Duration) -> Watcher {
+        self.settle = settle;
+        self
+    }
+
+    /// Whether `path`'s stamp has stayed the same for the settle interval
+    /// (noting it when new or changed).
+    fn settled(&mut self, path: &Path, stamp: Stamp) -> bool {
+        let now = WallClock::now();
+        match self.settling.get(path) {
+            Some((s, since)) if *s == stamp => now.duration_since(*since) >= self.settle,
+            _ => {
+                self.settling.insert(path.to_path_buf(), (stamp, now));
+                self.settle.is_zero()
+            }
         }
     }
 
     /// Looks at the directory once; loads, recognises or rejects each new file.
     pub fn scan(&mut self) -> Vec<(PathBuf, Outcome)> {
-        let mut files: Vec<(PathBuf, (u64, Option<SystemTime>))> = match std::fs::read_dir(
-            &self.dir,
-        ) {
+        let mut files: Vec<(PathBuf, Stamp)> = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries
                 .flatten()
                 .filter(|e| e.file_name().to_str().is_some_and(is_snapshot_name))
@@ -142,14 +190,48 @@ impl Watcher {
             if self.seen.get(&path) == Some(&stamp) {
                 continue;
             }
-            let outcome = self.ingest(&path);
+            // A file first seen whose content is already in the store is
+            // complete by definition: no need to wait (a restart's files).
+            if !self.settling.contains_key(&path) && self.is_known(&path) {
+                self.seen.insert(path.clone(), stamp);
+                out.push((path, Outcome::AlreadyLoaded));
+                continue;
+            }
+            if !self.settled(&path, stamp) {
+                out.push((path, Outcome::Settling));
+                continue;
+            }
+            let outcome = match framing_incomplete(&path) {
+                Some(reason) => self.incomplete(&path, reason),
+                None => self.ingest(&path),
+            };
             if !matches!(outcome, Outcome::Retry(_)) {
+                self.settling.remove(&path);
                 self.seen.insert(path.clone(), stamp);
             }
             out.push((path, outcome));
         }
+        // Forget files that went away while settling.
+        self.settling.retain(|p, _| p.exists());
         telemetry::watch_scanned(&self.dataset);
         out
+    }
+
+    /// Whether `path`'s content is a snapshot already in the store.
+    fn is_known(&self, path: &Path) -> bool {
+        !self.known.is_empty()
+            && crate::snapshot::content_sha256(path).is_ok_and(|sha| self.known.contains(&sha))
+    }
+
+    /// A settled file that is not whole: left where it is until it changes.
+    fn incomplete(&self, path: &Path, reason: String) -> Outcome {
+        telemetry::snapshot_ingested(&self.dataset, "incomplete", 0.0);
+        tracing::warn!(
+            dataset = %self.dataset,
+            "{}: not loaded: {reason}; left in place until it changes",
+            path.display()
+        );
+        Outcome::Incomplete(reason)
     }
 
     fn ingest(&mut self, path: &Path) -> Outcome {
@@ -157,6 +239,10 @@ impl Watcher {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Outcome::Retry(format!("{}: gone", path.display()))
+            }
+            // A gzip stream that stops before its end: not complete yet.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return self.incomplete(path, format!("the gzip stream ends early ({e})"));
             }
             // Unreadable content (e.g. corrupt gzip): the load gives the
             // positioned reason below.
@@ -227,6 +313,34 @@ impl Watcher {
                 Outcome::Rejected(reason)
             }
         }
+    }
+}
+
+/// The MaxMind DB metadata marker; the metadata follows it at the end of a file.
+const MMDB_MARKER: &[u8] = b"\xAB\xCD\xEFMaxMind.com";
+/// The metadata section is at most this far from a MaxMind DB file's end.
+const MMDB_METADATA_MAX: u64 = 128 * 1024;
+
+/// Why a MaxMind DB file is not whole by its framing (no metadata marker near
+/// its end), or `None`. A gzip file's framing is checked as its checksum is
+/// taken (a stream without its end is an `UnexpectedEof`); JSON lines have no
+/// framing beyond the settle interval.
+fn framing_incomplete(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    if path.extension().is_none_or(|e| e != "mmdb") {
+        return None;
+    }
+    let mut tail = Vec::new();
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(MMDB_METADATA_MAX)))?;
+        f.read_to_end(&mut tail)
+    });
+    match read {
+        // Unreadable: the load says why.
+        Err(_) => None,
+        Ok(_) if memchr::memmem::find(&tail, MMDB_MARKER).is_some() => None,
+        Ok(_) => Some("no MaxMind DB metadata at its end (still being written?)".into()),
     }
 }
 
@@ -303,6 +417,55 @@ mod tests {
     }
 
     #[test]
+    fn a_file_is_loaded_only_once_settled_and_whole() {
+        use std::io::Write;
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, dir) = (tmp.path().join("store"), tmp.path().join("in"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("a.jsonl"), format!("{V1}\n")).unwrap();
+        let index = shared();
+        // Not settled yet: left for later, however often the directory is scanned.
+        let mut w =
+            Watcher::new("geo", &store, &dir, index.clone()).settle(Duration::from_secs(3600));
+        for _ in 0..3 {
+            let out = w.scan();
+            assert!(matches!(out[..], [(_, Outcome::Settling)]), "{out:?}");
+        }
+        assert_eq!(index.load().snapshot_count(), 0);
+
+        // A gzip without its end: incomplete, neither loaded nor rejected, and
+        // not looked at again until it changes; once whole, loaded.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(format!("{V2}\n").as_bytes()).unwrap();
+        let whole = gz.finish().unwrap();
+        let path = dir.join("b.jsonl.gz");
+        std::fs::write(&path, &whole[..whole.len() - 6]).unwrap();
+        let mut w = Watcher::new("geo", &store, &dir, index.clone()).settle(Duration::ZERO);
+        let out = w.scan();
+        assert!(matches!(out[0].1, Outcome::Loaded { .. }), "{out:?}");
+        assert!(matches!(out[1].1, Outcome::Incomplete(_)), "{out:?}");
+        assert!(w.scan().is_empty());
+        assert!(path.exists() && !dir.join("rejected").exists());
+        std::fs::write(&path, &whole).unwrap();
+        let out = w.scan();
+        assert!(matches!(out[..], [(_, Outcome::Loaded { .. })]), "{out:?}");
+        assert_eq!(index.load().snapshot_count(), 2);
+    }
+
+    #[test]
+    fn a_maxmind_file_without_its_metadata_is_incomplete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.mmdb");
+        std::fs::write(&path, b"\0\0\0 data section, no metadata yet").unwrap();
+        assert!(framing_incomplete(&path).is_some());
+        let mut whole = b"\0\0\0 data".to_vec();
+        whole.extend_from_slice(MMDB_MARKER);
+        whole.extend_from_slice(b"metadata");
+        std::fs::write(&path, whole).unwrap();
+        assert_eq!(framing_incomplete(&path), None);
+    }
+
+    #[test]
     fn loads_new_files_skips_partial_ones_and_rejects_bad_ones() {
         let tmp = tempfile::tempdir().unwrap();
         let (store, dir) = (tmp.path().join("store"), tmp.path().join("in"));
@@ -312,7 +475,7 @@ mod tests {
         std::fs::write(dir.join("c.jsonl.tmp"), format!("{V2}\n")).unwrap();
         std::fs::write(dir.join("bad.jsonl"), "{\"begin\":\"1.2.3.0\"}\n").unwrap();
         let index = shared();
-        let mut w = Watcher::new("geo", &store, &dir, index.clone());
+        let mut w = Watcher::new("geo", &store, &dir, index.clone()).settle(Duration::ZERO);
         let out = w.scan();
         assert_eq!(out.len(), 2, "{out:?}");
         assert!(
@@ -339,7 +502,7 @@ mod tests {
         let reopened = Arc::new(arc_swap::ArcSwap::from_pointee(Index::new(
             crate::load::open_history(&store).unwrap(),
         )));
-        let mut again = Watcher::new("geo", &store, &dir, reopened);
+        let mut again = Watcher::new("geo", &store, &dir, reopened).settle(Duration::ZERO);
         let out = again.scan();
         assert_eq!(out.len(), 2);
         assert!(

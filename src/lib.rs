@@ -17,11 +17,13 @@
 //! - [`lookup`]: answering queries, by argument and in batch.
 //! - [`logline`]: access-log lines: client address, event time, fields.
 //! - [`source`]: enrichment inputs (stdin, files, gzip) cut into chunks of lines.
-//! - [`enrich`]: the join of a log line with the data sets, and its JSON output.
+//! - [`enrich`]: the join of a log line with the data sets (event-time policy,
+//!   times before the first snapshot), and its JSON output.
 //! - [`pipeline`]: the parallel, order-keeping enrichment run for stdin and files.
 //! - [`json`]: hand-written JSON output helpers for the hot path.
 //! - [`kafka`]: Kafka topic enrichment: offset bookkeeping and the group member.
-//! - [`ingest`]: watched snapshot directories: load, recognise, reject, swap.
+//! - [`ingest`]: watched snapshot directories: wait until complete, load, recognise,
+//!   reject, swap.
 //! - [`config`]: the daemon's TOML configuration and flags, checked.
 //! - [`daemon`]: `whipstream run`: the long-running process and its life cycle.
 //! - [`http`]: Whip's REST API, `/healthz`, `/readyz`, `/metrics`.

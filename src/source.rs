@@ -190,8 +190,12 @@ pub struct Chunk {
     pub first_line: u64,
     /// Lines, each ending with `\n` (added when the source's last line had none).
     pub data: Vec<u8>,
-    /// When it was read: the event time of lines without a time of their own.
+    /// When it was read (live input only): the event time of lines without a
+    /// time of their own.
     pub read_at: Option<Instant>,
+    /// Its last line is the partial line that a read error cut off (e.g. a
+    /// truncated gzip file): a dead letter, not a line.
+    pub truncated: bool,
 }
 
 impl Chunk {
@@ -225,6 +229,8 @@ pub struct Chunker {
     pub pool: BufferPool,
     read_buf: Vec<u8>,
     stop: Option<Arc<AtomicBool>>,
+    /// A read error held back while the partial line before it is handed out.
+    deferred: Option<SourceError>,
 }
 
 impl Chunker {
@@ -242,6 +248,7 @@ impl Chunker {
             pool: BufferPool::default(),
             read_buf: Vec::new(),
             stop: None,
+            deferred: None,
         }
     }
 
@@ -292,6 +299,9 @@ impl Chunker {
     }
 
     fn next_chunk_with(&mut self, buf: &mut [u8]) -> Result<Option<Chunk>, SourceError> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         loop {
             if self.stopped() {
                 return Ok(self.finish());
@@ -316,15 +326,26 @@ impl Chunker {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(source) => {
                         // The failing source is abandoned; a later call goes on
-                        // with the next input.
-                        let name = name.to_string();
+                        // with the next input. A partial line read before the
+                        // error is handed out first, marked, to be dead-lettered.
+                        let name = name.clone();
+                        let live = *live;
                         self.current = None;
-                        self.pending.clear();
-                        return Err(SourceError::Read {
-                            name,
+                        let error = SourceError::Read {
+                            name: name.to_string(),
                             line: self.next_line.saturating_sub(1),
                             source,
-                        });
+                        };
+                        if self.pending.is_empty() && !self.skipping {
+                            return Err(error);
+                        }
+                        self.deferred = Some(error);
+                        let mut data = std::mem::take(&mut self.pending);
+                        data.push(b'\n');
+                        self.skipping = false;
+                        let mut chunk = self.make_chunk(name, data, 1, live.then(Instant::now));
+                        chunk.truncated = true;
+                        return Ok(Some(chunk));
                     }
                 }
             };
@@ -378,6 +399,7 @@ impl Chunker {
             first_line: self.next_line,
             data,
             read_at,
+            truncated: false,
         };
         self.seq += 1;
         self.next_line += lines;

@@ -50,6 +50,8 @@ pub enum StoreError {
     Corrupt { path: PathBuf, what: String },
     #[error("store {path} has format version {found:?}; this whipstream reads version 1")]
     Version { path: PathBuf, found: String },
+    #[error("{0} is not empty and holds no whipstream store: refusing to create a store in it (give a new or empty directory)")]
+    NotAStore(PathBuf),
 }
 
 /// How to open a store.
@@ -110,6 +112,7 @@ impl Store {
         let mut opts = options();
         let db = match mode {
             Mode::ReadWrite => {
+                Store::check_new_location(path)?;
                 opts.create_if_missing(true);
                 DB::open(&opts, path).map_err(db_err)?
             }
@@ -126,6 +129,20 @@ impl Store {
         };
         store.check_format(mode)?;
         Ok(store)
+    }
+
+    /// A store may be created at `path`: it is a store already, or it is
+    /// missing or an empty directory (a store's files are never written among
+    /// other files).
+    pub fn check_new_location(path: &Path) -> Result<(), StoreError> {
+        if path.join("CURRENT").is_file() {
+            return Ok(());
+        }
+        match std::fs::read_dir(path).map(|mut entries| entries.next().is_some()) {
+            Ok(true) => Err(StoreError::NotAStore(path.to_path_buf())),
+            // Missing, empty, or unreadable (RocksDB then says why).
+            _ => Ok(()),
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -21,6 +21,8 @@ pub const INDEX_PIECES: &str = "whipstream_index_pieces";
 pub const INDEX_RECORDS: &str = "whipstream_index_records";
 pub const LINES: &str = "whipstream_lines_total";
 pub const LINES_MATCHED: &str = "whipstream_lines_matched_total";
+pub const LINES_BEFORE_FIRST: &str = "whipstream_lines_before_first_snapshot_total";
+pub const LINES_WITHOUT_TIME: &str = "whipstream_lines_without_event_time_total";
 pub const SNAPSHOTS_INGESTED: &str = "whipstream_snapshots_ingested_total";
 pub const WATCH_SCANS: &str = "whipstream_watch_scans_total";
 pub const SNAPSHOT_LOAD_SECONDS: &str = "whipstream_snapshot_load_duration_seconds";
@@ -67,8 +69,19 @@ pub fn install_prometheus() -> Result<PrometheusHandle, String> {
         "enriched lines, by source, data set and outcome (matched, unmatched)"
     );
     describe_counter!(
+        LINES_BEFORE_FIRST,
+        "enriched lines whose time is before the data set's first snapshot, by source and \
+         data set (unmatched, apart from the unmatched ones no range contains; or answered \
+         from the earliest snapshot with before_first = earliest)"
+    );
+    describe_counter!(
+        LINES_WITHOUT_TIME,
+        "lines without an event time of their own, by source and outcome (enriched at the \
+         read time, --at or the message time and marked time_source; or dead_lettered)"
+    );
+    describe_counter!(
         SNAPSHOTS_INGESTED,
-        "snapshot files from watched directories, by data set and outcome (loaded, rejected)"
+        "snapshot files from watched directories, by data set and outcome (loaded, rejected, incomplete: unchanged for the settle interval but not whole by its framing)"
     );
     describe_counter!(
         WATCH_SCANS,
@@ -147,8 +160,10 @@ pub struct LineCounters {
     read: Counter,
     enriched: Counter,
     dead_lettered: Counter,
-    /// Per data set: (matched, unmatched).
-    matched: Vec<(Counter, Counter)>,
+    /// Per data set: (matched, unmatched, before the first snapshot).
+    matched: Vec<(Counter, Counter, Counter)>,
+    /// Lines without a time: (enriched at another time, dead-lettered).
+    without_time: (Counter, Counter),
 }
 
 impl LineCounters {
@@ -164,35 +179,34 @@ impl LineCounters {
                     (
                         by_dataset(&d.name, "matched"),
                         by_dataset(&d.name, "unmatched"),
+                        counter!(LINES_BEFORE_FIRST, "source" => source, "dataset" => d.name.clone()),
                     )
                 })
                 .collect(),
+            without_time: (
+                counter!(LINES_WITHOUT_TIME, "source" => source, "outcome" => "enriched"),
+                counter!(LINES_WITHOUT_TIME, "source" => source, "outcome" => "dead_lettered"),
+            ),
         }
     }
 
-    /// Lines done by the enrichment pipeline (a chunk at a time).
+    /// Lines done (a chunk, or one Kafka message).
     pub fn add(&self, counts: &crate::enrich::Counts) {
         self.read.increment(counts.read);
         self.enriched.increment(counts.enriched);
         self.dead_lettered.increment(counts.dead_lettered);
-        for ((matched, unmatched), &m) in self.matched.iter().zip(&counts.matched) {
+        for (((matched, unmatched, before), &m), &b) in self
+            .matched
+            .iter()
+            .zip(&counts.matched)
+            .zip(&counts.before_first)
+        {
             matched.increment(m);
             unmatched.increment(counts.enriched.saturating_sub(m));
+            before.increment(b);
         }
-    }
-
-    /// One line (a Kafka message): enriched with these per-data-set matches, or
-    /// dead-lettered (`None`).
-    pub fn add_one(&self, matched: Option<&[bool]>) {
-        self.read.increment(1);
-        let Some(matched) = matched else {
-            self.dead_lettered.increment(1);
-            return;
-        };
-        self.enriched.increment(1);
-        for ((yes, no), &m) in self.matched.iter().zip(matched) {
-            if m { yes } else { no }.increment(1);
-        }
+        self.without_time.0.increment(counts.time_substituted);
+        self.without_time.1.increment(counts.no_time);
     }
 }
 

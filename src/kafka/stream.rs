@@ -28,7 +28,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::offsets::OffsetTracker;
-use crate::enrich::Enricher;
+use crate::enrich::{Counts, Enricher, TimeOrigin};
 use crate::telemetry;
 use crate::time::Instant;
 
@@ -115,6 +115,8 @@ pub struct KafkaSummary {
     pub dead_lettered: u64,
     pub redelivered: u64,
     pub commits: u64,
+    /// The lines' counts (matches, times, before the first snapshot).
+    pub counts: Counts,
 }
 
 /// Consumer context: commits the done part of revoked partitions and, for
@@ -457,10 +459,15 @@ pub async fn run(
                 summary.consumed += 1;
                 let kafka_time = msg.timestamp().to_millis().map(|ms| Instant::from_micros(ms.saturating_mul(1000)));
                 let value = msg.payload().unwrap_or_default();
-                let fallback = kafka_time.unwrap_or_else(Instant::now);
+                let fallback = match kafka_time {
+                    Some(t) => (t, TimeOrigin::Kafka),
+                    None => (Instant::now(), TimeOrigin::Read),
+                };
                 out.clear();
-                let result = enricher.enrich_one(value, fallback, config.time_source == TimeSource::Kafka, &mut out);
-                lines.add_one(result.as_deref().ok());
+                let mut counts = Counts::default();
+                let result = enricher.enrich_one(value, fallback, config.time_source == TimeSource::Kafka, &mut out, &mut counts);
+                lines.add(&counts);
+                summary.counts.add(&counts);
                 let (to, payload, headers) = match result {
                     Ok(_) => {
                         summary.enriched += 1;
