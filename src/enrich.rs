@@ -15,6 +15,27 @@ use crate::logline::{LineParser, LogLine};
 use crate::source::Chunk;
 use crate::time::Instant;
 
+/// Keys of an enriched line that are not data sets: a data set may not be
+/// named after one, and readers of enriched lines (the report) skip them.
+pub const OUTPUT_FIELDS: &[&str] = &[
+    "ip",
+    "timestamp",
+    "line",
+    "fields",
+    "ident",
+    "user",
+    "request",
+    "method",
+    "path",
+    "protocol",
+    "status",
+    "bytes",
+    "referer",
+    "user_agent",
+    "extra",
+    "truncated",
+];
+
 /// A named data set (`--db geo=DIR`); the name is the output key.
 #[derive(Clone)]
 pub struct DataSet {
