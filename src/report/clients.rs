@@ -14,8 +14,10 @@
 //!   snapshot seen giving the new answer.
 //! - [`Clients::latest_differs`]: every client looked up once in the newest
 //!   snapshot of the store it was enriched from, and the requests that this
-//!   latest data would have placed elsewhere (another country, city or network,
-//!   or no match instead of a match and back).
+//!   latest data would have placed elsewhere (matched both times, in another
+//!   country, city or network); counted apart, the requests only one of the two
+//!   matched (a range that appeared or went away, or a request older than the
+//!   first snapshot).
 
 use std::collections::HashMap;
 
@@ -88,12 +90,25 @@ pub struct Move {
     pub clients: u64,
 }
 
+/// Requests and clients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Count {
+    pub requests: u64,
+    pub clients: u64,
+}
+
 /// What the newest data would have said instead.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LatestDiffers {
-    /// Requests and clients placed elsewhere by the latest data.
+    /// Requests and clients placed elsewhere by the latest data (matched at
+    /// event time and now, in another place).
     pub requests: u64,
     pub clients: u64,
+    /// Matched at event time, no match in the latest data (and not elsewhere).
+    pub only_then: Count,
+    /// No match at event time, matched in the latest data (and not elsewhere,
+    /// nor only then).
+    pub only_latest: Count,
     /// Requests and clients compared (with a client address and an answer from
     /// a compared data set).
     pub compared_requests: u64,
@@ -104,6 +119,29 @@ pub struct LatestDiffers {
     pub by_kind: Vec<(Kind, u64, u64)>,
     /// Biggest first.
     pub moves: Vec<Move>,
+}
+
+/// How one request's answer compares with the latest data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Change {
+    Same,
+    OnlyLatest,
+    OnlyThen,
+    /// The kind of change and the two answers' texts.
+    Elsewhere((Kind, String, String)),
+}
+
+impl Change {
+    /// A request whose data sets compare differently counts under the highest
+    /// rank (the first data set's change among equals: the map's comes first).
+    fn rank(&self) -> u8 {
+        match self {
+            Change::Same => 0,
+            Change::OnlyLatest => 1,
+            Change::OnlyThen => 2,
+            Change::Elsewhere(_) => 3,
+        }
+    }
 }
 
 impl LatestDiffers {
@@ -163,7 +201,7 @@ impl Clients {
     /// snapshots that answered their requests; most requests first.
     pub fn moved(&self, roles: &[Role]) -> Vec<Moved> {
         struct Run<'a> {
-            place: Option<&'a Place>,
+            place: &'a Place,
             snapshot: i64,
             first: i64,
             last: i64,
@@ -184,7 +222,9 @@ impl Clients {
                 seen.sort_unstable_by_key(|e| e.0);
                 let mut runs: Vec<Run> = Vec::new();
                 for &(snapshot, place, first, last) in &seen {
-                    let place = self.place(place);
+                    let Some(place) = self.place(place) else {
+                        continue;
+                    };
                     match runs.last_mut() {
                         Some(r) if difference(r.place, place, role.covers).is_none() => {
                             r.first = r.first.min(first);
@@ -275,21 +315,29 @@ impl Clients {
                 continue;
             };
             client_moves.clear();
-            let mut compared = false;
+            let (mut compared, mut only_then, mut only_latest) = (false, false, false);
             for a in answers {
-                let mut change = None;
+                let mut change = Change::Same;
                 let mut any = false;
                 for (role, _) in stores {
                     let Some(part) = a.parts.iter().find(|p| p.set == role.set) else {
                         continue;
                     };
                     any = true;
-                    let then = self.place(part.place);
                     let now = latest.get(&(*ip, role.set)).copied().flatten();
-                    let now = self.place(now);
-                    if let Some(kind) = difference(then, now, role.covers) {
-                        change = Some((kind, describe(then, kind), describe(now, kind)));
-                        break;
+                    let c = match (self.place(part.place), self.place(now)) {
+                        (Some(then), Some(now)) => match difference(then, now, role.covers) {
+                            Some(kind) => {
+                                Change::Elsewhere((kind, describe(then, kind), describe(now, kind)))
+                            }
+                            None => Change::Same,
+                        },
+                        (Some(_), None) => Change::OnlyThen,
+                        (None, Some(_)) => Change::OnlyLatest,
+                        (None, None) => Change::Same,
+                    };
+                    if c.rank() > change.rank() {
+                        change = c;
                     }
                 }
                 if !any {
@@ -297,16 +345,27 @@ impl Clients {
                 }
                 compared = true;
                 out.compared_requests += a.requests;
-                if let Some(key) = change {
-                    out.requests += a.requests;
-                    moves.entry(key.clone()).or_default().0 += a.requests;
-                    by_kind.entry(key.0).or_default().0 += a.requests;
-                    client_moves.push(key);
+                match change {
+                    Change::Elsewhere(key) => {
+                        out.requests += a.requests;
+                        moves.entry(key.clone()).or_default().0 += a.requests;
+                        by_kind.entry(key.0).or_default().0 += a.requests;
+                        client_moves.push(key);
+                    }
+                    Change::OnlyThen => {
+                        out.only_then.requests += a.requests;
+                        only_then = true;
+                    }
+                    Change::OnlyLatest => {
+                        out.only_latest.requests += a.requests;
+                        only_latest = true;
+                    }
+                    Change::Same => {}
                 }
             }
-            if compared {
-                out.compared_clients += 1;
-            }
+            out.compared_clients += u64::from(compared);
+            out.only_then.clients += u64::from(only_then);
+            out.only_latest.clients += u64::from(only_latest);
             if !client_moves.is_empty() {
                 out.clients += 1;
                 client_moves.sort();

@@ -44,8 +44,9 @@ const ASN: [&str; 5] = [
     "as",
     "asn.asn",
 ];
-const ORG: [&str; 5] = [
+const ORG: [&str; 6] = [
     "as_name",
+    "as_org",
     "autonomous_system_organization",
     "as_organization",
     "org",
@@ -172,11 +173,8 @@ impl Covers {
     }
 }
 
-/// Text of an answer for one kind of change; `None` is no match.
-pub fn describe(place: Option<&Place>, kind: Kind) -> String {
-    let Some(p) = place else {
-        return "no match".to_string();
-    };
+/// Text of an answer for one kind of change.
+pub fn describe(p: &Place, kind: Kind) -> String {
     let text = match kind {
         Kind::Country => p.country.as_deref().map(str::to_string),
         Kind::City => match (&p.city, &p.country) {
@@ -191,18 +189,8 @@ pub fn describe(place: Option<&Place>, kind: Kind) -> String {
 }
 
 /// The most significant field in which two answers differ, among those
-/// `covers` covers; a match and no match differ in the first covered field.
-pub fn difference(a: Option<&Place>, b: Option<&Place>, covers: Covers) -> Option<Kind> {
-    let first = if covers.location {
-        Kind::Country
-    } else {
-        Kind::Network
-    };
-    let (a, b) = match (a, b) {
-        (None, None) => return None,
-        (Some(a), Some(b)) => (a, b),
-        _ => return covers.any().then_some(first),
-    };
+/// `covers` covers.
+pub fn difference(a: &Place, b: &Place, covers: Covers) -> Option<Kind> {
     if covers.location && a.country != b.country {
         return Some(Kind::Country);
     }
@@ -249,14 +237,12 @@ mod tests {
             location: false,
             network: true,
         };
-        assert_eq!(difference(Some(&us), Some(&mx), loc), Some(Kind::Country));
-        assert_eq!(difference(Some(&us), Some(&us2), loc), Some(Kind::City));
-        assert_eq!(difference(Some(&us), Some(&us2), net), Some(Kind::Network));
-        assert_eq!(difference(Some(&us), Some(&mx), net), None);
-        assert_eq!(difference(None, Some(&mx), net), Some(Kind::Network));
-        assert_eq!(difference(None, None, loc), None);
-        assert_eq!(difference(Some(&us), None, Covers::default()), None);
-        assert_eq!(describe(Some(&us), Kind::City), "Austin, US");
-        assert_eq!(describe(None, Kind::Country), "no match");
+        assert_eq!(difference(&us, &mx, loc), Some(Kind::Country));
+        assert_eq!(difference(&us, &us2, loc), Some(Kind::City));
+        assert_eq!(difference(&us, &us2, net), Some(Kind::Network));
+        assert_eq!(difference(&us, &mx, net), None);
+        assert_eq!(difference(&us, &us2, Covers::default()), None);
+        assert_eq!(describe(&us, Kind::City), "Austin, US");
+        assert_eq!(describe(&Place::default(), Kind::Country), "(no country)");
     }
 }

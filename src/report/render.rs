@@ -348,7 +348,10 @@ the latest data would have placed each request instead.</p>",
     let _ = write!(
         out,
         "<p id=\"latest-differs\">Looked up in the latest snapshot ({}) instead of at each request's own time, \
-<strong>{} of {} requests ({:.2} %)</strong> from {} of {} clients would have been placed elsewhere{}{}.</p>",
+<strong>{} of {} requests ({:.2} %)</strong> from {} of {} clients would have been placed elsewhere{}{}. \
+Besides, {} requests ({} clients) matched at their own time but have no match in the latest data, and {} \
+({} clients) have a match only in the latest data (a range added since, or a request older than the first \
+snapshot).</p>",
         escape(&time_text(l.snapshot)),
         l.requests,
         l.compared_requests,
@@ -356,7 +359,11 @@ the latest data would have placed each request instead.</p>",
         l.clients,
         l.compared_clients,
         if kinds.is_empty() { "" } else { ": " },
-        escape(&kinds.join(", "))
+        escape(&kinds.join(", ")),
+        l.only_then.requests,
+        l.only_then.clients,
+        l.only_latest.requests,
+        l.only_latest.clients,
     );
     table(
         out,
@@ -456,6 +463,8 @@ pub fn json(s: &Summary) -> serde_json::Value {
             "requests": l.requests,
             "clients": l.clients,
             "share": l.share(),
+            "only_then": {"requests": l.only_then.requests, "clients": l.only_then.clients},
+            "only_latest": {"requests": l.only_latest.requests, "clients": l.only_latest.clients},
             "compared_requests": l.compared_requests,
             "compared_clients": l.compared_clients,
             "snapshot": l.snapshot.map(|t| Instant::from_micros(t).to_rfc3339()),
