@@ -240,8 +240,14 @@ fn renders_in_headless_chromium() {
     let timeline = dom.matches("class=\"timeline\"").count();
     assert_eq!(markers, 5, "markers in the rendered page");
     // 25 hourly buckets: a bar and a point each, plus the small multiples' bars.
-    assert!(timeline >= 50, "timeline elements in the rendered page: {timeline}");
-    assert!(dom.contains("data-window=\"0-0\""), "the window script did not run");
+    assert!(
+        timeline >= 50,
+        "timeline elements in the rendered page: {timeline}"
+    );
+    assert!(
+        dom.contains("data-window=\"0-0\""),
+        "the window script did not run"
+    );
     assert_eq!(dom.matches("display: none").count(), 1, "hidden markers");
 }
 
@@ -289,8 +295,14 @@ fn latest_differs_and_moved_clients_counted_by_hand() {
         "{l}"
     );
     assert!((l["share"].as_f64().unwrap() - 0.5).abs() < 1e-9);
-    assert_eq!(l["only_then"], serde_json::json!({"requests": 1, "clients": 1}));
-    assert_eq!(l["only_latest"], serde_json::json!({"requests": 0, "clients": 0}));
+    assert_eq!(
+        l["only_then"],
+        serde_json::json!({"requests": 1, "clients": 1})
+    );
+    assert_eq!(
+        l["only_latest"],
+        serde_json::json!({"requests": 0, "clients": 0})
+    );
     assert_eq!(l["snapshot"], "2024-03-01T00:00:00Z");
     let moves: Vec<(String, String, String, u64, u64)> = l["moves"]
         .as_array()
@@ -324,14 +336,20 @@ fn latest_differs_and_moved_clients_counted_by_hand() {
             "requests": 3
         }])
     );
-    assert!(stderr.contains("6 requests (50.00 %) placed elsewhere"), "{stderr}");
+    assert!(
+        stderr.contains("6 requests (50.00 %) placed elsewhere"),
+        "{stderr}"
+    );
     // 2024-01-15 to 2024-02-15 (31 days) in days.
     assert_eq!(j["timeline_step"], "day");
     let timeline = j["timeline"].as_array().unwrap();
     assert_eq!(timeline.len(), 32);
     assert_eq!(timeline[0]["start"], "2024-01-15T00:00:00Z");
     assert_eq!(timeline[0]["requests"], 1);
-    let total: u64 = timeline.iter().map(|b| b["requests"].as_u64().unwrap()).sum();
+    let total: u64 = timeline
+        .iter()
+        .map(|b| b["requests"].as_u64().unwrap())
+        .sum();
     assert_eq!(total, 12);
     // One bar and one point per day, plus the per-country bars on days with requests.
     let out_dir = m.tmp.path().join("report");
@@ -354,10 +372,16 @@ fn data_sets_found_by_their_fields() {
         serde_json::json!({"key": "AS64500 Example Net A", "requests": 10, "clients": 4})
     );
     assert_eq!(j["top_countries"][0]["key"], "DE");
-    assert_eq!((j["matched"].as_u64(), j["unmatched"].as_u64()), (Some(11), Some(1)));
+    assert_eq!(
+        (j["matched"].as_u64(), j["unmatched"].as_u64()),
+        (Some(11), Some(1))
+    );
     // US, CA, FR, DE, JP at their country points.
     assert_eq!(count_class(&m.tmp.path().join("report"), "marker"), 5);
-    assert!(j.get("latest_differs").is_none(), "latest_differs needs --db");
+    assert!(
+        j.get("latest_differs").is_none(),
+        "latest_differs needs --db"
+    );
     assert_eq!(j["moved_clients"].as_array().unwrap().len(), 1);
 
     let (j, _) = report_moves(&m, &["--data-set", "asn"]);
@@ -371,7 +395,10 @@ fn data_sets_found_by_their_fields() {
         "city",
         s(&m.enriched),
     ]);
-    assert!(err.contains("--data-set city: the input has no data set \"city\" (it has: asn, geo)"), "{err}");
+    assert!(
+        err.contains("--data-set city: the input has no data set \"city\" (it has: asn, geo)"),
+        "{err}"
+    );
     let err = fails(&[
         "report",
         "--no-progress",
@@ -381,7 +408,10 @@ fn data_sets_found_by_their_fields() {
         &m.geo.replace("geo=", "city="),
         s(&m.enriched),
     ]);
-    assert!(err.contains("--db city: the input has no data set \"city\""), "{err}");
+    assert!(
+        err.contains("--db city: the input has no data set \"city\""),
+        "{err}"
+    );
 }
 
 /// Without any data set with locations the report says so, and still counts.
@@ -389,7 +419,8 @@ fn data_sets_found_by_their_fields() {
 fn no_locations_is_said_clearly() {
     let m = moves(&["asn"]);
     let (j, stderr) = report_moves(&m, &[]);
-    let note = "no data set in the input has locations (coordinates or country codes); data sets: asn";
+    let note =
+        "no data set in the input has locations (coordinates or country codes); data sets: asn";
     assert!(stderr.contains(note), "{stderr}");
     assert_eq!(j["notes"][0], note);
     assert_eq!(j["dataset"], Value::Null);

@@ -118,7 +118,13 @@ pub struct SetTally {
 }
 
 impl SetTally {
-    fn add(&mut self, r: &Reading, client: Option<u64>, bucket: Option<i64>, centroids: &Centroids) {
+    fn add(
+        &mut self,
+        r: &Reading,
+        client: Option<u64>,
+        bucket: Option<i64>,
+        centroids: &Centroids,
+    ) {
         self.matched += 1;
         self.located += u64::from(r.has_location());
         self.networked += u64::from(r.has_network());

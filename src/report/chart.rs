@@ -71,13 +71,7 @@ pub fn draw(out: &mut String, y0: f64, c: &Chart) -> f64 {
     let top = y0 + 30.0;
     let base = top + MAIN_HEIGHT;
     let width = (RIGHT - LEFT) / n as f64;
-    let max = c
-        .totals
-        .iter()
-        .map(|t| t.0)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+    let max = c.totals.iter().map(|t| t.0).max().unwrap_or(0).max(1) as f64;
     let y = |v: u64| base - MAIN_HEIGHT * v as f64 / max;
     let _ = write!(
         out,
@@ -196,7 +190,10 @@ mod tests {
         assert_eq!(number(999), "999");
         assert_eq!(number(1_234_567), "1,234,567");
         // 2024-03-06 13:00 UTC.
-        assert_eq!(bucket_text(1_709_730_000_000_000, Step::Hour), "2024-03-06 13:00");
+        assert_eq!(
+            bucket_text(1_709_730_000_000_000, Step::Hour),
+            "2024-03-06 13:00"
+        );
         assert_eq!(bucket_text(1_709_730_000_000_000, Step::Week), "2024-03-06");
     }
 }

@@ -87,6 +87,7 @@ pub struct ReportSummary {
     pub method: cluster::Method,
     /// Requests and share the latest data would place elsewhere (with stores).
     pub latest_differs: Option<(u64, f64)>,
+    /// Distinct clients whose answer changed while the log ran.
     pub moved_clients: usize,
     /// Things the user should know (no data set with locations, ...).
     pub notes: Vec<String>,
@@ -218,10 +219,10 @@ fn names(sets: &[SetTally]) -> String {
     n.join(", ")
 }
 
-fn by_requests<'a>(
-    map: &'a std::collections::HashMap<String, aggregate::Tally>,
+fn by_requests(
+    map: &std::collections::HashMap<String, aggregate::Tally>,
     top: usize,
-) -> Vec<(&'a String, &'a aggregate::Tally)> {
+) -> Vec<(&String, &aggregate::Tally)> {
     let mut v: Vec<_> = map.iter().collect();
     v.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then_with(|| a.0.cmp(b.0)));
     v.truncate(top);
@@ -315,7 +316,11 @@ fn write(
         .map(|(c, _)| {
             let series = location_set
                 .and_then(|s| s.country_series.get(*c))
-                .map(|s| s.aligned(&buckets).map(|v| v.copied().unwrap_or(0)).collect())
+                .map(|s| {
+                    s.aligned(&buckets)
+                        .map(|v| v.copied().unwrap_or(0))
+                        .collect()
+                })
                 .unwrap_or_else(|| vec![0; buckets.len()]);
             (c.to_string(), series)
         })
@@ -367,7 +372,7 @@ fn write(
         clusters: summary.clusters.len(),
         method,
         latest_differs: summary.latest.as_ref().map(|l| (l.requests, l.share())),
-        moved_clients: summary.moved.len(),
+        moved_clients: summary.moved_clients(),
         notes: summary.notes,
         files,
     })

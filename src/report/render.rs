@@ -70,7 +70,8 @@ impl Summary<'_> {
             .collect()
     }
 
-    fn moved_clients(&self) -> usize {
+    /// Distinct clients among the moves.
+    pub fn moved_clients(&self) -> usize {
         let mut ips: Vec<_> = self.moved.iter().map(|m| m.ip).collect();
         ips.sort_unstable();
         ips.dedup();
@@ -247,9 +248,7 @@ pub fn html(svg: &str, s: &Summary) -> String {
             escape(&n.name)
         );
     }
-    out.push_str(
-        ". Each request is placed where the data put it at the request's own time.</p>",
-    );
+    out.push_str(". Each request is placed where the data put it at the request's own time.</p>");
     for n in &s.notes {
         let _ = write!(out, "<p class=\"note\">{}</p>", escape(n));
     }
@@ -327,7 +326,7 @@ pub fn html(svg: &str, s: &Summary) -> String {
             })
             .collect(),
     );
-    let _ = write!(out, "<script>{WINDOW_SCRIPT}</script></body></html>\n");
+    let _ = writeln!(out, "<script>{WINDOW_SCRIPT}</script></body></html>");
     out
 }
 
@@ -368,7 +367,13 @@ snapshot).</p>",
     table(
         out,
         "Biggest moves: at event time, and with the latest data",
-        &["change", "at event time", "latest data", "requests", "clients"],
+        &[
+            "change",
+            "at event time",
+            "latest data",
+            "requests",
+            "clients",
+        ],
         l.moves
             .iter()
             .take(s.top)

@@ -162,7 +162,9 @@ mod tests {
     /// Coarsening while streaming gives the counts of the final step.
     #[test]
     fn coarsening_equals_counting_in_the_final_step() {
-        let times: Vec<i64> = (0..500).map(|i| i * 10 * HOUR + (i % 13) * 60_000_000).collect();
+        let times: Vec<i64> = (0..500)
+            .map(|i| i * 10 * HOUR + (i % 13) * 60_000_000)
+            .collect();
         let mut clock = Clock::default();
         let mut streamed = Series::<u64>::default();
         for &t in &times {
