@@ -425,9 +425,15 @@ pub struct ReportArgs {
     /// Enriched JSON lines (the output of `enrich`); none reads stdin.
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
-    /// The data set key to map (default: the only one, else the first by name).
+    /// The data set to map (default: the one whose records have coordinates or
+    /// countries; networks come from the one with ASN fields).
     #[arg(long, value_name = "NAME")]
     pub data_set: Option<String>,
+    /// A store the log was enriched from, as given to `enrich` (`NAME=DIR`, or
+    /// `DIR` for "whip"); repeatable. Every client is also looked up in its
+    /// newest snapshot: what the latest data would have placed elsewhere.
+    #[arg(long = "db", value_name = "[NAME=]DIR")]
+    pub dbs: Vec<String>,
     /// Clusters are groups of locations all within this distance of each other.
     #[arg(long, value_name = "KM", default_value_t = 100.0)]
     pub within: f64,
@@ -943,14 +949,34 @@ fn cmd_report(a: ReportArgs) -> Result<ExitCode> {
         output_dir: a.output_dir,
         progress: !a.no_progress,
     };
-    let s = crate::report::run(&a.inputs, &options)?;
+    let datasets = open_datasets(&a.dbs)?;
+    let indexes: Vec<(&str, Arc<Index>)> = datasets
+        .iter()
+        .map(|d| (d.name.as_str(), d.index.load_full()))
+        .collect();
+    let stores: Vec<crate::report::Store> = indexes
+        .iter()
+        .map(|(name, index)| crate::report::Store { name, index })
+        .collect();
+    let s = crate::report::run(&a.inputs, &options, &stores)?;
+    for note in &s.notes {
+        eprintln!("whipstream report: {note}");
+    }
+    let latest = match s.latest_differs {
+        Some((requests, share)) => format!(
+            ", {requests} requests ({:.2} %) placed elsewhere by the latest data",
+            100.0 * share
+        ),
+        None => String::new(),
+    };
     eprintln!(
-        "whipstream report: {} lines, {} matched, {} locations, {} clusters ({}); wrote {}",
+        "whipstream report: {} lines, {} matched, {} locations, {} clusters ({}), {} moved clients{latest}; wrote {}",
         s.lines,
         s.matched,
         s.locations,
         s.clusters,
         s.method.name(),
+        s.moved_clients,
         s.files
             .iter()
             .map(|p| p.display().to_string())

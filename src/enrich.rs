@@ -26,6 +26,28 @@ use crate::logline::{LineParser, LogLine};
 use crate::source::Chunk;
 use crate::time::Instant;
 
+/// Keys of an enriched line that are not data sets: a data set may not be
+/// named after one, and readers of enriched lines (the report) skip them.
+pub const OUTPUT_FIELDS: &[&str] = &[
+    "ip",
+    "timestamp",
+    "time_source",
+    "line",
+    "fields",
+    "ident",
+    "user",
+    "request",
+    "method",
+    "path",
+    "protocol",
+    "status",
+    "bytes",
+    "referer",
+    "user_agent",
+    "extra",
+    "truncated",
+];
+
 /// A named data set (`--db geo=DIR`); the name is the output key.
 #[derive(Clone)]
 pub struct DataSet {
@@ -553,27 +575,6 @@ pub fn valid_dataset_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Keys of the output object that a data set may not take as its name.
-const RESERVED_KEYS: &[&str] = &[
-    "ip",
-    "timestamp",
-    "time_source",
-    "line",
-    "fields",
-    "ident",
-    "user",
-    "request",
-    "method",
-    "path",
-    "protocol",
-    "status",
-    "bytes",
-    "referer",
-    "user_agent",
-    "extra",
-    "truncated",
-];
-
 /// Checks a data set name, for `enrich` and `run` alike: plain (it becomes a
 /// JSON key) and not a key the output already has.
 pub fn check_dataset_name(name: &str) -> Result<(), String> {
@@ -582,7 +583,7 @@ pub fn check_dataset_name(name: &str) -> Result<(), String> {
             "data set name {name:?}: use 1 to 64 letters, digits, _ and -"
         ));
     }
-    if RESERVED_KEYS.contains(&name) {
+    if OUTPUT_FIELDS.contains(&name) {
         return Err(format!(
             "data set name {name:?} is an output field name; choose another"
         ));

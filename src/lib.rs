@@ -27,7 +27,8 @@
 //! - [`config`]: the daemon's TOML configuration and flags, checked.
 //! - [`daemon`]: `whipstream run`: the long-running process and its life cycle.
 //! - [`http`]: Whip's REST API, `/healthz`, `/readyz`, `/metrics`.
-//! - [`report`]: `whipstream report`: map, tables and clusters of an enriched log.
+//! - [`report`]: `whipstream report`: map, timeline, tables, clusters and what event
+//!   time changed, from an enriched log.
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`progress`]: progress bars on a terminal.
 //! - [`cli`]: the command line.

@@ -1,19 +1,26 @@
-//! What the report counts, from enriched lines: requests and distinct clients
-//! per location, country and network, matched and unmatched lines, requests per
-//! day. Everything is read from the record each line was enriched with, that is,
-//! at the line's own time.
+//! What the report counts, from enriched lines, per data set in the input:
+//! requests and distinct clients per location, country and network, matched
+//! and unmatched lines; and over all lines, requests and distinct clients over
+//! time ([`super::timeline`]) and per client address ([`super::clients`]).
+//! Everything is read from the record each line was enriched with, that is, at
+//! the line's own time.
 //!
-//! Memory is bounded by the number of distinct locations, countries and
-//! networks, not lines: distinct clients are estimated with a small HyperLogLog
-//! (256 one-byte registers, about 6.5 % standard error; small counts are exact
-//! to within linear counting).
+//! Memory is bounded by the number of distinct clients, locations, countries,
+//! networks and time buckets, not lines: distinct clients per location and per
+//! bucket are estimated with a small HyperLogLog (256 one-byte registers, about
+//! 6.5 % standard error; small counts are exact to within linear counting).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
 use serde_json::Value;
 
+use super::clients::{Clients, Part};
+use super::record::Reading;
+use super::timeline::{Clock, Merge, Series, Step};
 use super::world::Centroids;
+use crate::ip::IpKey;
+use crate::time::Instant;
 
 /// Distinct-count sketch.
 #[derive(Clone, Debug)]
@@ -31,6 +38,13 @@ impl Hll {
         let rank = ((hash << 8) | 0x80).leading_zeros() as u8 + 1;
         if rank > self.0[i] {
             self.0[i] = rank;
+        }
+    }
+
+    /// The union of two sketches.
+    pub fn merge(&mut self, other: &Hll) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a = (*a).max(*b);
         }
     }
 
@@ -55,9 +69,18 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, client: u64) {
+    fn add(&mut self, client: Option<u64>) {
         self.requests += 1;
-        self.clients.add(client);
+        if let Some(c) = client {
+            self.clients.add(c);
+        }
+    }
+}
+
+impl Merge for Tally {
+    fn merge(&mut self, other: Tally) {
+        self.requests += other.requests;
+        self.clients.merge(&other.clients);
     }
 }
 
@@ -71,195 +94,52 @@ pub struct Location {
     /// From the country only (no coordinates in the record).
     pub country_level: bool,
     pub tally: Tally,
+    /// Requests per time bucket (for the map's time window).
+    pub series: Series<u64>,
 }
 
-/// Everything counted.
+/// What one data set (an object-or-null key of the enriched lines) said.
 #[derive(Debug, Default)]
-pub struct Aggregate {
-    pub dataset: Option<String>,
-    pub lines: u64,
-    /// Lines that are not enriched JSON objects.
-    pub unreadable: u64,
+pub struct SetTally {
+    pub name: String,
     pub matched: u64,
     pub unmatched: u64,
+    /// Matched records with coordinates or a country.
+    pub located: u64,
+    /// Matched records with network (ASN) fields.
+    pub networked: u64,
     /// Matched, but neither coordinates nor a known country.
     pub unlocated: u64,
     pub locations: HashMap<(i32, i32), Location>,
     pub countries: HashMap<String, Tally>,
+    /// Requests per time bucket, per country.
+    pub country_series: HashMap<String, Series<u64>>,
     pub networks: HashMap<String, Tally>,
-    /// Requests per day (days since 1970-01-01).
-    pub days: BTreeMap<i64, u64>,
 }
 
-/// Output fields of `enrich` that are not data sets.
-const LINE_FIELDS: [&str; 12] = [
-    "ip",
-    "timestamp",
-    "user",
-    "method",
-    "path",
-    "protocol",
-    "referer",
-    "status",
-    "bytes",
-    "user_agent",
-    "line",
-    "fields",
-];
-
-fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |v, k| v.get(k))
-}
-
-fn first_number(v: &Value, paths: &[&str]) -> Option<f64> {
-    paths.iter().find_map(|p| match get(v, p)? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
-
-fn first_text(v: &Value, paths: &[&str]) -> Option<String> {
-    paths.iter().find_map(|p| match get(v, p)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
-}
-
-const LAT: [&str; 6] = [
-    "latitude",
-    "lat",
-    "location.latitude",
-    "location.lat",
-    "geo.lat",
-    "geo.latitude",
-];
-const LON: [&str; 9] = [
-    "longitude",
-    "lng",
-    "lon",
-    "location.longitude",
-    "location.lng",
-    "location.lon",
-    "geo.lon",
-    "geo.lng",
-    "geo.longitude",
-];
-const COUNTRY: [&str; 7] = [
-    "country_code",
-    "country_iso_code",
-    "country.iso_code",
-    "iso_code",
-    "cc",
-    "country",
-    "countryCode",
-];
-const CITY: [&str; 4] = ["city", "city.names.en", "city_name", "city.name"];
-const ASN: [&str; 5] = [
-    "asn",
-    "autonomous_system_number",
-    "as_number",
-    "as",
-    "asn.asn",
-];
-const ORG: [&str; 5] = [
-    "as_name",
-    "autonomous_system_organization",
-    "as_organization",
-    "org",
-    "organization",
-];
-
-impl Aggregate {
-    pub fn new(dataset: Option<String>) -> Aggregate {
-        Aggregate {
-            dataset,
-            ..Aggregate::default()
-        }
-    }
-
-    /// The data set key of a line: the one asked for, else the only key that is
-    /// not a line field.
-    fn record<'a>(&mut self, line: &'a Value) -> Option<Option<&'a Value>> {
-        let obj = line.as_object()?;
-        if let Some(name) = &self.dataset {
-            return Some(obj.get(name));
-        }
-        let mut keys = obj.keys().filter(|k| !LINE_FIELDS.contains(&k.as_str()));
-        let key = keys.next()?.clone();
-        if keys.next().is_some() {
-            // Several data sets and none chosen: the first, deterministically.
-            let mut all: Vec<&String> = obj
-                .keys()
-                .filter(|k| !LINE_FIELDS.contains(&k.as_str()))
-                .collect();
-            all.sort();
-            self.dataset = all.first().map(|k| k.to_string());
-        } else {
-            self.dataset = Some(key);
-        }
-        Some(obj.get(self.dataset.as_deref()?))
-    }
-
-    /// Counts one enriched line.
-    pub fn add_line(&mut self, text: &str, centroids: &Centroids) {
-        self.lines += 1;
-        let Ok(line) = serde_json::from_str::<Value>(text) else {
-            self.unreadable += 1;
-            return;
-        };
-        let Some(record) = self.record(&line) else {
-            self.unreadable += 1;
-            return;
-        };
-        // DefaultHasher::new() has fixed keys: a client counts the same in every run.
-        let client = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            h.write(
-                line.get("ip")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            );
-            h.finish()
-        };
-        if let Some(day) = line
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .and_then(|t| crate::time::Instant::parse(t).ok())
-        {
-            *self
-                .days
-                .entry(day.as_micros().div_euclid(86_400_000_000))
-                .or_default() += 1;
-        }
-        let Some(record) = record.filter(|r| r.is_object()) else {
-            self.unmatched += 1;
-            return;
-        };
+impl SetTally {
+    fn add(
+        &mut self,
+        r: &Reading,
+        client: Option<u64>,
+        bucket: Option<i64>,
+        centroids: &Centroids,
+    ) {
         self.matched += 1;
-        let country = first_text(record, &COUNTRY)
-            .filter(|c| c.len() == 2)
-            .map(|c| c.to_ascii_uppercase());
-        if let Some(c) = &country {
+        self.located += u64::from(r.has_location());
+        self.networked += u64::from(r.has_network());
+        if let Some(c) = &r.country {
             self.countries.entry(c.clone()).or_default().add(client);
+            if let Some(b) = bucket {
+                *self.country_series.entry(c.clone()).or_default().entry(b) += 1;
+            }
         }
-        let network = match (first_text(record, &ASN), first_text(record, &ORG)) {
-            (Some(a), Some(o)) => Some(format!("AS{} {o}", a.trim_start_matches("AS"))),
-            (Some(a), None) => Some(format!("AS{}", a.trim_start_matches("AS"))),
-            (None, Some(o)) => Some(o),
-            (None, None) => None,
-        };
-        if let Some(n) = network {
-            self.networks.entry(n).or_default().add(client);
+        if let Some(n) = &r.network {
+            self.networks.entry(n.clone()).or_default().add(client);
         }
-        let city = first_text(record, &CITY);
-        let place = match (first_number(record, &LAT), first_number(record, &LON)) {
-            (Some(lat), Some(lon))
-                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
-            {
-                let label = match (&city, &country) {
+        let place = match r.coords {
+            Some((lat, lon)) => {
+                let label = match (&r.city, &r.country) {
                     (Some(ci), Some(co)) => format!("{ci}, {co}"),
                     (Some(ci), None) => ci.clone(),
                     (None, Some(co)) => centroids.name(co).unwrap_or(co).to_string(),
@@ -267,7 +147,7 @@ impl Aggregate {
                 };
                 Some((lat, lon, label, false))
             }
-            _ => country.as_deref().and_then(|c| {
+            None => r.country.as_deref().and_then(|c| {
                 centroids
                     .get(c)
                     .map(|(lat, lon, name)| (lat, lon, name.to_string(), true))
@@ -284,9 +164,161 @@ impl Aggregate {
             lon,
             label,
             country_level,
-            tally: Tally::default(),
+            ..Location::default()
         });
         loc.tally.add(client);
+        if let Some(b) = bucket {
+            *loc.series.entry(b) += 1;
+        }
+    }
+
+    fn coarsen(&mut self, step: Step) {
+        for s in self.country_series.values_mut() {
+            s.coarsen(step);
+        }
+        for l in self.locations.values_mut() {
+            l.series.coarsen(step);
+        }
+    }
+}
+
+/// Data sets tracked at most: real enrichments have a handful; input with
+/// hundreds of object-valued keys is not enriched output.
+pub const MAX_SETS: usize = 64;
+
+/// Everything counted.
+#[derive(Debug, Default)]
+pub struct Aggregate {
+    pub lines: u64,
+    /// Lines that are not enriched JSON objects (no data set key).
+    pub unreadable: u64,
+    /// Lines without a readable `timestamp` (not on the timeline).
+    pub untimed: u64,
+    /// Lines without a readable `ip` (not in per-client findings).
+    pub no_client: u64,
+    /// Answers of data sets past [`MAX_SETS`], not counted.
+    pub untracked: u64,
+    /// Data sets in order of first appearance.
+    pub sets: Vec<SetTally>,
+    pub clock: Clock,
+    /// Requests and distinct clients per time bucket.
+    pub timeline: Series<Tally>,
+    /// Requests per day (days since 1970-01-01).
+    pub days: BTreeMap<i64, u64>,
+    pub clients: Clients,
+    parts: Vec<Part>,
+}
+
+/// The hash a client counts under in the sketches; `DefaultHasher::new()` has
+/// fixed keys, so a client counts the same in every run.
+fn client_hash(ip: IpKey) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write_u128(ip.0);
+    h.finish()
+}
+
+impl Aggregate {
+    /// The data set called `name`.
+    pub fn set(&self, name: &str) -> Option<usize> {
+        self.sets.iter().position(|s| s.name == name)
+    }
+
+    /// The index of data set `name`, added if new; `None` past [`MAX_SETS`].
+    fn set_index(&mut self, name: &str) -> Option<usize> {
+        if let Some(i) = self.set(name) {
+            return Some(i);
+        }
+        if self.sets.len() >= MAX_SETS {
+            self.untracked += 1;
+            return None;
+        }
+        self.sets.push(SetTally {
+            name: name.to_string(),
+            ..SetTally::default()
+        });
+        Some(self.sets.len() - 1)
+    }
+
+    /// Counts one enriched line.
+    pub fn add_line(&mut self, text: &str, centroids: &Centroids) {
+        self.lines += 1;
+        let Ok(Value::Object(line)) = serde_json::from_str::<Value>(text) else {
+            self.unreadable += 1;
+            return;
+        };
+        // A data set's answer is an object (the record) or null (no match).
+        let is_set = |(k, v): &(&String, &Value)| {
+            !crate::enrich::OUTPUT_FIELDS.contains(&k.as_str()) && (v.is_object() || v.is_null())
+        };
+        if !line.iter().any(|e| is_set(&e)) {
+            self.unreadable += 1;
+            return;
+        }
+        let ip = line
+            .get("ip")
+            .and_then(Value::as_str)
+            .and_then(|t| IpKey::parse(t).ok());
+        let client = ip.map(client_hash);
+        let t = line
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| Instant::parse(t).ok())
+            .map(Instant::as_micros);
+        let bucket = match t {
+            Some(t) => {
+                if let Some(step) = self.clock.see(t) {
+                    self.coarsen(step);
+                }
+                let b = self.clock.step().start(t);
+                self.timeline.entry(b).add(client);
+                *self.days.entry(t.div_euclid(86_400_000_000)).or_default() += 1;
+                Some(b)
+            }
+            None => {
+                self.untimed += 1;
+                None
+            }
+        };
+        let mut parts = std::mem::take(&mut self.parts);
+        parts.clear();
+        for (name, record) in line.iter().filter(|e| is_set(e)) {
+            let Some(set) = self.set_index(name) else {
+                continue;
+            };
+            if !record.is_object() {
+                self.sets[set].unmatched += 1;
+                parts.push(Part {
+                    set: set as u16,
+                    snapshot: None,
+                    place: None,
+                });
+                continue;
+            }
+            let reading = Reading::of(record);
+            self.sets[set].add(&reading, client, bucket, centroids);
+            let snapshot = record
+                .get("datetime")
+                .and_then(Value::as_str)
+                .and_then(|t| Instant::parse(t).ok())
+                .map(Instant::as_micros);
+            parts.push(Part {
+                set: set as u16,
+                snapshot,
+                place: Some(self.clients.intern(reading.place())),
+            });
+        }
+        match ip {
+            Some(ip) => self.clients.add(ip, &parts, t),
+            None => self.no_client += 1,
+        }
+        self.parts = parts;
+    }
+
+    fn coarsen(&mut self, step: Step) {
+        self.timeline.coarsen(step);
+        for s in &mut self.sets {
+            s.coarsen(step);
+        }
     }
 }
 
