@@ -27,7 +27,6 @@ use arc_swap::ArcSwap;
 
 use crate::config::{Flow, Settings};
 use crate::enrich::{DataSet, Enricher};
-use crate::history::History;
 use crate::index::Index;
 use crate::ingest::{LoadPriority, Outcome, Watcher};
 use crate::logline::LineParser;
@@ -62,7 +61,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
         .iter()
         .map(|d| DataSet {
             name: d.name.clone(),
-            index: Arc::new(ArcSwap::from_pointee(Index::new(History::default()))),
+            index: Arc::new(ArcSwap::from_pointee(Index::default())),
         })
         .collect();
     let ready = Arc::new(AtomicBool::new(false));
@@ -121,8 +120,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
 
     for (d, s) in datasets.iter().zip(&settings.datasets) {
         let started = WallClock::now();
-        let history = open_or_create(&s.store).with_context(|| format!("data set {:?}", s.name))?;
-        let index = Index::new(history);
+        let index = open_or_create(&s.store).with_context(|| format!("data set {:?}", s.name))?;
         telemetry::index_built(&s.name, started.elapsed(), &index);
         tracing::info!(
             dataset = %s.name,
@@ -136,6 +134,13 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
     ready.store(true, Ordering::Release);
     telemetry::ready(true);
 
+    // Loads made by other processes (a `whipstream load` on the same store) are
+    // followed through the index file they write.
+    let followers: Vec<_> = datasets
+        .iter()
+        .zip(&settings.datasets)
+        .map(|(d, s)| crate::follow::spawn(&s.name, &s.store, d.index.clone(), stop.clone()))
+        .collect();
     let mut watchers = Vec::new();
     let mut wakeups = wakeups.into_iter();
     for (d, s) in datasets.iter().zip(&settings.datasets) {
@@ -190,7 +195,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
     // Whatever ended the flow, everything else stops now.
     stop.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
-    for w in watchers {
+    for w in watchers.into_iter().chain(followers) {
         let _ = w.join();
     }
     if let Some(server) = server {
@@ -276,15 +281,15 @@ fn watch_loop(
     }
 }
 
-/// The history of the store at `dir`; empty when there is no store yet (the
+/// The index of the store at `dir`; empty when there is no store yet (the
 /// first snapshot loaded from the watched directory creates it), so a daemon can
 /// start before its first snapshot arrives.
-fn open_or_create(dir: &Path) -> Result<History> {
-    match crate::load::open_history(dir) {
-        Ok(h) => Ok(h),
+fn open_or_create(dir: &Path) -> Result<Index> {
+    match crate::index_file::open(dir, crate::index_file::Check::Header) {
+        Ok(index) => Ok(index),
         Err(crate::store::StoreError::Missing(_)) => {
             tracing::info!("no store at {} yet: starting empty", dir.display());
-            Ok(History::default())
+            Ok(Index::default())
         }
         Err(e) => Err(e).with_context(|| format!("cannot open the store {}", dir.display())),
     }
