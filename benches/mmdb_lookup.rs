@@ -14,7 +14,6 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use whipstream::index::Index;
 use whipstream::ip::IpKey;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;

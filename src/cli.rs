@@ -16,10 +16,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::enrich::{valid_dataset_name, DataSet, DefaultTime, EnrichOptions, Enricher};
 use crate::index::Index;
+use crate::index_file::Check;
 use crate::ip::Cidr;
 use crate::ip::IpKey;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
-use crate::index_file::Check;
 use crate::load::{load, LoadOptions};
 use crate::logline::{ClientIp, Format, LineParser, ParserConfig, TimeFormat};
 use crate::lookup::{run_batch, write_answer, When};
@@ -797,12 +797,8 @@ fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
     let shared = Arc::new(ArcSwap::from_pointee(index));
     // Loads by other processes are picked up from the index file they write.
     let stop_following = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let follower = crate::follow::spawn(
-        "default",
-        &a.db.db,
-        shared.clone(),
-        stop_following.clone(),
-    );
+    let follower =
+        crate::follow::spawn("default", &a.db.db, shared.clone(), stop_following.clone());
     let metrics = crate::telemetry::install_prometheus()
         .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

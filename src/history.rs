@@ -378,7 +378,10 @@ impl History {
     /// The id of a loaded line equal to `line`, looked up in the changes of the
     /// piece that starts at its `begin`.
     fn find_line(&self, line: &Line) -> Option<LineId> {
-        let piece = self.starts.partition_point(|&s| s <= line.begin).checked_sub(1)?;
+        let piece = self
+            .starts
+            .partition_point(|&s| s <= line.begin)
+            .checked_sub(1)?;
         if self.starts[piece] != line.begin {
             return None;
         }

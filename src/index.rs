@@ -308,8 +308,14 @@ impl Index {
 
     #[inline]
     fn payload(&self, id: u32) -> &[u8] {
-        let lo = self.payload_offsets.get(id as usize).map_or(0, |&o| o as usize);
-        let hi = self.payload_offsets.get(id as usize + 1).map_or(0, |&o| o as usize);
+        let lo = self
+            .payload_offsets
+            .get(id as usize)
+            .map_or(0, |&o| o as usize);
+        let hi = self
+            .payload_offsets
+            .get(id as usize + 1)
+            .map_or(0, |&o| o as usize);
         self.payloads.get(lo..hi).unwrap_or_default()
     }
 
@@ -402,7 +408,11 @@ impl Index {
                 if let Some(l) = self.lines.get(l as usize) {
                     prefetch(self.starts.as_ptr().wrapping_add(l.first_piece as usize));
                     prefetch(self.starts.as_ptr().wrapping_add(l.last_piece as usize + 1));
-                    prefetch(self.payload_offsets.as_ptr().wrapping_add(l.payload as usize));
+                    prefetch(
+                        self.payload_offsets
+                            .as_ptr()
+                            .wrapping_add(l.payload as usize),
+                    );
                 }
             }
             for k in 0..group.len() {

@@ -311,7 +311,8 @@ impl Image {
             if let Some(p) = p {
                 payload_id[id] = (payload_offsets.len() - 1) as u32;
                 payload_total += p.len();
-                let end = u32::try_from(payload_total).map_err(|_| BuildError::TooBig("payloads"))?;
+                let end =
+                    u32::try_from(payload_total).map_err(|_| BuildError::TooBig("payloads"))?;
                 payload_offsets.push(end);
             }
         }
@@ -386,7 +387,9 @@ impl Image {
         let at = |s: Section| sections[s as usize].0..sections[s as usize].0 + sizes[s as usize];
         buf[at(Section::Snapshots)].copy_from_slice(&snapshots_json);
         fill(&mut buf[at(Section::Starts)], starts, |s| s.0.to_le_bytes());
-        fill(&mut buf[at(Section::Offsets)], &history.offsets, |o| o.to_le_bytes());
+        fill(&mut buf[at(Section::Offsets)], &history.offsets, |o| {
+            o.to_le_bytes()
+        });
         fill(&mut buf[at(Section::Changes)], &changes, |c| {
             let mut b = [0u8; 8];
             b[..2].copy_from_slice(&c.pos.to_le_bytes());
@@ -400,7 +403,11 @@ impl Image {
             b[8..].copy_from_slice(&l.payload.to_le_bytes());
             b
         });
-        fill(&mut buf[at(Section::PayloadOffsets)], &payload_offsets, |o| o.to_le_bytes());
+        fill(
+            &mut buf[at(Section::PayloadOffsets)],
+            &payload_offsets,
+            |o| o.to_le_bytes(),
+        );
         let mut dst = &mut buf[at(Section::Payloads)];
         for p in history.payloads.iter().flatten() {
             let (head, rest) = dst.split_at_mut(p.len());
@@ -409,11 +416,20 @@ impl Image {
         }
         fill(&mut buf[at(Section::V4)], &tables.v4, |v| v.to_le_bytes());
         fill(&mut buf[at(Section::V6)], &tables.v6, |v| v.to_le_bytes());
-        fill(&mut buf[at(Section::Global)], &tables.global, |v| v.to_le_bytes());
+        fill(&mut buf[at(Section::Global)], &tables.global, |v| {
+            v.to_le_bytes()
+        });
         for s in &mut sections {
             s.2 = crc32fast::hash(&buf[covered(s.0, s.1, len)]);
         }
-        write_header(buf, state, len, tables.v4_shift, tables.global_shift, &sections);
+        write_header(
+            buf,
+            state,
+            len,
+            tables.v4_shift,
+            tables.global_shift,
+            &sections,
+        );
         Ok(Image {
             bytes: Bytes::Owned(words),
             len,
@@ -467,7 +483,9 @@ impl Image {
         let full = check == Check::Full;
         for (s, &(off, size, crc)) in SECTIONS.iter().zip(&header.sections) {
             // The snapshot list is small and parsed at every open: always checked.
-            if (full || *s == Section::Snapshots) && crc32fast::hash(&b[covered(off, size, b.len())]) != crc {
+            if (full || *s == Section::Snapshots)
+                && crc32fast::hash(&b[covered(off, size, b.len())]) != crc
+            {
                 return Err(corrupt(format!("section {} fails its checksum", s.name())));
             }
         }
@@ -565,7 +583,10 @@ fn write_header(
 }
 
 fn read_header(b: &[u8]) -> Result<Header, String> {
-    let u32_at = |i: usize| b.get(i..i + 4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
+    let u32_at = |i: usize| {
+        b.get(i..i + 4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+    };
     let u64_at = |i: usize| {
         b.get(i..i + 8)
             .and_then(|x| x.try_into().ok())
@@ -587,7 +608,11 @@ fn read_header(b: &[u8]) -> Result<Header, String> {
     if u32_at(56) != Some(SECTIONS.len() as u32) {
         return Err("unexpected number of sections".into());
     }
-    let word = |i: usize| u64_at(i).and_then(|v| usize::try_from(v).ok()).unwrap_or(usize::MAX);
+    let word = |i: usize| {
+        u64_at(i)
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(usize::MAX)
+    };
     let mut sections = [(0usize, 0usize, 0u32); SECTIONS.len()];
     for (i, s) in sections.iter_mut().enumerate() {
         let e = 64 + i * SECTION_ENTRY;
@@ -814,7 +839,11 @@ mod tests {
         for ip in ["1.0.0.5", "1.0.0.200", "2001:db8::1", "9.9.9.9"] {
             for t in ["2023-01-01", "2024-01-15", "2024-03-01"] {
                 let ip = IpKey::parse(ip).unwrap();
-                out.push(index.at(ip, Instant::parse(t).unwrap()).map(|m| m.to_json()));
+                out.push(
+                    index
+                        .at(ip, Instant::parse(t).unwrap())
+                        .map(|m| m.to_json()),
+                );
             }
         }
         out
@@ -883,7 +912,10 @@ mod tests {
         assert!(map(dir.path(), state(5), Check::Full).is_ok());
         // The same state again, or another store's, is written.
         assert!(persist(dir.path(), &Image::build(&h, state(5)).unwrap()).unwrap());
-        let other = StoreState { id: 8, generation: 1 };
+        let other = StoreState {
+            id: 8,
+            generation: 1,
+        };
         assert!(persist(dir.path(), &Image::build(&h, other).unwrap()).unwrap());
     }
 

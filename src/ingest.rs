@@ -176,7 +176,11 @@ impl Watcher {
         match load_and_index(&self.store, &[path.to_path_buf()], opts) {
             Ok((summary, index)) => {
                 let load_seconds = started.elapsed().as_secs_f64();
-                self.known = index.snapshots().iter().map(|s| s.meta.sha256.clone()).collect();
+                self.known = index
+                    .snapshots()
+                    .iter()
+                    .map(|s| s.meta.sha256.clone())
+                    .collect();
                 // The load wrote and mapped the new index file.
                 telemetry::index_built(&self.dataset, Duration::ZERO, &index);
                 let old = self.index.swap(Arc::new(index));

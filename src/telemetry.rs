@@ -211,8 +211,7 @@ pub fn watch_scanned(dataset: &str) {
 /// A data set's index was built (at start or after a load) and is now in use.
 pub fn index_built(dataset: &str, took: Duration, index: &Index) {
     histogram!(INDEX_BUILD_SECONDS, "dataset" => dataset.to_string()).record(took.as_secs_f64());
-    gauge!(DATASET_SNAPSHOTS, "dataset" => dataset.to_string())
-        .set(index.snapshot_count() as f64);
+    gauge!(DATASET_SNAPSHOTS, "dataset" => dataset.to_string()).set(index.snapshot_count() as f64);
     gauge!(DATASET_RANGES, "dataset" => dataset.to_string()).set(index.piece_count() as f64);
 }
 
