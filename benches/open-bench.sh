@@ -27,10 +27,10 @@ bench_log
 [ -f "$WORK/q-at.jsonl" ] || python3 benches/gen-queries.py --snapshot "${FILES[-1]}" --from "$FIRST" --to "$LAST" -n 1000000 --seed 1 > "$WORK/q-at.jsonl"
 
 timed() { /usr/bin/time -f '%e %M' -o "$WORK/time.txt" "$@"; read -r WALL RSS < "$WORK/time.txt"; }
-best_wall() { # best wall seconds of RUNS runs of "$@" (stdout discarded)
+best_wall() { # best wall seconds of RUNS runs of "$@" reading INPUT (stdout discarded)
   local best=
   for _ in $(seq "$RUNS"); do
-    timed "$@" > /dev/null
+    timed "$@" < "${INPUT:-/dev/null}" > /dev/null
     best=$(python3 -c "print(min(float('$WALL'), float('${best:-1e9}')))")
   done
   echo "$best"
@@ -53,7 +53,7 @@ for side in base new; do
   for k in lookup_wall_s lookup_rss_anon_kb serve_ready_s serve_rss_anon_kb; do
     R[$side.$k]=$(python3 -c "import json; print(json.load(open('$WORK/probe-$side.json'))['$k'])")
   done
-  W=$(best_wall "$BIN" lookup --db "$STORE" --batch < "$WORK/q-at.jsonl")
+  W=$(INPUT="$WORK/q-at.jsonl" best_wall "$BIN" lookup --db "$STORE" --batch)
   R[$side.batch]=$(python3 -c "print(round(1e6/$W))")
   W=$(best_wall "$BIN" enrich --db "$STORE" --no-line "$LOG")
   R[$side.enrich]=$(python3 -c "print(round(1e6/$W))")

@@ -343,15 +343,23 @@ impl History {
             })
             .collect();
         // Ranges of one file do not overlap: its new lines are distinct, and
-        // those of earlier files are in the pieces already.
+        // those of earlier files are in the pieces already. The ranges are
+        // sorted, so the piece at each `begin` is found by walking forward.
         let mut line_ids: Vec<LineId> = Vec::with_capacity(file.ranges.len());
+        let mut piece = 0;
         for r in &file.ranges {
             let line = Line {
                 begin: r.begin,
                 end: r.end,
                 payload: payload_ids[r.payload as usize],
             };
-            let id = self.find_line(&line).unwrap_or_else(|| {
+            if self.starts.get(piece).is_none_or(|&s| s > line.begin) {
+                piece = self.piece_of(line.begin);
+            }
+            while self.starts.get(piece + 1).is_some_and(|&s| s <= line.begin) {
+                piece += 1;
+            }
+            let id = self.find_line(piece, &line).unwrap_or_else(|| {
                 self.lines.push(Some(line));
                 (self.lines.len() - 1) as LineId
             });
@@ -375,14 +383,11 @@ impl History {
         Ok(Merged::Added)
     }
 
-    /// The id of a loaded line equal to `line`, looked up in the changes of the
-    /// piece that starts at its `begin`.
-    fn find_line(&self, line: &Line) -> Option<LineId> {
-        let piece = self
-            .starts
-            .partition_point(|&s| s <= line.begin)
-            .checked_sub(1)?;
-        if self.starts[piece] != line.begin {
+    /// The id of a loaded line equal to `line`, looked up in the changes of
+    /// `piece`, the piece containing its `begin` (a loaded line's `begin` starts
+    /// a piece).
+    fn find_line(&self, piece: usize, line: &Line) -> Option<LineId> {
+        if self.starts.get(piece) != Some(&line.begin) {
             return None;
         }
         self.piece_changes(piece)
