@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use whipstream::index::Index;
+use whipstream::history::History;
+use whipstream::index_file::Check;
 use whipstream::ip::IpKey;
 use whipstream::load::{load, open_history, LoadOptions};
 use whipstream::time::Instant;
@@ -43,8 +44,7 @@ fn store() -> (Option<tempfile::TempDir>, PathBuf) {
 
 /// Queries as users send them: 75% IPv4, 25% IPv6, addresses inside known ranges
 /// (picked from random records) and times spread over the whole history.
-fn queries(index: &Index) -> Vec<(IpKey, Instant)> {
-    let h = index.history();
+fn queries(h: &History) -> Vec<(IpKey, Instant)> {
     let (v4, v6): (Vec<_>, Vec<_>) = h
         .lines()
         .map(|(_, l)| *l)
@@ -83,16 +83,18 @@ fn queries(index: &Index) -> Vec<(IpKey, Instant)> {
 
 fn bench(c: &mut Criterion) {
     let (_keep, db) = store();
+    // The queries come from the store's history, as they did before the index
+    // was a file, so that runs of either version draw the same queries.
+    let qs = queries(&open_history(&db).expect("read store"));
     let started = std::time::Instant::now();
-    let index = Index::new(open_history(&db).expect("open store"));
+    let index = whipstream::index_file::open(&db, Check::Header).expect("open store");
     eprintln!(
-        "open to ready: {:.2} s ({} snapshots, {} pieces, {} records)",
+        "open to ready: {:.3} s ({} snapshots, {} pieces, {} records)",
         started.elapsed().as_secs_f64(),
         index.snapshot_count(),
-        index.history().piece_count(),
-        index.history().line_count()
+        index.piece_count(),
+        index.line_count()
     );
-    let qs = queries(&index);
     let mut g = c.benchmark_group("lookup");
     g.throughput(Throughput::Elements(qs.len() as u64));
     g.sample_size(10).measurement_time(Duration::from_secs(8));

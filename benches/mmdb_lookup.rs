@@ -14,7 +14,6 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use whipstream::index::Index;
 use whipstream::ip::IpKey;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -92,7 +91,10 @@ fn main() -> Result<()> {
     });
 
     let t = Instant::now();
-    let index = Index::new(whipstream::load::open_history(std::path::Path::new(store))?);
+    let index = whipstream::index_file::open(
+        std::path::Path::new(store),
+        whipstream::index_file::Check::Header,
+    )?;
     let open_ws = t.elapsed().as_secs_f64();
     let keys: Vec<IpKey> = ips.iter().map(|ip| IpKey::from_ip(*ip)).collect();
     let (ws_json, ws_matched) = rate(n, || {

@@ -19,10 +19,11 @@ use crate::enrich::{
     parse_dataset_spec, BeforeFirst, DataSet, EnrichOptions, Enricher, MissingTime,
 };
 use crate::index::Index;
+use crate::index_file::Check;
 use crate::ip::Cidr;
 use crate::ip::IpKey;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
-use crate::load::{load, open_history, LoadOptions};
+use crate::load::{load, LoadOptions};
 use crate::logline::{ClientIp, Format, LineParser, ParserConfig, TimeFormat};
 use crate::lookup::{run_batch, write_answer, When};
 use crate::store::{Mode, Store};
@@ -588,13 +589,18 @@ fn cmd_load(a: LoadArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_index(db: &std::path::Path) -> Result<Index> {
-    let history = open_history(db)?;
-    Ok(Index::new(history))
+/// The store's index: its persisted file mapped after a header check, or
+/// rebuilt from the store when that file is missing, stale or corrupt.
+/// Commands that go on to read much of it (a batch, an enrichment, an export)
+/// check every section's checksum too; a few lookups and `serve` do not (`serve`
+/// checks in the background, see [`crate::follow`]).
+fn open_index(db: &std::path::Path, check: Check) -> Result<Index> {
+    Ok(crate::index_file::open(db, check)?)
 }
 
 fn cmd_lookup(a: LookupArgs) -> Result<ExitCode> {
-    let index = open_index(&a.db.db)?;
+    let check = if a.batch { Check::Full } else { Check::Header };
+    let index = open_index(&a.db.db, check)?;
     let stdout = io::stdout();
     if a.batch {
         let stdin = io::stdin().lock();
@@ -632,7 +638,7 @@ fn open_datasets(specs: &[String]) -> Result<Vec<DataSet>> {
         if datasets.iter().any(|d| d.name == name) {
             bail!("data set {name:?} given twice (name them: --db geo=DIR --db asn=DIR2)");
         }
-        let index = open_index(&dir).with_context(|| format!("data set {name:?}"))?;
+        let index = open_index(&dir, Check::Full).with_context(|| format!("data set {name:?}"))?;
         datasets.push(DataSet {
             name,
             index: Arc::new(ArcSwap::from_pointee(index)),
@@ -819,8 +825,12 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
 }
 
 fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
-    let index = open_index(&a.db.db)?;
+    let index = open_index(&a.db.db, Check::Header)?;
     let shared = Arc::new(ArcSwap::from_pointee(index));
+    // Loads by other processes are picked up from the index file they write.
+    let stop_following = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower =
+        crate::follow::spawn("default", &a.db.db, shared.clone(), stop_following.clone());
     let metrics = crate::telemetry::install_prometheus()
         .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -840,6 +850,8 @@ fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
         crate::http::serve(listener, state, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
+    stop_following.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = follower.join();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -909,10 +921,10 @@ pub async fn shutdown_signal() {
 }
 
 fn cmd_snapshots(a: SnapshotsArgs) -> Result<ExitCode> {
-    let history = open_history(&a.db.db)?;
+    let index = open_index(&a.db.db, Check::Header)?;
     let mut out = io::stdout().lock();
     if a.json {
-        for s in history.snapshots() {
+        for s in index.snapshots() {
             serde_json::to_writer(&mut out, &s.meta)?;
             writeln!(out)?;
         }
@@ -923,7 +935,7 @@ fn cmd_snapshots(a: SnapshotsArgs) -> Result<ExitCode> {
         "{:<26} {:>9} {:<14} {:<22} FILE",
         "DATETIME", "RANGES", "SHA256", "LOADED AT"
     )?;
-    for s in history.snapshots() {
+    for s in index.snapshots() {
         let m = &s.meta;
         writeln!(
             out,
@@ -987,7 +999,7 @@ fn cmd_report(a: ReportArgs) -> Result<ExitCode> {
 }
 
 fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
-    let index = open_index(&a.db.db)?;
+    let index = open_index(&a.db.db, Check::Full)?;
     let at = a.at.unwrap_or(Instant::MAX);
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(io::BufWriter::new(
@@ -1020,11 +1032,23 @@ fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
     if unknown > 0 {
         problems.push(format!("{unknown} keys of unknown kind"));
     }
+    let index = match crate::index_file::verify(&a.db.db, &history, store.state()?) {
+        crate::index_file::Status::Ok { bytes } => {
+            format!("index file ok ({:.1} MB)", bytes as f64 / 1e6)
+        }
+        crate::index_file::Status::WillRebuild(why) => {
+            format!("index file to be rebuilt on the next open ({why})")
+        }
+        crate::index_file::Status::Bad(why) => {
+            problems.push(format!("index file: {why} (rebuilt on the next open)"));
+            String::new()
+        }
+    };
     let mut out = io::stdout().lock();
     if problems.is_empty() {
         writeln!(
             out,
-            "ok: {} snapshots, {} pieces, {} changes, {} records, {} payloads",
+            "ok: {} snapshots, {} pieces, {} changes, {} records, {} payloads; {index}",
             history.snapshot_count(),
             history.piece_count(),
             history.change_count(),

@@ -31,7 +31,6 @@ use arc_swap::ArcSwap;
 
 use crate::config::{Flow, Settings};
 use crate::enrich::{DataSet, Enricher};
-use crate::history::History;
 use crate::index::Index;
 use crate::ingest::{Outcome, Watcher};
 use crate::logline::LineParser;
@@ -66,7 +65,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
         .iter()
         .map(|d| DataSet {
             name: d.name.clone(),
-            index: Arc::new(ArcSwap::from_pointee(Index::new(History::default()))),
+            index: Arc::new(ArcSwap::from_pointee(Index::default())),
         })
         .collect();
     // Per data set: its store is open and its watched directory loaded.
@@ -135,8 +134,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
 
     for ((d, s), loaded) in datasets.iter().zip(&settings.datasets).zip(&loaded) {
         let started = WallClock::now();
-        let history = open_or_create(&s.store).with_context(|| format!("data set {:?}", s.name))?;
-        let index = Index::new(history);
+        let index = open_or_create(&s.store).with_context(|| format!("data set {:?}", s.name))?;
         telemetry::index_built(&s.name, started.elapsed(), &index);
         tracing::info!(
             dataset = %s.name,
@@ -151,6 +149,13 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
         }
     }
 
+    // Loads made by other processes (a `whipstream load` on the same store) are
+    // followed through the index file they write.
+    let followers: Vec<_> = datasets
+        .iter()
+        .zip(&settings.datasets)
+        .map(|(d, s)| crate::follow::spawn(&s.name, &s.store, d.index.clone(), stop.clone()))
+        .collect();
     let mut watchers = Vec::new();
     let mut wakeups = wakeups.into_iter();
     for ((d, s), loaded) in datasets.iter().zip(&settings.datasets).zip(&loaded) {
@@ -230,7 +235,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
     // Whatever ended the flow, everything else stops now.
     stop.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
-    for w in watchers {
+    for w in watchers.into_iter().chain(followers) {
         let _ = w.join();
     }
     if let Some(server) = server {
@@ -376,17 +381,17 @@ fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()
     }
 }
 
-/// The history of the store at `dir`; empty when there is no store yet (the
+/// The index of the store at `dir`; empty when there is no store yet (the
 /// first snapshot loaded from the watched directory creates it), so a daemon can
 /// start before its first snapshot arrives.
-fn open_or_create(dir: &Path) -> Result<History> {
-    match crate::load::open_history(dir) {
-        Ok(h) => Ok(h),
+fn open_or_create(dir: &Path) -> Result<Index> {
+    match crate::index_file::open(dir, crate::index_file::Check::Header) {
+        Ok(index) => Ok(index),
         Err(crate::store::StoreError::Missing(_)) => {
             // Refused now rather than at the first load.
             crate::store::Store::check_new_location(dir)?;
             tracing::info!("no store at {} yet: starting empty", dir.display());
-            Ok(History::default())
+            Ok(Index::default())
         }
         Err(e) => Err(e).with_context(|| format!("cannot open the store {}", dir.display())),
     }

@@ -43,9 +43,8 @@ pub fn write_snapshot_at(
     out.write_all(&buf)?;
     out.flush()?;
     let datetime = index
-        .history()
         .snapshots()
-        .nth(pos)
+        .get(pos)
         .map(|s| s.meta.datetime.clone())
         .unwrap_or_default();
     Ok(Some(Exported { datetime, ranges }))

@@ -37,7 +37,9 @@ pub struct Line {
     pub payload: PayloadId,
 }
 
-/// From snapshot position `pos` on, the piece's answer is `line`.
+/// From snapshot position `pos` on, the piece's answer is `line`. The layout is
+/// fixed (`repr(C)`, 8 bytes) because the index file stores changes as they are.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Change {
     pub pos: u16,
@@ -150,21 +152,18 @@ enum Placement {
     Replace(usize),
 }
 
-/// Interning tables, built when the first merge needs them.
+/// The payload interning table, built when the first merge needs it. Lines need
+/// none: an existing line is found in the changes of the piece its range begins
+/// (a line's `begin` always starts a piece), which keeps a load's memory to the
+/// pieces instead of a hash entry per record of the whole history.
 #[derive(Default, Debug)]
 pub struct Interner {
-    lines: HashMap<Line, LineId>,
     payloads: HashMap<Box<[u8]>, PayloadId>,
 }
 
 impl Interner {
     pub fn new(history: &History) -> Interner {
         let mut i = Interner::default();
-        for (id, line) in history.lines.iter().enumerate() {
-            if let Some(line) = line {
-                i.lines.insert(*line, id as LineId);
-            }
-        }
         for (id, p) in history.payloads.iter().enumerate() {
             if let Some(p) = p {
                 i.payloads.insert(p.clone(), id as PayloadId);
@@ -343,21 +342,29 @@ impl History {
                 }
             })
             .collect();
-        let line_ids: Vec<LineId> = file
-            .ranges
-            .iter()
-            .map(|r| {
-                let line = Line {
-                    begin: r.begin,
-                    end: r.end,
-                    payload: payload_ids[r.payload as usize],
-                };
-                *interner.lines.entry(line).or_insert_with(|| {
-                    self.lines.push(Some(line));
-                    (self.lines.len() - 1) as LineId
-                })
-            })
-            .collect();
+        // Ranges of one file do not overlap: its new lines are distinct, and
+        // those of earlier files are in the pieces already. The ranges are
+        // sorted, so the piece at each `begin` is found by walking forward.
+        let mut line_ids: Vec<LineId> = Vec::with_capacity(file.ranges.len());
+        let mut piece = 0;
+        for r in &file.ranges {
+            let line = Line {
+                begin: r.begin,
+                end: r.end,
+                payload: payload_ids[r.payload as usize],
+            };
+            if self.starts.get(piece).is_none_or(|&s| s > line.begin) {
+                piece = self.piece_of(line.begin);
+            }
+            while self.starts.get(piece + 1).is_some_and(|&s| s <= line.begin) {
+                piece += 1;
+            }
+            let id = self.find_line(piece, &line).unwrap_or_else(|| {
+                self.lines.push(Some(line));
+                (self.lines.len() - 1) as LineId
+            });
+            line_ids.push(id);
+        }
 
         let n_old = self.snapshots.len();
         self.sweep(file, &line_ids, place, n_old);
@@ -374,6 +381,19 @@ impl History {
             }
         }
         Ok(Merged::Added)
+    }
+
+    /// The id of a loaded line equal to `line`, looked up in the changes of
+    /// `piece`, the piece containing its `begin` (a loaded line's `begin` starts
+    /// a piece).
+    fn find_line(&self, piece: usize, line: &Line) -> Option<LineId> {
+        if self.starts.get(piece) != Some(&line.begin) {
+            return None;
+        }
+        self.piece_changes(piece)
+            .iter()
+            .map(|c| c.line)
+            .find(|&id| id != NO_LINE && self.line(id) == Some(line))
     }
 
     fn next_snapshot_id(&self) -> u32 {
@@ -455,7 +475,6 @@ impl History {
                 if used[id] {
                     payload_used[line.payload as usize] = true;
                 } else {
-                    interner.lines.remove(line);
                     *slot = None;
                 }
             }

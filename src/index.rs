@@ -1,11 +1,17 @@
-//! The in-memory index that every lookup touches.
+//! The index that every lookup touches.
 //!
-//! An [`Index`] owns a [`History`] and adds what makes a lookup cheap: the snapshot
-//! instants in one sorted array, and bucket tables (IPv4 by blocks down to /24s,
+//! An [`Index`] is a view of an index image ([`crate::index_file`]): the history's
+//! pieces, changes, lines and payloads as flat arrays, usually in a file mapped
+//! read-only and shared by every process that opens the store, and what makes a
+//! lookup cheap: the snapshot instants in one sorted array, and bucket tables (IPv4 by blocks down to /24s,
 //! global unicast IPv6 `2000::/4` by blocks sized to its data, the rest of IPv6 by
 //! the top 16 bits) that narrow the binary search for a piece to a few cache
 //! lines, usually to none. It is immutable: a load builds a new one beside the old one
 //! and swaps it in through [`SharedIndex`], so a lookup never waits for a load.
+//!
+//! Every read of the arrays is bounds-checked without panicking: an image whose
+//! section checksums were not read ([`crate::index_file::Check::Header`]) cannot
+//! make a lookup crash or read outside it.
 //!
 //! A match is written as the snapshot line's JSON object: `begin`, `end`, the
 //! answering snapshot's `datetime`, then the payload bytes as loaded, so the hot
@@ -15,8 +21,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::history::{Change, History, Line, Snapshot, NO_LINE};
+use crate::history::{Change, History, Line, Snapshot, SnapshotMeta, NO_LINE};
+use crate::index_file::{FileLine, Image, Section, View};
 use crate::ip::{Family, IpKey};
+use crate::store::StoreState;
 use crate::time::Instant;
 
 /// Queries resolved together by [`Index::at_many`]: their memory accesses overlap.
@@ -42,7 +50,7 @@ const GLOBAL_LAST: u128 = (0x3 << 124) - 1;
 /// `table[b]` = the piece containing `first + (b << shift)`, for `b` in
 /// `0..=2^bits` (the last entry closes the range; past the end of the space it is
 /// the last piece).
-fn block_table(history: &History, first: u128, bits: u32, shift: u32) -> Box<[u32]> {
+fn block_table(history: &History, first: u128, bits: u32, shift: u32) -> Vec<u32> {
     let mut table = Vec::with_capacity((1 << bits) + 1);
     let mut i = history.piece_of(IpKey(first));
     for b in 0..=(1u128 << bits) {
@@ -55,7 +63,46 @@ fn block_table(history: &History, first: u128, bits: u32, shift: u32) -> Box<[u3
         }
         table.push(i as u32);
     }
-    table.into_boxed_slice()
+    table
+}
+
+/// The bucket tables of a history, sized to its data.
+pub(crate) struct Tables {
+    pub v4: Vec<u32>,
+    pub v4_shift: u32,
+    pub v6: Vec<u32>,
+    pub global: Vec<u32>,
+    pub global_shift: u32,
+}
+
+impl Tables {
+    pub(crate) fn of(history: &History) -> Tables {
+        // IPv4: about 16 table entries per IPv4 piece, at most one per /24, so
+        // that most blocks lie inside one piece and need no search at all.
+        let v4_pieces = history.piece_of(IpKey::V4_LAST) - history.piece_of(IpKey::V4_FIRST) + 1;
+        let v4_bits = (usize::BITS - (v4_pieces * 16).leading_zeros()).clamp(8, 24);
+        let v4_shift = 32 - v4_bits;
+        let global_pieces =
+            history.piece_of(IpKey(GLOBAL_LAST)) - history.piece_of(IpKey(GLOBAL_FIRST)) + 1;
+        let global_bits = (usize::BITS - (global_pieces * 8).leading_zeros()).clamp(8, 22);
+        let global_shift = 124 - global_bits;
+        Tables {
+            v4: block_table(history, IpKey::V4_FIRST.0, v4_bits, v4_shift),
+            v4_shift,
+            v6: block_table(history, 0, 16, 112),
+            global: block_table(history, GLOBAL_FIRST, global_bits, global_shift),
+            global_shift,
+        }
+    }
+}
+
+/// Why an image cannot be used as an index.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("snapshot list: {0}")]
+    Snapshots(String),
+    #[error(transparent)]
+    Build(#[from] crate::index_file::BuildError),
 }
 
 /// The index currently in use, swapped atomically when a load commits.
@@ -64,24 +111,35 @@ pub type SharedIndex = Arc<ArcSwap<Index>>;
 /// Lookup structure over one data set's history.
 #[derive(Debug)]
 pub struct Index {
-    history: History,
+    snapshots: Vec<Snapshot>,
     instants: Vec<Instant>,
+    /// Piece starts (`u128` keys), see [`crate::history`].
+    starts: View<u128>,
+    /// Changes of piece `i` are `changes[offsets[i]..offsets[i+1]]`.
+    offsets: View<u32>,
+    changes: View<Change>,
+    lines: View<FileLine>,
+    /// Payload `p` is `payloads[payload_offsets[p]..payload_offsets[p+1]]`.
+    payload_offsets: View<u32>,
+    payloads: View<u8>,
     /// `v4[b]`: the piece containing the first IPv4 address of block `b` (blocks of
     /// `2^v4_shift` addresses; /24s for a full data set).
-    v4: Box<[u32]>,
+    v4: View<u32>,
     v4_shift: u32,
     /// `v6[b]`: the piece containing the first address whose top 16 bits are `b`.
-    v6: Box<[u32]>,
+    v6: View<u32>,
     /// Finer table for global unicast `2000::/4`, where real IPv6 data lives:
     /// `global[b]` for blocks of `2^global_shift` addresses.
-    global: Box<[u32]>,
+    global: View<u32>,
     global_shift: u32,
+    /// Owns the memory the views read; declared last, dropped last.
+    image: Image,
 }
 
 /// One answer: a line of one snapshot.
 #[derive(Clone, Copy, Debug)]
 pub struct Match<'a> {
-    pub line: &'a Line,
+    pub line: Line,
     pub snapshot: &'a Snapshot,
     payload: &'a [u8],
 }
@@ -116,46 +174,95 @@ impl Default for Index {
 }
 
 impl Index {
+    /// The index of an in-memory history (not tied to a store).
+    ///
+    /// # Panics
+    ///
+    /// If `history` breaks the invariants of [`crate::history`], which merging
+    /// never does; a history read from disk goes through [`Index::build`].
     pub fn new(history: History) -> Index {
-        let instants = history.snapshots.iter().map(|s| s.meta.instant()).collect();
-        // IPv4: about 16 table entries per IPv4 piece, at most one per /24, so
-        // that most blocks lie inside one piece and need no search at all.
-        let v4_pieces = history.piece_of(IpKey::V4_LAST) - history.piece_of(IpKey::V4_FIRST) + 1;
-        let v4_bits = (usize::BITS - (v4_pieces * 16).leading_zeros()).clamp(8, 24);
-        let v4_shift = 32 - v4_bits;
-        let v4 = block_table(&history, IpKey::V4_FIRST.0, v4_bits, v4_shift);
-        let v6 = block_table(&history, 0, 16, 112);
-        let global_pieces =
-            history.piece_of(IpKey(GLOBAL_LAST)) - history.piece_of(IpKey(GLOBAL_FIRST)) + 1;
-        let global_bits = (usize::BITS - (global_pieces * 8).leading_zeros()).clamp(8, 22);
-        let global_shift = 124 - global_bits;
-        let global = block_table(&history, GLOBAL_FIRST, global_bits, global_shift);
-        Index {
-            history,
-            instants,
-            v4,
-            v4_shift,
-            v6,
-            global,
-            global_shift,
+        match Index::build(&history, StoreState::default()) {
+            Ok(index) => index,
+            Err(e) => panic!("a merged history must be indexable: {e}"),
         }
     }
 
-    pub fn history(&self) -> &History {
-        &self.history
+    /// The index of `history`, the content of a store at `state`, in memory.
+    pub fn build(history: &History, state: StoreState) -> Result<Index, IndexError> {
+        Index::from_image(Image::build(history, state)?)
     }
 
-    pub fn into_history(self) -> History {
-        self.history
+    /// The index viewing `image` (checked when it was made or mapped).
+    pub fn from_image(image: Image) -> Result<Index, IndexError> {
+        let metas: Vec<SnapshotMeta> = serde_json::from_slice(image.snapshots_json())
+            .map_err(|e| IndexError::Snapshots(e.to_string()))?;
+        let snapshots: Vec<Snapshot> = metas.into_iter().map(Snapshot::new).collect();
+        let instants: Vec<Instant> = snapshots.iter().map(|s| s.meta.instant()).collect();
+        if instants.windows(2).any(|w| w[0] >= w[1]) || snapshots.len() > usize::from(u16::MAX) {
+            return Err(IndexError::Snapshots("not strictly sorted".into()));
+        }
+        Ok(Index {
+            snapshots,
+            instants,
+            starts: image.view(Section::Starts),
+            offsets: image.view(Section::Offsets),
+            changes: image.view(Section::Changes),
+            lines: image.view(Section::Lines),
+            payload_offsets: image.view(Section::PayloadOffsets),
+            payloads: image.view(Section::Payloads),
+            v4: image.view(Section::V4),
+            v4_shift: image.v4_shift,
+            v6: image.view(Section::V6),
+            global: image.view(Section::Global),
+            global_shift: image.global_shift,
+            image,
+        })
+    }
+
+    /// The image this index reads (its state, whether it is mapped).
+    pub fn image(&self) -> &Image {
+        &self.image
+    }
+
+    /// The store state this index was built from.
+    pub fn state(&self) -> StoreState {
+        self.image.state()
+    }
+
+    /// The loaded snapshots, oldest first.
+    pub fn snapshots(&self) -> &[Snapshot] {
+        &self.snapshots
+    }
+
+    pub fn piece_count(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Distinct records (lines) of the whole history.
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn payload_count(&self) -> usize {
+        self.payload_offsets.len().saturating_sub(1)
+    }
+
+    /// Every distinct record's range, in no particular order.
+    pub fn ranges(&self) -> impl Iterator<Item = (IpKey, IpKey)> + '_ {
+        (0..self.lines.len() as u32).filter_map(|l| {
+            let line = self.line(l)?;
+            Some((line.begin, line.end))
+        })
     }
 
     /// The piece containing `ip`.
     #[inline]
     fn piece(&self, ip: IpKey) -> usize {
         let (table, b) = self.bucket(ip);
-        let lo = table[b] as usize;
-        let hi = table[b + 1] as usize;
-        lo + self.history.starts[lo + 1..=hi].partition_point(|&s| s <= ip)
+        let lo = table.get(b).map_or(0, |&p| p as usize);
+        let hi = table.get(b + 1).map_or(0, |&p| p as usize);
+        let candidates = self.starts.get(lo + 1..=hi).unwrap_or_default();
+        lo + candidates.partition_point(|&s| s <= ip.0)
     }
 
     /// The bucket table and slot for `ip`.
@@ -173,18 +280,50 @@ impl Index {
 
     #[inline]
     fn changes(&self, piece: usize) -> &[Change] {
-        self.history.piece_changes(piece)
+        let lo = self.offsets.get(piece).map_or(0, |&o| o as usize);
+        let hi = self.offsets.get(piece + 1).map_or(0, |&o| o as usize);
+        self.changes.get(lo..hi).unwrap_or_default()
     }
 
+    /// The record line `id`: its range (from the pieces it spans) and payload.
+    #[inline]
+    fn line(&self, id: u32) -> Option<Line> {
+        let l = self.lines.get(id as usize)?;
+        let begin = *self.starts.get(l.first_piece as usize)?;
+        let end = match self.starts.get(l.last_piece as usize + 1) {
+            Some(next) => next.wrapping_sub(1),
+            None => u128::MAX,
+        };
+        Some(Line {
+            begin: IpKey(begin),
+            end: IpKey(end),
+            payload: l.payload,
+        })
+    }
+
+    #[inline]
+    fn payload(&self, id: u32) -> &[u8] {
+        let lo = self
+            .payload_offsets
+            .get(id as usize)
+            .map_or(0, |&o| o as usize);
+        let hi = self
+            .payload_offsets
+            .get(id as usize + 1)
+            .map_or(0, |&o| o as usize);
+        self.payloads.get(lo..hi).unwrap_or_default()
+    }
+
+    #[inline]
     fn matched(&self, line: u32, pos: usize) -> Option<Match<'_>> {
         if line == NO_LINE {
             return None;
         }
-        let l = self.history.line(line)?;
+        let l = self.line(line)?;
         Some(Match {
             line: l,
-            snapshot: &self.history.snapshots[pos],
-            payload: self.history.payload(l.payload),
+            snapshot: self.snapshots.get(pos)?,
+            payload: self.payload(l.payload),
         })
     }
 
@@ -203,15 +342,9 @@ impl Index {
     /// Every record of the snapshot at `pos`, in address order (each once, though
     /// its range may span several pieces).
     pub fn records_at(&self, pos: usize) -> impl Iterator<Item = Match<'_>> + '_ {
-        let h = &self.history;
         let mut previous = NO_LINE;
-        (0..h.starts.len()).filter_map(move |i| {
-            let line = h
-                .piece_changes(i)
-                .iter()
-                .rev()
-                .find(|c| usize::from(c.pos) <= pos)
-                .map_or(NO_LINE, |c| c.line);
+        (0..self.starts.len()).filter_map(move |i| {
+            let line = value_at(self.changes(i), pos);
             if line == previous {
                 return None;
             }
@@ -231,11 +364,7 @@ impl Index {
     /// The line id answering for `ip` in the snapshot at `pos` (`NO_LINE` if none).
     #[inline]
     pub fn line_at(&self, ip: IpKey, pos: usize) -> u32 {
-        let ch = self.changes(self.piece(ip));
-        ch.iter()
-            .rev()
-            .find(|c| usize::from(c.pos) <= pos)
-            .map_or(NO_LINE, |c| c.line)
+        value_at(self.changes(self.piece(ip)), pos)
     }
 
     /// Answers many `(ip, t)` queries at once, pushing one answer per query to
@@ -243,40 +372,48 @@ impl Index {
     /// (bucket, piece, changes, record) in groups, prefetching the next step's
     /// memory for the whole group so that the cache misses overlap.
     pub fn at_many<'a>(&'a self, queries: &[(IpKey, Instant)], out: &mut Vec<Option<Match<'a>>>) {
-        let h = &self.history;
         for group in queries.chunks(GROUP) {
             let mut piece = [0usize; GROUP];
             let mut pos = [None; GROUP];
             let mut line = [NO_LINE; GROUP];
             for &(ip, _) in group {
                 let (table, b) = self.bucket(ip);
-                prefetch(&table[b]);
+                prefetch(table.as_ptr().wrapping_add(b));
             }
             for &(ip, _) in group {
                 let (table, b) = self.bucket(ip);
                 // The candidate starts the search will read (up to 4 cache lines).
-                let (lo, hi) = (table[b] as usize, table[b + 1] as usize);
+                let lo = table.get(b).map_or(0, |&p| p as usize);
+                let hi = table.get(b + 1).map_or(0, |&p| p as usize);
                 for i in (lo + 1..=hi).step_by(4).take(4) {
-                    prefetch(h.starts.as_ptr().wrapping_add(i));
+                    prefetch(self.starts.as_ptr().wrapping_add(i));
                 }
             }
             for (k, &(ip, t)) in group.iter().enumerate() {
                 piece[k] = self.piece(ip);
                 pos[k] = self.snapshot_position(t);
-                prefetch(&h.offsets[piece[k]]);
+                prefetch(self.offsets.as_ptr().wrapping_add(piece[k]));
             }
             for &p in &piece[..group.len()] {
-                prefetch(h.changes.as_ptr().wrapping_add(h.offsets[p] as usize));
+                let at = self.offsets.get(p).map_or(0, |&o| o as usize);
+                prefetch(self.changes.as_ptr().wrapping_add(at));
             }
             for k in 0..group.len() {
                 if let Some(p) = pos[k] {
-                    line[k] = self
-                        .changes(piece[k])
-                        .iter()
-                        .rev()
-                        .find(|c| usize::from(c.pos) <= p)
-                        .map_or(NO_LINE, |c| c.line);
-                    prefetch(h.lines.as_ptr().wrapping_add(line[k] as usize));
+                    line[k] = value_at(self.changes(piece[k]), p);
+                    prefetch(self.lines.as_ptr().wrapping_add(line[k] as usize));
+                }
+            }
+            // A record's range comes from the starts of the pieces it spans.
+            for &l in &line[..group.len()] {
+                if let Some(l) = self.lines.get(l as usize) {
+                    prefetch(self.starts.as_ptr().wrapping_add(l.first_piece as usize));
+                    prefetch(self.starts.as_ptr().wrapping_add(l.last_piece as usize + 1));
+                    prefetch(
+                        self.payload_offsets
+                            .as_ptr()
+                            .wrapping_add(l.payload as usize),
+                    );
                 }
             }
             for k in 0..group.len() {
@@ -310,6 +447,16 @@ impl Index {
     pub fn snapshot_count(&self) -> usize {
         self.instants.len()
     }
+}
+
+/// The line answering at snapshot position `pos`, given a piece's changes.
+#[inline]
+fn value_at(changes: &[Change], pos: usize) -> u32 {
+    changes
+        .iter()
+        .rev()
+        .find(|c| usize::from(c.pos) <= pos)
+        .map_or(NO_LINE, |c| c.line)
 }
 
 /// Writes a `{"history":[...]}` object.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as WallClock, SystemTime};
 
 use crate::index::{Index, SharedIndex};
-use crate::load::{is_snapshot_name, load_with_history, LoadError, LoadOptions};
+use crate::load::{is_snapshot_name, load_and_index, LoadError, LoadOptions};
 use crate::telemetry;
 
 /// The CPU priority of loads (the watcher thread and the threads it starts).
@@ -130,8 +130,8 @@ impl Watcher {
     pub fn new(dataset: &str, store: &Path, dir: &Path, index: SharedIndex) -> Watcher {
         let known = index
             .load()
-            .history()
             .snapshots()
+            .iter()
             .map(|s| s.meta.sha256.clone())
             .collect();
         Watcher {
@@ -259,13 +259,16 @@ impl Watcher {
             no_compaction: true,
             ..LoadOptions::default()
         };
-        match load_with_history(&self.store, &[path.to_path_buf()], opts) {
-            Ok((summary, history)) => {
+        match load_and_index(&self.store, &[path.to_path_buf()], opts) {
+            Ok((summary, index)) => {
                 let load_seconds = started.elapsed().as_secs_f64();
-                self.known = history.snapshots().map(|s| s.meta.sha256.clone()).collect();
-                let built = WallClock::now();
-                let index = Index::new(history);
-                telemetry::index_built(&self.dataset, built.elapsed(), &index);
+                self.known = index
+                    .snapshots()
+                    .iter()
+                    .map(|s| s.meta.sha256.clone())
+                    .collect();
+                // The load wrote and mapped the new index file.
+                telemetry::index_built(&self.dataset, Duration::ZERO, &index);
                 let old = self.index.swap(Arc::new(index));
                 release(old);
                 telemetry::snapshot_ingested(&self.dataset, "loaded", load_seconds);

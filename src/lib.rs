@@ -14,6 +14,9 @@
 //! - [`store`]: the durable RocksDB store and its atomic commits.
 //! - [`load`]: the `load` pipeline (parallel read, ordered merge, one commit).
 //! - [`index`]: the immutable lookup structure and record output.
+//! - [`index_file`]: the persisted index: one checked file per store, mapped by
+//!   every process that opens it, rebuilt from the store when missing or stale.
+//! - [`follow`]: keeping a running process's index current with other processes' loads.
 //! - [`lookup`]: answering queries, by argument and in batch.
 //! - [`logline`]: access-log lines: client address, event time, fields.
 //! - [`source`]: enrichment inputs (stdin, files, gzip) cut into chunks of lines.
@@ -39,10 +42,12 @@ pub mod daemon;
 pub mod enrich;
 pub mod export;
 pub mod files;
+pub mod follow;
 pub mod formats;
 pub mod history;
 pub mod http;
 pub mod index;
+pub mod index_file;
 pub mod ingest;
 pub mod ip;
 pub mod json;

@@ -6,6 +6,11 @@
 //! atomic batch. A file that breaks a rule stops the load with its name, line and
 //! rule, and the store is left exactly as it was. Inputs are Whip snapshots (JSON
 //! lines), range CSVs and MaxMind DB files ([`crate::formats`]).
+//!
+//! After the commit the load writes the store's index file ([`crate::index_file`])
+//! for the new state, so the processes that open the store next map it instead
+//! of rebuilding it. A load killed between the commit and that write leaves the
+//! previous file, recognised as stale and rebuilt by the next process.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +21,10 @@ use std::time::{Duration, Instant as WallClock};
 use crate::files::{FileError, Kind};
 use crate::formats::csv::CsvOptions;
 use crate::history::{History, Interner, MergeError, Merged, SnapshotMeta};
+use crate::index::Index;
+use crate::index_file::Check;
 use crate::snapshot::{ReadProgress, Rule, SnapshotError, SnapshotFile};
-use crate::store::{CommitStats, Store, StoreError};
+use crate::store::{Base, CommitStats, Store, StoreError};
 use crate::time::Instant;
 
 /// Why a load failed. The store is unchanged in every case.
@@ -232,21 +239,21 @@ fn read_in_order(
 
 /// Loads snapshot files (or directories of them) into the store at `db`.
 pub fn load(db: &Path, inputs: &[PathBuf], opts: LoadOptions) -> Result<LoadSummary, LoadError> {
-    load_with_history(db, inputs, opts).map(|(summary, _)| summary)
+    load_and_index(db, inputs, opts).map(|(summary, _)| summary)
 }
 
-/// [`load`], also returning the store's history after the load (what a running
-/// daemon builds its next index from, without reading the store again).
-pub fn load_with_history(
+/// [`load`], also returning the store's index after the load, mapped from the
+/// index file the load wrote (what a running daemon swaps in).
+pub fn load_and_index(
     db: &Path,
     inputs: &[PathBuf],
     opts: LoadOptions,
-) -> Result<(LoadSummary, History), LoadError> {
+) -> Result<(LoadSummary, Index), LoadError> {
     let started = WallClock::now();
     let files = expand_inputs(inputs)?;
     let store = Store::open(db, crate::store::Mode::ReadWrite)?;
-    let before = store.read_history()?;
-    let mut history = before.clone();
+    let mut history = store.read_history()?;
+    let before = Base::of(&history);
     let mut interner = Interner::new(&history);
     let mut summary = LoadSummary {
         files: files.len(),
@@ -317,22 +324,34 @@ pub fn load_with_history(
     result?;
     drop(interner);
 
-    if summary.added + summary.replaced > 0 {
+    let committed = summary.added + summary.replaced > 0;
+    if committed {
         summary.commit = store.commit(&before, &history)?;
         if !opts.no_compaction {
             store.compact();
         }
     }
+    drop(before);
+    let state = store.state()?;
+    // A load that changed nothing still leaves a valid index file behind.
+    let index = match crate::index_file::map(db, state, Check::Header) {
+        Ok(image) if !committed => Index::from_image(image).ok(),
+        _ => None,
+    };
+    let index = match index {
+        Some(index) => index,
+        None => crate::index_file::rebuild(db, &history, state)?,
+    };
     summary.store_snapshots = history.snapshot_count();
     summary.pieces = history.piece_count();
     summary.lines = history.line_count();
     summary.payloads = history.payload_count();
     summary.store_bytes = store.disk_bytes();
     summary.seconds = started.elapsed().as_secs_f64();
-    Ok((summary, history))
+    Ok((summary, index))
 }
 
-/// Opens a store read-only and builds its history (what `lookup` and `serve` use).
+/// Opens a store read-only and reads its whole history (what `verify` checks).
 pub fn open_history(db: &Path) -> Result<History, StoreError> {
     Store::open(db, crate::store::Mode::ReadOnly)?.read_history()
 }

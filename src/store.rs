@@ -9,7 +9,8 @@
 //!
 //! | key                          | value                                             |
 //! |------------------------------|---------------------------------------------------|
-//! | `M` `format`                 | format version (`1`)                              |
+//! | `M` `format`                 | format version (`2`; `1` is read too)             |
+//! | `M` `state`                  | store id (16 bytes) and generation (u64 BE)        |
 //! | `S` instant (i64, order-preserving) | snapshot metadata (JSON)                   |
 //! | `P` piece start (u128 BE)    | changes: count, then (snapshot id, line id + 1)*  |
 //! | `L` line id (u32 BE)         | range (family tag, begin, length) and payload id  |
@@ -17,6 +18,13 @@
 //!
 //! Numbers in values are LEB128 varints. Changes name snapshots by their stable id,
 //! so loading an older snapshot later does not rewrite every piece.
+//!
+//! The *state* ([`StoreState`]) names what the store holds: a random id given at
+//! the first commit and a generation counted up by every commit, in the same
+//! batch. The persisted index ([`crate::index_file`]) records the state it was
+//! built from, so a stale index file is recognised by comparing two numbers.
+//! Version 2 marks stores whose commits keep the state current: a whipstream
+//! that predates it refuses them instead of committing without counting.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +35,10 @@ use crate::history::{Change, History, Line, Snapshot, SnapshotMeta, NO_LINE};
 use crate::ip::{Family, IpKey};
 
 const FORMAT_KEY: &[u8] = b"Mformat";
-const FORMAT_VERSION: &[u8] = b"1";
+const FORMAT_VERSION: &[u8] = b"2";
+/// Stores written before the state key existed; read, and upgraded by a commit.
+const FORMAT_VERSION_1: &[u8] = b"1";
+const STATE_KEY: &[u8] = b"Mstate";
 const SNAPSHOT: u8 = b'S';
 const PIECE: u8 = b'P';
 const LINE: u8 = b'L';
@@ -48,7 +59,7 @@ pub enum StoreError {
     },
     #[error("store {path} is corrupt: {what}")]
     Corrupt { path: PathBuf, what: String },
-    #[error("store {path} has format version {found:?}; this whipstream reads version 1")]
+    #[error("store {path} has format version {found:?}; this whipstream reads versions 1 and 2")]
     Version { path: PathBuf, found: String },
     #[error("{0} is not empty and holds no whipstream store: refusing to create a store in it (give a new or empty directory)")]
     NotAStore(PathBuf),
@@ -71,6 +82,92 @@ pub struct CommitStats {
     pub lines_written: u64,
     pub payloads_written: u64,
     pub deleted_other: u64,
+    /// The store's state after the commit.
+    pub state: StoreState,
+}
+
+/// Which content a store holds: its id and the number of commits made to it.
+/// Two opens that read the same state see the same history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StoreState {
+    /// Random, given at the first commit (0 for a store that was never written
+    /// by a whipstream that counts commits).
+    pub id: u128,
+    pub generation: u64,
+}
+
+impl StoreState {
+    fn encode(&self) -> [u8; 24] {
+        let mut b = [0u8; 24];
+        b[..16].copy_from_slice(&self.id.to_be_bytes());
+        b[16..].copy_from_slice(&self.generation.to_be_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<StoreState> {
+        Some(StoreState {
+            id: be_u128(b.get(..16)?)?,
+            generation: u64::from_be_bytes(b.get(16..24)?.try_into().ok()?),
+        })
+    }
+
+    /// The state after one more commit (a new id for a store without one).
+    fn next(&self) -> StoreState {
+        StoreState {
+            id: if self.id == 0 { random_id() } else { self.id },
+            generation: self.generation + 1,
+        }
+    }
+}
+
+/// 128 bits that differ between stores: time, process and address-space entropy
+/// hashed together (not cryptographic; only told apart from other stores).
+fn random_id() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut id = 0u128;
+    for round in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(round);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        id = (id << 64) | u128::from(h.finish());
+    }
+    id.max(1)
+}
+
+/// What a commit needs of the store's content before a change: the snapshots
+/// and pieces, and which record and payload ids are live. Their content is not
+/// kept (the bulk of a history): merging only appends ids, never rewrites or
+/// reuses one, so an id live before and after has the same content.
+#[derive(Clone, Debug, Default)]
+pub struct Base {
+    snapshots: Vec<SnapshotMeta>,
+    starts: Vec<IpKey>,
+    offsets: Vec<u32>,
+    changes: Vec<Change>,
+    lines: Vec<bool>,
+    payloads: Vec<bool>,
+}
+
+impl Base {
+    pub fn of(h: &History) -> Base {
+        Base {
+            snapshots: h.snapshots.iter().map(|s| s.meta.clone()).collect(),
+            starts: h.starts.clone(),
+            offsets: h.offsets.clone(),
+            changes: h.changes.clone(),
+            lines: h.lines.iter().map(Option::is_some).collect(),
+            payloads: h.payloads.iter().map(Option::is_some).collect(),
+        }
+    }
+
+    fn piece_changes(&self, i: usize) -> &[Change] {
+        &self.changes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
 }
 
 /// A RocksDB-backed history store.
@@ -165,7 +262,7 @@ impl Store {
 
     fn check_format(&self, mode: Mode) -> Result<(), StoreError> {
         match self.db.get(FORMAT_KEY).map_err(|e| self.db_err(e))? {
-            Some(v) if v == FORMAT_VERSION => Ok(()),
+            Some(v) if v == FORMAT_VERSION || v == FORMAT_VERSION_1 => Ok(()),
             Some(v) => Err(StoreError::Version {
                 path: self.path.clone(),
                 found: String::from_utf8_lossy(&v).into_owned(),
@@ -181,6 +278,15 @@ impl Store {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// The store's current state (id 0, generation 0 for an empty store or one
+    /// written before states were kept).
+    pub fn state(&self) -> Result<StoreState, StoreError> {
+        match self.db.get(STATE_KEY).map_err(|e| self.db_err(e))? {
+            None => Ok(StoreState::default()),
+            Some(v) => StoreState::decode(&v).ok_or_else(|| self.corrupt("bad state key")),
         }
     }
 
@@ -293,42 +399,48 @@ impl Store {
     }
 
     /// Writes the difference between `before` (what the store holds) and `after`
-    /// in one atomic, synced batch.
-    pub fn commit(&self, before: &History, after: &History) -> Result<CommitStats, StoreError> {
+    /// (merged from it) in one atomic, synced batch, with the next [`StoreState`]
+    /// (in `stats.state`).
+    pub fn commit(&self, before: &Base, after: &History) -> Result<CommitStats, StoreError> {
         let mut batch = WriteBatch::default();
-        let mut stats = CommitStats::default();
+        let mut stats = CommitStats {
+            state: self.state()?.next(),
+            ..CommitStats::default()
+        };
         batch.put(FORMAT_KEY, FORMAT_VERSION);
+        batch.put(STATE_KEY, stats.state.encode());
 
-        let key_of = |s: &Snapshot| snapshot_key(s.meta.instant_micros);
+        let key_of = |m: &SnapshotMeta| snapshot_key(m.instant_micros);
         let after_ids: HashMap<u32, &Snapshot> =
             after.snapshots.iter().map(|s| (s.meta.id, s)).collect();
-        for s in &before.snapshots {
-            if !after_ids.contains_key(&s.meta.id) {
-                batch.delete(key_of(s));
+        for m in &before.snapshots {
+            if !after_ids.contains_key(&m.id) {
+                batch.delete(key_of(m));
                 stats.deleted_other += 1;
             }
         }
-        let before_ids: HashMap<u32, &Snapshot> =
-            before.snapshots.iter().map(|s| (s.meta.id, s)).collect();
+        let before_ids: HashMap<u32, &SnapshotMeta> =
+            before.snapshots.iter().map(|m| (m.id, m)).collect();
         for s in &after.snapshots {
-            if before_ids.get(&s.meta.id).map(|b| &b.meta) != Some(&s.meta) {
+            if before_ids.get(&s.meta.id) != Some(&&s.meta) {
                 let meta = serde_json::to_vec(&s.meta)
                     .map_err(|e| self.corrupt(format!("snapshot metadata: {e}")))?;
-                batch.put(key_of(s), meta);
+                batch.put(key_of(&s.meta), meta);
             }
         }
 
+        // Ids are only appended: one live before and after has the same content.
         let n = before.payloads.len().max(after.payloads.len());
         for id in 0..n {
-            let b = before.payloads.get(id).and_then(Option::as_ref);
+            let b = before.payloads.get(id).copied().unwrap_or(false);
             let a = after.payloads.get(id).and_then(Option::as_ref);
             let key = id_key(PAYLOAD, id as u32);
             match (b, a) {
-                (Some(_), None) => {
+                (true, None) => {
                     batch.delete(key);
                     stats.deleted_other += 1;
                 }
-                (b, Some(a)) if b != Some(a) => {
+                (false, Some(a)) => {
                     batch.put(key, a);
                     stats.payloads_written += 1;
                 }
@@ -338,15 +450,15 @@ impl Store {
         let n = before.lines.len().max(after.lines.len());
         let mut buf = Vec::with_capacity(64);
         for id in 0..n {
-            let b = before.lines.get(id).copied().flatten();
+            let b = before.lines.get(id).copied().unwrap_or(false);
             let a = after.lines.get(id).copied().flatten();
             let key = id_key(LINE, id as u32);
             match (b, a) {
-                (Some(_), None) => {
+                (true, None) => {
                     batch.delete(key);
                     stats.deleted_other += 1;
                 }
-                (b, Some(a)) if b != Some(a) => {
+                (false, Some(a)) => {
                     buf.clear();
                     encode_line(&a, &mut buf);
                     batch.put(key, &buf);
@@ -357,7 +469,7 @@ impl Store {
         }
 
         // Pieces: walk both sorted start lists.
-        let ids_before: Vec<u32> = before.snapshots.iter().map(|s| s.meta.id).collect();
+        let ids_before: Vec<u32> = before.snapshots.iter().map(|m| m.id).collect();
         let ids_after: Vec<u32> = after.snapshots.iter().map(|s| s.meta.id).collect();
         let (mut i, mut j) = (0, 0);
         let mut old_buf = Vec::with_capacity(64);
@@ -414,6 +526,7 @@ impl Store {
         while it.valid() {
             if let Some(k) = it.key() {
                 let known = k == FORMAT_KEY
+                    || k == STATE_KEY
                     || matches!(k.first(), Some(&(SNAPSHOT | PIECE | LINE | PAYLOAD)));
                 if !known {
                     n += 1;
@@ -609,7 +722,7 @@ mod tests {
         let store = Store::open(dir.path(), Mode::ReadWrite).unwrap();
         let mut h = store.read_history().unwrap();
         let mut i = Interner::new(&h);
-        let before = h.clone();
+        let before = Base::of(&h);
         merge(
             &mut h,
             &mut i,
@@ -630,7 +743,7 @@ mod tests {
         assert!(back.check(10).is_empty(), "{:?}", back.check(10));
 
         // A replace garbage-collects; the diff deletes what is gone.
-        let before = back.clone();
+        let before = Base::of(&back);
         let mut h = back;
         let mut i = Interner::new(&h);
         merge(

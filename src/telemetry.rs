@@ -133,10 +133,9 @@ pub fn enrich_lookup_histogram() -> metrics::Histogram {
 }
 
 pub fn index_in_use(index: &Index) {
-    let h = index.history();
-    gauge!(SNAPSHOTS).set(h.snapshot_count() as f64);
-    gauge!(INDEX_PIECES).set(h.piece_count() as f64);
-    gauge!(INDEX_RECORDS).set(h.line_count() as f64);
+    gauge!(SNAPSHOTS).set(index.snapshot_count() as f64);
+    gauge!(INDEX_PIECES).set(index.piece_count() as f64);
+    gauge!(INDEX_RECORDS).set(index.line_count() as f64);
 }
 
 pub fn kafka_delivery_retry() {
@@ -226,9 +225,8 @@ pub fn watch_scanned(dataset: &str) {
 /// A data set's index was built (at start or after a load) and is now in use.
 pub fn index_built(dataset: &str, took: Duration, index: &Index) {
     histogram!(INDEX_BUILD_SECONDS, "dataset" => dataset.to_string()).record(took.as_secs_f64());
-    let h = index.history();
-    gauge!(DATASET_SNAPSHOTS, "dataset" => dataset.to_string()).set(h.snapshot_count() as f64);
-    gauge!(DATASET_RANGES, "dataset" => dataset.to_string()).set(h.piece_count() as f64);
+    gauge!(DATASET_SNAPSHOTS, "dataset" => dataset.to_string()).set(index.snapshot_count() as f64);
+    gauge!(DATASET_RANGES, "dataset" => dataset.to_string()).set(index.piece_count() as f64);
 }
 
 pub fn ready(ready: bool) {

@@ -1,5 +1,8 @@
 //! `kill -9` at random moments of a real `load`: the store is always as before or
-//! as after the load, never between (checked with `verify` and lookups).
+//! as after the load, never between (checked with `verify` and lookups), and so
+//! is the index file: a kill while it is written leaves the previous file, which
+//! is either still right (killed before the commit) or recognised as stale and
+//! rebuilt by the next open; never a half-written file in use.
 
 mod common;
 
@@ -110,7 +113,18 @@ fn kill_9_during_load_leaves_the_store_before_or_after() {
 
         let verify = ok(&["verify", "--db", s(&db)]);
         assert!(verify.starts_with("ok:"), "round {round}: {verify}");
+        let index_state = if verify.contains("index file ok") {
+            "valid"
+        } else {
+            "stale or missing"
+        };
         let state = (snapshot_files(&db), answers(&db, queries.as_bytes()));
+        // The lookups above opened the store: its index file is valid now.
+        let verify = ok(&["verify", "--db", s(&db)]);
+        assert!(
+            verify.contains("index file ok"),
+            "round {round} (index was {index_state}): {verify}"
+        );
         if state == before {
             saw_before += 1;
         } else if state == after {

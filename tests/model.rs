@@ -1,17 +1,20 @@
 //! Property test: the store and index answer exactly like a naive model of the
 //! semantics (complete snapshots, greatest datetime <= t), over random snapshots
 //! with removed ranges, IPv6, out-of-order loads and replaces, through a real
-//! RocksDB store and back; and `export` writes each snapshot back exactly as it
-//! was loaded, so that it reloads to the same answers.
+//! RocksDB store and back and through the persisted index file (written after
+//! every commit as a load does, then mapped by a fresh open); and `export` writes
+//! each snapshot back exactly as it was loaded, so that it reloads to the same
+//! answers.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use whipstream::history::{History, Interner, MergeError, Merged, SnapshotMeta};
 use whipstream::index::Index;
+use whipstream::index_file::{self, Check};
 use whipstream::ip::IpKey;
 use whipstream::snapshot::SnapshotFile;
-use whipstream::store::{Mode, Store};
+use whipstream::store::{Base, Mode, Store};
 use whipstream::time::Instant;
 
 const SPAN: u128 = 24;
@@ -139,7 +142,7 @@ proptest! {
             let body = text(s);
             let file = SnapshotFile::from_lines("gen.jsonl", &body).unwrap();
             let key = file.datetime.as_micros();
-            let before = history.clone();
+            let before = Base::of(&history);
             let mut interner = Interner::new(&history);
             let result = history.merge(&mut interner, &file, SnapshotMeta::of_file(&file), *replace);
             match model.get(&key) {
@@ -155,13 +158,25 @@ proptest! {
             model.insert(key, (body, file));
             let problems = history.check(5);
             prop_assert!(problems.is_empty(), "{:?}", problems);
-            store.commit(&before, &history).unwrap();
+            let state = store.commit(&before, &history).unwrap().state;
+            // As a load does: the index file of the new state, mapped.
+            let written = index_file::rebuild(dir.path(), &history, state).unwrap();
+            prop_assert!(written.image().is_mapped());
+            prop_assert_eq!(written.state(), state);
         }
         check_against_model(&Index::new(history.clone()), &model)?;
         let back = store.read_history().unwrap();
         let problems = back.check(5);
         prop_assert!(problems.is_empty(), "{:?}", problems);
-        check_against_model(&Index::new(back), &model)?;
+        check_against_model(&Index::new(back.clone()), &model)?;
+        // A fresh open maps the file the last commit left (no rebuild) and it
+        // is byte for byte what the store's history gives.
+        let mapped = index_file::open(dir.path(), Check::Full).unwrap();
+        prop_assert!(mapped.image().is_mapped());
+        prop_assert_eq!(mapped.state(), store.state().unwrap());
+        let status = index_file::verify(dir.path(), &back, store.state().unwrap());
+        prop_assert!(matches!(status, index_file::Status::Ok { .. }), "{:?}", status);
+        check_against_model(&mapped, &model)?;
     }
 
     #[test]
