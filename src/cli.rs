@@ -20,7 +20,7 @@ use crate::ip::Cidr;
 use crate::ip::IpKey;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
 use crate::load::{load, open_history, LoadOptions};
-use crate::logline::{ClientIp, Format, LineParser, ParserConfig, TimeFormat};
+use crate::logline::{ClientIp, Format, LineParser, ParserConfig, TimeFormat, Zone};
 use crate::lookup::{run_batch, write_answer, When};
 use crate::store::{Mode, Store};
 use crate::time::Instant;
@@ -58,6 +58,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Check a store's invariants (exit 1 when a problem is found).
     Verify(VerifyArgs),
+    /// List the access-log formats `--format auto` recognises, and how each
+    /// gives the client address and the event time.
+    Formats,
     /// The daemon: enrich stdin, files or Kafka while loading new snapshots from
     /// watched directories and answering REST lookups (`--config FILE` and/or flags).
     Run(Box<RunArgs>),
@@ -93,6 +96,10 @@ pub struct RunArgs {
     /// [input.time_format].
     #[arg(long)]
     pub time_format: Option<String>,
+    /// Time zone (IANA name) of times written without an offset; default UTC
+    /// [input.timezone].
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
     /// JSON field with the client address (repeatable) [input.ip_fields].
     #[arg(long = "ip-field", value_name = "FIELD")]
     pub ip_fields: Vec<String>,
@@ -242,10 +249,15 @@ pub struct EnrichArgs {
     /// detected and decompressed.
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
-    /// Line format: auto (JSON or combined/common, per line), combined, common,
-    /// json, regex.
+    /// Line format: auto (recognised per line, and per file for W3C headers; see
+    /// `whipstream formats`), or one by name: combined, common, json, w3c,
+    /// haproxy, elb, squid, envoy, regex.
     #[arg(long, default_value = "auto", value_parser = Format::parse)]
     pub format: Format,
+    /// Time zone of times written without an offset (HAProxy, ISO times without
+    /// `Z`): an IANA name such as `Europe/Berlin`. Default UTC.
+    #[arg(long, value_name = "ZONE", value_parser = Zone::parse)]
+    pub timezone: Option<Zone>,
     /// For --format regex: a regex with named groups `ip` and `time` (others are
     /// output as fields).
     #[arg(long, value_name = "REGEX")]
@@ -434,6 +446,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(a) => cmd_verify(a),
         Command::Export(a) => cmd_export(a),
         Command::Report(a) => cmd_report(a),
+        Command::Formats => cmd_formats(),
         Command::Run(_) => unreachable!("handled above"),
     })
 }
@@ -482,6 +495,7 @@ fn cmd_run(a: RunArgs, log: Option<String>) -> Result<ExitCode> {
         format: a.format,
         regex: a.regex,
         time_format: a.time_format,
+        timezone: a.timezone,
         ip_fields: a.ip_fields,
         time_fields: a.time_fields,
         client_ip: a.client_ip,
@@ -626,6 +640,7 @@ fn parser_config(a: &EnrichArgs) -> Result<ParserConfig> {
     let mut c = ParserConfig {
         format: a.format,
         time_format: a.time_format,
+        zone: a.timezone.clone().unwrap_or_default(),
         client_ip: a.client_ip,
         trusted_proxies: a.trusted_proxies.clone(),
         ..ParserConfig::default()
@@ -764,12 +779,18 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
         .zip(&c.matched)
         .map(|(d, m)| format!("{}: {} matched, {} unmatched", d.name, m, c.enriched - m))
         .collect();
+    let headers = if c.headers > 0 {
+        format!(", {} header lines", c.headers)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "whipstream enrich: {} lines read, {} enriched ({}), {} dead-lettered in {:.2} s ({:.0} lines/s)",
+        "whipstream enrich: {} lines read, {} enriched ({}), {} dead-lettered{} in {:.2} s ({:.0} lines/s)",
         c.read,
         c.enriched,
         matched.join("; "),
         c.dead_lettered,
+        headers,
         summary.seconds,
         c.read as f64 / summary.seconds.max(1e-9)
     );
@@ -783,6 +804,12 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
     if a.strict && c.dead_lettered > 0 {
         return Ok(ExitCode::from(3));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_formats() -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    out.write_all(crate::logline::catalog::markdown().as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,7 +11,7 @@
 use crate::index::{Match, SharedIndex};
 use crate::ip::IpKey;
 use crate::json::{write_key, write_str};
-use crate::logline::{LineParser, LogLine};
+use crate::logline::{FileState, LineParser, LogLine, Parsed};
 use crate::source::Chunk;
 use crate::time::Instant;
 
@@ -57,6 +57,8 @@ pub struct Counts {
     pub read: u64,
     pub enriched: u64,
     pub dead_lettered: u64,
+    /// Directive lines (W3C `#Fields:`...): read, neither enriched nor dead letters.
+    pub headers: u64,
     /// Per data set, in order: lines with a match.
     pub matched: Vec<u64>,
 }
@@ -66,6 +68,7 @@ impl Counts {
         self.read += other.read;
         self.enriched += other.enriched;
         self.dead_lettered += other.dead_lettered;
+        self.headers += other.headers;
         if self.matched.len() < other.matched.len() {
             self.matched.resize(other.matched.len(), 0);
         }
@@ -126,10 +129,12 @@ impl Enricher {
         counts.matched.resize(self.datasets.len(), 0);
         let read_at = chunk.read_at.unwrap_or(self.started);
         let mut parsed: Vec<(LogLine<'_>, Instant, &str)> = Vec::with_capacity(4096);
+        let mut file = FileState::after(chunk.header.as_deref());
         for (line_no, line) in chunk.lines() {
             counts.read += 1;
-            match self.check_and_parse(line) {
-                Ok((p, text)) => {
+            match self.check_and_parse(line, Some(&mut file)) {
+                Ok(None) => counts.headers += 1,
+                Ok(Some((p, text))) => {
                     let t = p.time.unwrap_or(match self.options.default_time {
                         DefaultTime::At(t) => t,
                         DefaultTime::ReadTime => read_at,
@@ -183,7 +188,9 @@ impl Enricher {
         always_fallback: bool,
         out: &mut Vec<u8>,
     ) -> Result<Vec<bool>, String> {
-        let (parsed, text) = self.check_and_parse(line)?;
+        let (parsed, text) = self
+            .check_and_parse(line, None)?
+            .ok_or("directive line")?;
         let own = if always_fallback { None } else { parsed.time };
         let t = own.unwrap_or(match self.options.default_time {
             DefaultTime::At(t) if !always_fallback => t,
@@ -202,9 +209,14 @@ impl Enricher {
         Ok(matched.into_iter().map(|m| m > 0).collect())
     }
 
-    /// Checks a raw line (length, UTF-8, not blank) and parses it; the error is the
-    /// dead-letter reason.
-    fn check_and_parse<'a>(&self, line: &'a [u8]) -> Result<(LogLine<'a>, &'a str), String> {
+    /// Checks a raw line (length, UTF-8, not blank) and parses it, in its file's
+    /// state when it comes from one; `None` for a directive line. The error is
+    /// the dead-letter reason.
+    fn check_and_parse<'a>(
+        &self,
+        line: &'a [u8],
+        file: Option<&mut FileState>,
+    ) -> Result<Option<(LogLine<'a>, &'a str)>, String> {
         if line.len() > self.options.max_line_bytes {
             return Err(format!(
                 "line longer than {} bytes",
@@ -216,8 +228,15 @@ impl Enricher {
         if text.trim().is_empty() {
             return Err("empty line".into());
         }
-        let parsed = self.parser.parse(text).map_err(|e| e.to_string())?;
-        Ok((parsed, text))
+        let parsed = match file {
+            Some(file) => match self.parser.parse_in(text, file) {
+                Ok(Parsed::Entry(p)) => p,
+                Ok(Parsed::Directive) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            },
+            None => self.parser.parse(text).map_err(|e| e.to_string())?,
+        };
+        Ok(Some((parsed, text)))
     }
 
     fn write_object<'m>(
@@ -293,6 +312,7 @@ mod tests {
             first_line: 1,
             data: text.as_bytes().to_vec(),
             read_at: None,
+            header: None,
         };
         let (mut out, mut dead, mut counts) = (Vec::new(), Vec::new(), Counts::default());
         enricher.enrich_chunk(&chunk, &mut out, &mut dead, &mut counts);

@@ -13,8 +13,10 @@
 //! - [`load`]: the `load` pipeline (parallel read, ordered merge, one commit).
 //! - [`index`]: the immutable lookup structure and record output.
 //! - [`lookup`]: answering queries, by argument and in batch.
-//! - [`logline`]: access-log lines: client address, event time, fields.
-//! - [`source`]: enrichment inputs (stdin, files, gzip) cut into chunks of lines.
+//! - [`logline`]: access-log lines of real servers and load balancers (one module
+//!   per family of formats, auto-detected): client address, event time, fields.
+//! - [`source`]: enrichment inputs (stdin, files, gzip) cut into chunks of lines,
+//!   each carrying its file's header line in force (W3C `#Fields:`).
 //! - [`enrich`]: the join of a log line with the data sets, and its JSON output.
 //! - [`pipeline`]: the parallel, order-keeping enrichment run for stdin and files.
 //! - [`json`]: hand-written JSON output helpers for the hot path.
