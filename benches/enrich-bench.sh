@@ -56,3 +56,28 @@ echo "| \`whipstream enrich FILE.gz\` | $GZ | $(rate "$GZ") | $(steady "$GZ") | 
 echo "| \`zcat FILE.gz\` alone | $ZCAT | $(rate "$ZCAT") | - | - |"
 echo "| \`whipstream enrich --workers 1 FILE\` | $ONE | $(rate "$ONE") | $(steady "$ONE") | $(ratio "$SEED" "$ONE") |"
 echo "| seed pipeline (regex + maxminddb C ext., latest only, 1 core) | $SEED_ONE | $(rate "$SEED_ONE") | - | 1.0x |"
+
+# BASELINE=/path/to/whipstream (another build, e.g. of main): the same file runs
+# with both binaries, interleaved run by run so that load on the machine hits
+# both alike; best of 5 each.
+if [ -n "${BASELINE:-}" ]; then
+  side() {
+    local bn=999999 bo=999999 t0 t1
+    for _ in 1 2 3 4 5; do
+      t0=$(date +%s.%N); "$WS" enrich --db "$STORE" "$@" > /dev/null 2>&1; t1=$(date +%s.%N)
+      bn=$(python3 -c "print(min($bn, $t1 - $t0))")
+      t0=$(date +%s.%N); "$BASELINE" enrich --db "$STORE" "$@" > /dev/null 2>&1; t1=$(date +%s.%N)
+      bo=$(python3 -c "print(min($bo, $t1 - $t0))")
+    done
+    local shown="${*//$LOG/FILE}"
+    python3 -c "print(f'| \`enrich $shown\` | {$bo:.2f} | {$bn:.2f} | {$bn/$bo:.3f} |')"
+  }
+  echo
+  echo "### Side by side with \`$BASELINE\` (best of 5, interleaved)"
+  echo
+  echo "| run | baseline s | this build s | this / baseline |"
+  echo "|---|---|---|---|"
+  side "$LOG"
+  side --no-line "$LOG"
+  side --workers 1 "$LOG"
+fi

@@ -188,9 +188,7 @@ impl Enricher {
         always_fallback: bool,
         out: &mut Vec<u8>,
     ) -> Result<Vec<bool>, String> {
-        let (parsed, text) = self
-            .check_and_parse(line, None)?
-            .ok_or("directive line")?;
+        let (parsed, text) = self.check_and_parse(line, None)?.ok_or("directive line")?;
         let own = if always_fallback { None } else { parsed.time };
         let t = own.unwrap_or(match self.options.default_time {
             DefaultTime::At(t) if !always_fallback => t,

@@ -382,7 +382,7 @@ impl Chunker {
     ) -> Chunk {
         let header = self.header.clone();
         if let Some(r) = crate::logline::last_header_line(&data) {
-            self.header = Some(data[r].into());
+            self.header = Some(Arc::from(&data[r]));
         }
         let chunk = Chunk {
             seq: self.seq,
@@ -473,7 +473,10 @@ mod tests {
         c.chunk_bytes = 5;
         let mut seen = Vec::new();
         while let Some(ch) = c.next_chunk().unwrap() {
-            let header = ch.header.as_deref().map(|h| String::from_utf8_lossy(h).into_owned());
+            let header = ch
+                .header
+                .as_deref()
+                .map(|h| String::from_utf8_lossy(h).into_owned());
             for (_, l) in ch.lines() {
                 seen.push((String::from_utf8_lossy(l).into_owned(), header.clone()));
             }

@@ -38,8 +38,11 @@ fn fixture_path(name: &str) -> PathBuf {
 }
 
 fn expected(name: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(fixture(&format!("log-formats/{name}.expected.jsonl"))).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let text =
+        std::fs::read_to_string(fixture(&format!("log-formats/{name}.expected.jsonl"))).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 struct Run {
@@ -60,7 +63,11 @@ fn enrich(args: &[&str], stdin: Option<&[u8]>) -> Run {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect(),
-        dead: stderr.lines().filter(|l| l.starts_with('{')).map(String::from).collect(),
+        dead: stderr
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(String::from)
+            .collect(),
         stderr,
     }
 }
@@ -100,7 +107,11 @@ fn every_format_is_read_auto_detected_and_by_name() {
             let summary = format!("{lines} lines read, {} enriched", want.len());
             assert!(r.stderr.contains(&summary), "{name}: {}", r.stderr);
             if directives > 0 {
-                assert!(r.stderr.contains(&format!(", {directives} header lines")), "{}", r.stderr);
+                assert!(
+                    r.stderr.contains(&format!(", {directives} header lines")),
+                    "{}",
+                    r.stderr
+                );
             }
         }
     }
@@ -121,18 +132,33 @@ fn formats_mixed_in_one_stream_are_recognised_line_by_line() {
 #[test]
 fn a_forced_format_refuses_other_formats_lines() {
     let r = run(
-        &["enrich", "--db", s(geoip_store()), "--format", "haproxy", s(&fixture_path("squid"))],
+        &[
+            "enrich",
+            "--db",
+            s(geoip_store()),
+            "--format",
+            "haproxy",
+            s(&fixture_path("squid")),
+        ],
         None,
     );
     let stderr = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(stderr.matches("does not match the haproxy format").count(), 2, "{stderr}");
+    assert_eq!(
+        stderr.matches("does not match the haproxy format").count(),
+        2,
+        "{stderr}"
+    );
 }
 
 #[test]
 fn offset_less_times_follow_timezone() {
     let path = fixture_path("haproxy");
     let r = enrich(&["--timezone", "Europe/Berlin", s(&path)], None);
-    let times: Vec<&str> = r.out.iter().map(|o| o["timestamp"].as_str().unwrap()).collect();
+    let times: Vec<&str> = r
+        .out
+        .iter()
+        .map(|o| o["timestamp"].as_str().unwrap())
+        .collect();
     // February is CET (+01:00), October CEST (+02:00).
     assert_eq!(
         times,
@@ -144,9 +170,19 @@ fn offset_less_times_follow_timezone() {
         ]
     );
     // Times with an offset are not moved.
-    let r = enrich(&["--timezone", "Europe/Berlin", s(&fixture_path("elb"))], None);
+    let r = enrich(
+        &["--timezone", "Europe/Berlin", s(&fixture_path("elb"))],
+        None,
+    );
     check("elb", &r, &expected("elb"));
-    let err = fails(&["enrich", "--db", s(geoip_store()), "--timezone", "Mars/Olympus", "-"]);
+    let err = fails(&[
+        "enrich",
+        "--db",
+        s(geoip_store()),
+        "--timezone",
+        "Mars/Olympus",
+        "-",
+    ]);
     assert!(err.contains("unknown time zone"), "{err}");
 }
 
@@ -201,13 +237,20 @@ fn w3c_headers_apply_exactly_to_the_lines_after_them_across_chunks() {
         if let Some(i) = got.iter().zip(&ips).position(|(g, w)| g != w) {
             panic!("entry {i}: got {} want {} ({args:?})", got[i], ips[i]);
         }
-        assert!(r.stderr.contains(&format!(", {headers} header lines")), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(", {headers} header lines")),
+            "{}",
+            r.stderr
+        );
     }
     // A second file starts with no header: its header-less lines are not read
     // with the first file's columns.
     let second = dir.path().join("u_ex241003.log");
     std::fs::write(&second, "2024-10-03 10:00:00 10.0.0.1 GET / 200\n").unwrap();
-    let out = run(&["enrich", "--db", s(geoip_store()), s(&path), s(&second)], None);
+    let out = run(
+        &["enrich", "--db", s(geoip_store()), s(&path), s(&second)],
+        None,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("u_ex241003.log:1"), "{stderr}");
 }
@@ -215,12 +258,19 @@ fn w3c_headers_apply_exactly_to_the_lines_after_them_across_chunks() {
 #[test]
 fn formats_command_lists_every_format_as_the_readme_shows() {
     let table = ok(&["formats"]);
-    for name in ["w3c", "json", "envoy", "combined", "haproxy", "elb", "squid", "regex"] {
+    for name in [
+        "w3c", "json", "envoy", "combined", "haproxy", "elb", "squid", "regex",
+    ] {
         assert!(table.contains(&format!("| `{name}` |")), "{table}");
     }
     let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
-    let start = readme.find("<!-- formats:begin -->\n").expect("README formats table start") + 23;
-    let end = readme.find("<!-- formats:end -->").expect("README formats table end");
+    let start = readme
+        .find("<!-- formats:begin -->\n")
+        .expect("README formats table start")
+        + 23;
+    let end = readme
+        .find("<!-- formats:end -->")
+        .expect("README formats table end");
     assert_eq!(
         &readme[start..end],
         table,

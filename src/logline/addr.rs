@@ -67,7 +67,11 @@ pub fn client_addr_cow(text: Cow<'_, str>) -> Result<(IpKey, Cow<'_, str>), Pars
 /// first address that is not a trusted proxy is the client. Returns it with its
 /// text, or `None` when the header cannot be used (no usable address, or a remote
 /// peer that is not a trusted proxy, whose header may be forged).
-pub fn walk_xff<'x>(xff: &'x str, remote: Option<IpKey>, trusted: &[Cidr]) -> Option<(IpKey, &'x str)> {
+pub fn walk_xff<'x>(
+    xff: &'x str,
+    remote: Option<IpKey>,
+    trusted: &[Cidr],
+) -> Option<(IpKey, &'x str)> {
     let is_trusted = |ip: IpKey| trusted.iter().any(|c| c.contains(ip));
     if remote.is_some_and(|r| !is_trusted(r)) {
         return None;
@@ -108,8 +112,14 @@ mod tests {
             IpKey::parse("192.0.2.7").unwrap()
         );
         assert_eq!(client_addr("-"), Err(ParseError::NoIp));
-        assert!(matches!(client_addr("www.example.com:80"), Err(ParseError::BadIp(_))));
-        assert!(matches!(client_addr("[2001:db8::1"), Err(ParseError::BadIp(_))));
+        assert!(matches!(
+            client_addr("www.example.com:80"),
+            Err(ParseError::BadIp(_))
+        ));
+        assert!(matches!(
+            client_addr("[2001:db8::1"),
+            Err(ParseError::BadIp(_))
+        ));
         assert_eq!(host_of_host_port("2001:db8::90:40000"), "2001:db8::90");
         assert_eq!(host_of_host_port("[2001:db8::90]:40000"), "2001:db8::90");
         assert_eq!(host_of_host_port("10.0.1.2:33317"), "10.0.1.2");

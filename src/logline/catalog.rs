@@ -69,7 +69,8 @@ pub const FORMATS: &[FormatInfo] = &[
 
 /// The table as Markdown (what `whipstream formats` prints).
 pub fn markdown() -> String {
-    let mut out = String::from("| `--format` | logs | client address | event time |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("| `--format` | logs | client address | event time |\n|---|---|---|---|\n");
     for f in FORMATS {
         out.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",

@@ -28,7 +28,7 @@ pub struct Scanned<'a> {
 pub fn scan(line: &str, strict_time: bool) -> Option<Scanned<'_>> {
     let mut c = Cursor::new(line);
     let mut host = c.token()?;
-    let mut ident = c.token()?;
+    let ident = c.token()?;
     if ident.starts_with('[') {
         return None;
     }
@@ -43,14 +43,14 @@ pub fn scan(line: &str, strict_time: bool) -> Option<Scanned<'_>> {
         return None;
     }
     let mut vhost = None;
-    // vhost_combined: `vhost[:port] client ident user [..]`.
-    if let Some((ident2, user2)) = user.split_once(' ') {
+    // vhost_combined: `vhost[:port] client ident user [..]`. The RFC 1413
+    // identity is "-" in practice and stays in `line`.
+    if let Some((_ident, user2)) = user.split_once(' ') {
         if !user2.contains(' ') && IpKey::parse(ident).is_ok() && IpKey::parse(host).is_err() {
             vhost = Some(host);
-            (host, ident, user) = (ident, ident2, user2);
+            (host, user) = (ident, user2);
         }
     }
-    let _ = ident; // RFC 1413 identity: "-" in practice, kept in `line`.
     let mut common = Common {
         user: text(user),
         host: vhost.map(Cow::Borrowed),

@@ -90,7 +90,10 @@ impl Zone {
         let bad = |e: jiff::Error| ParseError::BadTime(format!("{wall} in {name}: {e}"));
         let ts = jiff::Timestamp::from_microsecond(wall.as_micros()).map_err(bad)?;
         let civil = jiff::tz::Offset::UTC.to_datetime(ts);
-        let at = tz.to_ambiguous_timestamp(civil).unambiguous().map_err(bad)?;
+        let at = tz
+            .to_ambiguous_timestamp(civil)
+            .unambiguous()
+            .map_err(bad)?;
         Ok(Instant::from_micros(at.as_microsecond()))
     }
 }
@@ -258,14 +261,35 @@ mod tests {
     fn offset_less_times_are_in_the_zone() {
         let berlin = Zone::parse("Europe/Berlin").unwrap();
         let utc = Zone::Utc;
-        assert_eq!(rfc(clf("06/Feb/2009:12:14:14.655", &utc).unwrap()), "2009-02-06T12:14:14.655Z");
-        assert_eq!(rfc(clf("06/Feb/2009:12:14:14.655", &berlin).unwrap()), "2009-02-06T11:14:14.655Z");
-        assert_eq!(rfc(clf("[06/Jul/2009:12:14:14]", &berlin).unwrap()), "2009-07-06T10:14:14Z");
+        assert_eq!(
+            rfc(clf("06/Feb/2009:12:14:14.655", &utc).unwrap()),
+            "2009-02-06T12:14:14.655Z"
+        );
+        assert_eq!(
+            rfc(clf("06/Feb/2009:12:14:14.655", &berlin).unwrap()),
+            "2009-02-06T11:14:14.655Z"
+        );
+        assert_eq!(
+            rfc(clf("[06/Jul/2009:12:14:14]", &berlin).unwrap()),
+            "2009-07-06T10:14:14Z"
+        );
         // An offset in the text wins over the zone.
-        assert_eq!(rfc(clf("06/Feb/2009:12:14:14 +0000", &berlin).unwrap()), "2009-02-06T12:14:14Z");
-        assert_eq!(rfc(iso("2024-01-01T10:00:00", &berlin).unwrap()), "2024-01-01T09:00:00Z");
-        assert_eq!(rfc(iso("2024-01-01T10:00:00-05:00", &berlin).unwrap()), "2024-01-01T15:00:00Z");
-        assert_eq!(rfc(iso("2024-01-01T10:00:00", &utc).unwrap()), "2024-01-01T10:00:00Z");
+        assert_eq!(
+            rfc(clf("06/Feb/2009:12:14:14 +0000", &berlin).unwrap()),
+            "2009-02-06T12:14:14Z"
+        );
+        assert_eq!(
+            rfc(iso("2024-01-01T10:00:00", &berlin).unwrap()),
+            "2024-01-01T09:00:00Z"
+        );
+        assert_eq!(
+            rfc(iso("2024-01-01T10:00:00-05:00", &berlin).unwrap()),
+            "2024-01-01T15:00:00Z"
+        );
+        assert_eq!(
+            rfc(iso("2024-01-01T10:00:00", &utc).unwrap()),
+            "2024-01-01T10:00:00Z"
+        );
         // 02:30 does not exist in Berlin on 2024-03-31, and 02:30 happens twice
         // on 2024-10-27: neither is guessed.
         assert!(iso("2024-03-31T02:30:00", &berlin).is_err());

@@ -10,9 +10,9 @@
 
 use std::borrow::Cow;
 
+use super::addr::host_of_host_port;
 use super::fields::{number, seconds, text, Common, Fields, Raw};
 use super::tokens::Cursor;
-use super::addr::host_of_host_port;
 use super::{Found, ParseError};
 use crate::time::Instant;
 
@@ -44,13 +44,20 @@ pub fn parse(line: &str) -> Option<Result<Found<'_>, ParseError>> {
     Some(parse_rest(c, alb, time, client))
 }
 
-fn parse_rest<'a>(mut c: Cursor<'a>, alb: bool, time: &'a str, client: &'a str) -> Result<Found<'a>, ParseError> {
+fn parse_rest<'a>(
+    mut c: Cursor<'a>,
+    alb: bool,
+    time: &'a str,
+    client: &'a str,
+) -> Result<Found<'a>, ParseError> {
     let time = Instant::parse(time).map_err(|e| ParseError::BadTime(e.to_string()))?;
     let mut common = Common {
         upstream: c.token().and_then(text),
         ..Common::default()
     };
-    let timers: Vec<Option<f64>> = (0..3).map(|_| c.token().and_then(|t| seconds(t, 1.0))).collect();
+    let timers: Vec<Option<f64>> = (0..3)
+        .map(|_| c.token().and_then(|t| seconds(t, 1.0)))
+        .collect();
     if let [Some(a), Some(b), Some(d)] = timers[..] {
         common.duration = Some(a + b + d);
     }

@@ -10,10 +10,10 @@
 
 use std::borrow::Cow;
 
+use super::addr::host_of_host_port;
 use super::clock::{self, Zone};
 use super::fields::{number, seconds, text, Common, Fields, Raw};
 use super::tokens::Cursor;
-use super::addr::host_of_host_port;
 use super::{Found, ParseError};
 
 /// The log body after any syslog prefix: it starts with `addr:port [dd/`.
@@ -28,7 +28,10 @@ fn body(line: &str) -> Option<&str> {
     if starts_right(line) {
         return Some(line);
     }
-    let after_tag = line.find("]: ").map(|i| &line[i + 3..]).or_else(|| line.find(": ").map(|i| &line[i + 2..]))?;
+    let after_tag = line
+        .find("]: ")
+        .map(|i| &line[i + 3..])
+        .or_else(|| line.find(": ").map(|i| &line[i + 2..]))?;
     starts_right(after_tag).then_some(after_tag)
 }
 
@@ -43,7 +46,12 @@ pub fn parse<'a>(line: &'a str, zone: &Zone) -> Option<Result<Found<'a>, ParseEr
     Some(parse_rest(c, client, date, zone))
 }
 
-fn parse_rest<'a>(mut c: Cursor<'a>, client: &'a str, date: &'a str, zone: &Zone) -> Result<Found<'a>, ParseError> {
+fn parse_rest<'a>(
+    mut c: Cursor<'a>,
+    client: &'a str,
+    date: &'a str,
+    zone: &Zone,
+) -> Result<Found<'a>, ParseError> {
     let time = clock::clf(date, zone)?;
     let mut common = Common::default();
     let _frontend = c.token();

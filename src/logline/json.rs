@@ -93,16 +93,89 @@ struct Known {
 }
 
 const KNOWN: Known = Known {
-    method: &["method", "request_method", "RequestMethod", "request.method", "ClientRequestMethod", "httpRequest.requestMethod", "http.request.method"],
-    path: &["path", "request_uri", "uri", "RequestPath", "request.uri", "ClientRequestURI", "httpRequest.requestUrl", "url.original", "url.path"],
-    protocol: &["protocol", "server_protocol", "RequestProtocol", "request.proto", "ClientRequestProtocol", "httpRequest.protocol"],
+    method: &[
+        "method",
+        "request_method",
+        "RequestMethod",
+        "request.method",
+        "ClientRequestMethod",
+        "httpRequest.requestMethod",
+        "http.request.method",
+    ],
+    path: &[
+        "path",
+        "request_uri",
+        "uri",
+        "RequestPath",
+        "request.uri",
+        "ClientRequestURI",
+        "httpRequest.requestUrl",
+        "url.original",
+        "url.path",
+    ],
+    protocol: &[
+        "protocol",
+        "server_protocol",
+        "RequestProtocol",
+        "request.proto",
+        "ClientRequestProtocol",
+        "httpRequest.protocol",
+    ],
     request: &["request"],
-    status: &["status", "response_code", "DownstreamStatus", "EdgeResponseStatus", "httpRequest.status", "http.response.status_code"],
-    bytes: &["body_bytes_sent", "bytes_sent", "bytes", "size", "DownstreamContentSize", "EdgeResponseBytes", "httpRequest.responseSize", "http.response.body.bytes"],
-    referer: &["http_referer", "referer", "referrer", "http_referrer", "request_Referer", "request.headers.Referer", "ClientRequestReferer", "httpRequest.referer", "http.request.referrer"],
-    user_agent: &["http_user_agent", "user_agent", "request_User-Agent", "request.headers.User-Agent", "ClientRequestUserAgent", "httpRequest.userAgent", "user_agent.original"],
-    user: &["remote_user", "user", "ClientUsername", "user_id", "user.name"],
-    host: &["host", "http_host", "authority", "RequestHost", "request.host", "ClientRequestHost", "url.domain"],
+    status: &[
+        "status",
+        "response_code",
+        "DownstreamStatus",
+        "EdgeResponseStatus",
+        "httpRequest.status",
+        "http.response.status_code",
+    ],
+    bytes: &[
+        "body_bytes_sent",
+        "bytes_sent",
+        "bytes",
+        "size",
+        "DownstreamContentSize",
+        "EdgeResponseBytes",
+        "httpRequest.responseSize",
+        "http.response.body.bytes",
+    ],
+    referer: &[
+        "http_referer",
+        "referer",
+        "referrer",
+        "http_referrer",
+        "request_Referer",
+        "request.headers.Referer",
+        "ClientRequestReferer",
+        "httpRequest.referer",
+        "http.request.referrer",
+    ],
+    user_agent: &[
+        "http_user_agent",
+        "user_agent",
+        "request_User-Agent",
+        "request.headers.User-Agent",
+        "ClientRequestUserAgent",
+        "httpRequest.userAgent",
+        "user_agent.original",
+    ],
+    user: &[
+        "remote_user",
+        "user",
+        "ClientUsername",
+        "user_id",
+        "user.name",
+    ],
+    host: &[
+        "host",
+        "http_host",
+        "authority",
+        "RequestHost",
+        "request.host",
+        "ClientRequestHost",
+        "url.domain",
+    ],
     upstream: &["upstream_addr", "upstream_host", "ServiceAddr"],
 };
 
@@ -164,7 +237,10 @@ impl<'a> Doc<'a> {
     /// The first of `names` present with a scalar value (not `null`, not an
     /// object or array: ECS has `client` as an object holding `client.ip`), with
     /// its index in `names`.
-    fn first<S: AsRef<str>>(&self, names: &[S]) -> Result<Option<(usize, &'a RawValue)>, ParseError> {
+    fn first<S: AsRef<str>>(
+        &self,
+        names: &[S],
+    ) -> Result<Option<(usize, &'a RawValue)>, ParseError> {
         for (i, name) in names.iter().enumerate() {
             if let Some(v) = self.get(name.as_ref())? {
                 let t = v.get();
@@ -189,7 +265,11 @@ impl<'a> Doc<'a> {
 
     fn number(&self, names: &[&str]) -> Result<Option<u64>, ParseError> {
         for name in names {
-            if let Some(n) = self.get(name)?.and_then(value_text).and_then(|t| number(&t)) {
+            if let Some(n) = self
+                .get(name)?
+                .and_then(value_text)
+                .and_then(|t| number(&t))
+            {
                 return Ok(Some(n));
             }
         }
@@ -222,7 +302,8 @@ impl LineParser {
         let remote_hit = doc.first(&cfg.ip_fields)?;
         let remote = match remote_hit {
             Some((_, raw)) => Some(
-                raw_str(raw).ok_or_else(|| ParseError::BadIp(format!("not a string: {}", raw.get())))?,
+                raw_str(raw)
+                    .ok_or_else(|| ParseError::BadIp(format!("not a string: {}", raw.get())))?,
             ),
             None => None,
         };
@@ -267,14 +348,20 @@ impl LineParser {
         })
     }
 
-    fn json_duration(&self, doc: &Doc<'_>, ip_field: Option<usize>) -> Result<Option<f64>, ParseError> {
+    fn json_duration(
+        &self,
+        doc: &Doc<'_>,
+        ip_field: Option<usize>,
+    ) -> Result<Option<f64>, ParseError> {
         for (name, unit) in DURATIONS {
             if let Some(t) = doc.text(&[*name])? {
                 return Ok(seconds(t.trim_end_matches('s'), *unit));
             }
         }
         // `duration` by whose log this is, told by the address field found.
-        let ip_name = ip_field.and_then(|i| self.config.ip_fields.get(i)).map(String::as_str);
+        let ip_name = ip_field
+            .and_then(|i| self.config.ip_fields.get(i))
+            .map(String::as_str);
         let unit = match ip_name {
             Some("request.remote_ip" | "request.client_ip") => 1.0,
             Some("downstream_remote_address") => 1e-3,
@@ -351,7 +438,8 @@ mod tests {
                 let local = Instant::from_micros(micros + 19_800_000_000).to_rfc3339();
                 json!(local.replace('Z', "+05:30"))
             }
-            2 => serde_json::from_str(&format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)).unwrap(),
+            2 => serde_json::from_str(&format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000))
+                .unwrap(),
             3 => json!(format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)),
             _ => serde_json::from_str(&format!("{}", i128::from(micros) * 1000)).unwrap(),
         }
@@ -438,9 +526,13 @@ mod tests {
             .unwrap();
         assert_eq!(l.ip_text, "192.0.2.9");
         // `duration` is seconds in Caddy's log, milliseconds in Envoy's.
-        let caddy = p.parse(r#"{"request":{"remote_ip":"192.0.2.1"},"duration":0.5}"#).unwrap();
+        let caddy = p
+            .parse(r#"{"request":{"remote_ip":"192.0.2.1"},"duration":0.5}"#)
+            .unwrap();
         assert_eq!(caddy.fields.common.duration, Some(0.5));
-        let envoy = p.parse(r#"{"downstream_remote_address":"192.0.2.1:5","duration":500}"#).unwrap();
+        let envoy = p
+            .parse(r#"{"downstream_remote_address":"192.0.2.1:5","duration":500}"#)
+            .unwrap();
         assert_eq!(envoy.fields.common.duration, Some(0.5));
         let other = p.parse(r#"{"ip":"192.0.2.1","duration":500}"#).unwrap();
         assert_eq!(other.fields.common.duration, None);

@@ -268,6 +268,9 @@ pub struct LineParser {
     searches: self::regex::Searches,
     /// Regex group names written as they are, for output.
     regex_groups: Vec<String>,
+    /// The 1-based index of the combined line's extra field with
+    /// X-Forwarded-For (resolved once: the first number in `xff_fields`).
+    clf_xff_index: usize,
 }
 
 impl LineParser {
@@ -275,17 +278,25 @@ impl LineParser {
         let regex_groups = match (&config.format, &config.regex) {
             (Format::Regex, None) => return Err("--format regex needs --regex".into()),
             (Format::Regex, Some(re)) => {
-                if config.client_ip == ClientIp::Remote && !re.capture_names().flatten().any(|n| n == "ip") {
+                if config.client_ip == ClientIp::Remote
+                    && !re.capture_names().flatten().any(|n| n == "ip")
+                {
                     return Err("--regex needs a named group `ip` (e.g. (?P<ip>\\S+))".into());
                 }
                 self::regex::other_groups(re)
             }
             _ => Vec::new(),
         };
+        let clf_xff_index = config
+            .xff_fields
+            .iter()
+            .find_map(|f| f.parse::<usize>().ok())
+            .unwrap_or(1);
         Ok(LineParser {
             config,
             searches: self::regex::Searches::new()?,
             regex_groups,
+            clf_xff_index,
         })
     }
 
@@ -309,17 +320,26 @@ impl LineParser {
 
     /// Parses one line of a file read in `file`'s state, which a directive line
     /// updates.
-    pub fn parse_in<'a>(&self, line: &'a str, file: &mut FileState) -> Result<Parsed<'a>, ParseError> {
+    pub fn parse_in<'a>(
+        &self,
+        line: &'a str,
+        file: &mut FileState,
+    ) -> Result<Parsed<'a>, ParseError> {
         if self.reads_directives() && w3c::is_directive(line) {
             if line.starts_with("#Fields:") {
                 file.columns = Some(Arc::new(Columns::parse(line)));
             }
             return Ok(Parsed::Directive);
         }
-        self.parse_entry(line, file.columns.as_ref()).map(Parsed::Entry)
+        self.parse_entry(line, file.columns.as_ref())
+            .map(Parsed::Entry)
     }
 
-    fn parse_entry<'a>(&self, line: &'a str, columns: Option<&Arc<Columns>>) -> Result<LogLine<'a>, ParseError> {
+    fn parse_entry<'a>(
+        &self,
+        line: &'a str,
+        columns: Option<&Arc<Columns>>,
+    ) -> Result<LogLine<'a>, ParseError> {
         let zone = &self.config.zone;
         let not = |name| move || ParseError::NoMatch(name);
         let found = match self.config.format {
@@ -339,7 +359,11 @@ impl LineParser {
 
     /// Auto-detection: by the first byte, the file's header, then the shapes of
     /// the text formats, cheapest and most common first.
-    fn detect<'a>(&self, line: &'a str, columns: Option<&Arc<Columns>>) -> Result<Found<'a>, ParseError> {
+    fn detect<'a>(
+        &self,
+        line: &'a str,
+        columns: Option<&Arc<Columns>>,
+    ) -> Result<Found<'a>, ParseError> {
         let zone = &self.config.zone;
         match line.as_bytes().first() {
             Some(b'{') => return self.parse_json(line),
@@ -378,16 +402,10 @@ impl LineParser {
             Err(e) => return Some(Err(e)),
         };
         // X-Forwarded-For: the extra field named by its 1-based index.
-        let xff_index = self
-            .config
-            .xff_fields
-            .iter()
-            .find_map(|f| f.parse::<usize>().ok())
-            .unwrap_or(1);
         let xff = s
             .fields
             .extra
-            .get(xff_index.saturating_sub(1))
+            .get(self.clf_xff_index.saturating_sub(1))
             .copied()
             .and_then(tokens::dash_is_none)
             .map(Cow::Borrowed);
@@ -455,7 +473,9 @@ fn walk_xff_cow<'a>(
     trusted: &[Cidr],
 ) -> Option<(IpKey, Cow<'a, str>)> {
     match xff {
-        Cow::Borrowed(b) => addr::walk_xff(b, remote, trusted).map(|(ip, t)| (ip, Cow::Borrowed(t))),
+        Cow::Borrowed(b) => {
+            addr::walk_xff(b, remote, trusted).map(|(ip, t)| (ip, Cow::Borrowed(t)))
+        }
         Cow::Owned(o) => {
             addr::walk_xff(&o, remote, trusted).map(|(ip, t)| (ip, Cow::Owned(t.to_string())))
         }
@@ -512,7 +532,10 @@ mod tests {
         assert_eq!(l.ip_text, "2001:db8::1");
         assert_eq!(l.time.unwrap().to_rfc3339(), "2000-10-10T20:55:36Z");
         let c = &l.fields.common;
-        assert_eq!((c.user.as_deref(), c.bytes, c.referer.as_deref()), (Some("frank"), None, None));
+        assert_eq!(
+            (c.user.as_deref(), c.bytes, c.referer.as_deref()),
+            (Some("frank"), None, None)
+        );
         // nginx's default combined plus an appended "$http_x_forwarded_for".
         let nginx = r#"10.0.0.2 - - [10/Oct/2024:13:55:36 +0200] "GET / HTTP/2.0" 304 0 "-" "curl/8.0" "203.0.113.9, 10.0.0.1""#;
         let l = p.parse(nginx).unwrap();
@@ -527,7 +550,12 @@ mod tests {
             .parse(r#"46.118.127.106 - - [20/May/2015:12:05:17 +0000] "GET /scripts/grok-py-test/configlib.py HTTP/1.1" 200 235 "-" "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/32.0.1700.107 Safari/537.36"#)
             .unwrap();
         assert!(l.fields.truncated);
-        assert!(l.fields.common.user_agent.unwrap().starts_with("Mozilla/5.0"));
+        assert!(l
+            .fields
+            .common
+            .user_agent
+            .unwrap()
+            .starts_with("Mozilla/5.0"));
     }
 
     #[test]

@@ -19,8 +19,20 @@ use crate::time::Instant;
 
 /// Group names that fill common fields rather than being written as they are.
 const COMMON_GROUPS: &[&str] = &[
-    "ip", "time", "user", "request", "method", "path", "protocol", "status", "bytes", "referer",
-    "user_agent", "host", "upstream", "duration",
+    "ip",
+    "time",
+    "user",
+    "request",
+    "method",
+    "path",
+    "protocol",
+    "status",
+    "bytes",
+    "referer",
+    "user_agent",
+    "host",
+    "upstream",
+    "duration",
 ];
 
 /// Patterns built once per parser.
@@ -85,7 +97,11 @@ impl LineParser {
         let group = |name: &str| caps.name(name).map(|m| m.as_str()).and_then(dash_is_none);
         let xff = self.config.xff_fields.iter().find_map(|f| group(f));
         let time = match caps.name("time") {
-            Some(m) => Some(clock::text(m.as_str(), self.config.time_format, &self.config.zone)?),
+            Some(m) => Some(clock::text(
+                m.as_str(),
+                self.config.time_format,
+                &self.config.zone,
+            )?),
             None => self.time_anywhere(line)?,
         };
         let mut common = Common::default();

@@ -113,7 +113,10 @@ impl Columns {
                 "w3c (the line's value count differs from its #Fields header)",
             ));
         }
-        let get = |i: Option<usize>| i.and_then(|i| values.get(i).copied()).and_then(dash_is_none);
+        let get = |i: Option<usize>| {
+            i.and_then(|i| values.get(i).copied())
+                .and_then(dash_is_none)
+        };
         let decoded = |i: Option<usize>| get(i).map(|v| self.decode(v));
         let time = match (get(self.date), get(self.time)) {
             (Some(d), Some(t)) => Some(utc_date_time(d, t)?),
