@@ -364,6 +364,7 @@ mod tests {
                 read: 5,
                 enriched: 3,
                 dead_lettered: 2,
+                headers: 0,
                 matched: vec![2, 1]
             }
         );

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::clock::looks_like_clf_with_offset;
+use super::clock::looks_like_clf;
 use super::fields::{number, text, Common, Fields, Raw};
 use super::tokens::{dash_is_none, Cursor};
 use crate::ip::IpKey;
@@ -23,8 +23,11 @@ pub struct Scanned<'a> {
 }
 
 /// Scans a combined/common line, or `None` when it does not have that shape. In
-/// auto-detection (`strict_time`) the bracketed time must also look like an
-/// access-log time with an offset, so that HAProxy's lines are not taken for it.
+/// auto-detection (`strict_time`) the bracketed text must also look like an
+/// access-log time, so that a syslog-prefixed line (HAProxy's) whose first `[`
+/// opens a process id is not taken for one. (HAProxy's own `addr:port [date]`
+/// has no ident and user fields: it never has the shape.) A time without offset
+/// is read in `--timezone`, as in every format.
 pub fn scan(line: &str, strict_time: bool) -> Option<Scanned<'_>> {
     let mut c = Cursor::new(line);
     let mut host = c.token()?;
@@ -39,7 +42,7 @@ pub fn scan(line: &str, strict_time: bool) -> Option<Scanned<'_>> {
     let mut user = line[user_start..open].trim_end();
     c.pos = open + 1;
     let time = c.until(b']')?;
-    if strict_time && !looks_like_clf_with_offset(time) {
+    if strict_time && !looks_like_clf(time) {
         return None;
     }
     let mut vhost = None;
@@ -99,7 +102,8 @@ mod tests {
         assert_eq!(s.fields.common.host.as_deref(), Some("www.example.com:443"));
         assert_eq!(s.fields.common.user.as_deref(), Some("bob"));
         assert_eq!(s.fields.common.user_agent.as_deref(), Some("curl/8"));
-        // HAProxy's time has no offset: not a combined line in auto-detection.
+        // HAProxy's lines do not have the shape, with or without syslog prefix.
         assert!(scan(r#"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in st/s1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 "GET / HTTP/1.1""#, true).is_none());
+        assert!(scan(r#"Feb  6 12:14:14 localhost haproxy[14389]: 10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in st/s1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 "GET / HTTP/1.1""#, true).is_none());
     }
 }

@@ -134,16 +134,12 @@ pub fn clf(s: &str, zone: &Zone) -> Result<Instant, ParseError> {
     zone.localize(wall)
 }
 
-/// Whether `s` has the shape of an access-log time with an offset (the test that
-/// tells a combined line from HAProxy's, whose time has none).
-pub fn looks_like_clf_with_offset(s: &str) -> bool {
+/// Whether `s` has the shape of an access-log time (`dd/Mon/yyyy:`...), with or
+/// without offset: the test that tells a combined line from a syslog-prefixed
+/// line whose first `[` is a process id.
+pub fn looks_like_clf(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() >= 26
-        && b[2] == b'/'
-        && b[6] == b'/'
-        && b[11] == b':'
-        && b[b.len() - 6] == b' '
-        && matches!(b[b.len() - 5], b'+' | b'-')
+    b.len() >= 20 && b[2] == b'/' && b[6] == b'/' && b[11] == b':'
 }
 
 /// The unit of an epoch number.
@@ -299,10 +295,10 @@ mod tests {
     }
 
     #[test]
-    fn clf_shape_tells_combined_from_haproxy() {
-        assert!(looks_like_clf_with_offset("10/Oct/2000:13:55:36 -0700"));
-        assert!(looks_like_clf_with_offset("10/Oct/2000:13:55:36.123 +0200"));
-        assert!(!looks_like_clf_with_offset("06/Feb/2009:12:14:14.655"));
-        assert!(!looks_like_clf_with_offset("14389"));
+    fn clf_shape() {
+        assert!(looks_like_clf("10/Oct/2000:13:55:36 -0700"));
+        assert!(looks_like_clf("10/Oct/2000:13:55:36.123 +0200"));
+        assert!(looks_like_clf("06/Feb/2009:12:14:14.655"));
+        assert!(!looks_like_clf("14389"));
     }
 }
