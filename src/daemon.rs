@@ -235,8 +235,8 @@ fn run_lines(
     drop(dead);
     let c = &summary.counts;
     eprintln!(
-        "whipstream run: {} lines read, {} enriched, {} dead-lettered",
-        c.read, c.enriched, c.dead_lettered
+        "whipstream run: {} lines read, {} enriched, {} dead-lettered, {} header lines",
+        c.read, c.enriched, c.dead_lettered, c.headers
     );
     for e in &summary.input_errors {
         tracing::error!("input: {e}");

@@ -60,7 +60,7 @@ pub fn install_prometheus() -> Result<PrometheusHandle, String> {
     );
     describe_counter!(
         LINES,
-        "input lines, by source (stdin, file, kafka) and outcome (read, enriched, dead_lettered)"
+        "input lines, by source (stdin, file, kafka) and outcome (read, enriched, dead_lettered, header)"
     );
     describe_counter!(
         LINES_MATCHED,
@@ -147,6 +147,8 @@ pub struct LineCounters {
     read: Counter,
     enriched: Counter,
     dead_lettered: Counter,
+    /// Directive lines (W3C `#Fields:`...): neither enriched nor dead letters.
+    header: Counter,
     /// Per data set: (matched, unmatched).
     matched: Vec<(Counter, Counter)>,
 }
@@ -158,6 +160,7 @@ impl LineCounters {
             read: counter!(LINES, "source" => source, "outcome" => "read"),
             enriched: counter!(LINES, "source" => source, "outcome" => "enriched"),
             dead_lettered: counter!(LINES, "source" => source, "outcome" => "dead_lettered"),
+            header: counter!(LINES, "source" => source, "outcome" => "header"),
             matched: datasets
                 .iter()
                 .map(|d| {
@@ -175,6 +178,7 @@ impl LineCounters {
         self.read.increment(counts.read);
         self.enriched.increment(counts.enriched);
         self.dead_lettered.increment(counts.dead_lettered);
+        self.header.increment(counts.headers);
         for ((matched, unmatched), &m) in self.matched.iter().zip(&counts.matched) {
             matched.increment(m);
             unmatched.increment(counts.enriched.saturating_sub(m));

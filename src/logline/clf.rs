@@ -28,6 +28,7 @@ pub struct Scanned<'a> {
 /// opens a process id is not taken for one. (HAProxy's own `addr:port [date]`
 /// has no ident and user fields: it never has the shape.) A time without offset
 /// is read in `--timezone`, as in every format.
+#[inline]
 pub fn scan(line: &str, strict_time: bool) -> Option<Scanned<'_>> {
     let mut c = Cursor::new(line);
     let mut host = c.token()?;

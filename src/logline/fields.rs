@@ -44,8 +44,12 @@ pub fn text(s: &str) -> Option<Cow<'_, str>> {
 
 /// A number unless it is a "no value" marker or not a number (HAProxy writes
 /// `+123` for bytes of a request still being sent).
+#[inline]
 pub fn number(s: &str) -> Option<u64> {
-    s.trim().trim_start_matches('+').parse().ok()
+    match s.parse() {
+        Ok(n) => Some(n),
+        Err(_) => s.trim().trim_start_matches('+').parse().ok(),
+    }
 }
 
 /// A duration in `unit` seconds (`0.001` for milliseconds); negative values

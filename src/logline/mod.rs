@@ -320,6 +320,7 @@ impl LineParser {
 
     /// Parses one line of a file read in `file`'s state, which a directive line
     /// updates.
+    #[inline]
     pub fn parse_in<'a>(
         &self,
         line: &'a str,
@@ -335,6 +336,7 @@ impl LineParser {
             .map(Parsed::Entry)
     }
 
+    #[inline]
     fn parse_entry<'a>(
         &self,
         line: &'a str,
@@ -359,6 +361,7 @@ impl LineParser {
 
     /// Auto-detection: by the first byte, the file's header, then the shapes of
     /// the text formats, cheapest and most common first.
+    #[inline]
     fn detect<'a>(
         &self,
         line: &'a str,
@@ -395,6 +398,7 @@ impl LineParser {
         Err(ParseError::Unrecognised)
     }
 
+    #[inline]
     fn clf<'a>(&self, line: &'a str, strict_time: bool) -> Option<Result<Found<'a>, ParseError>> {
         let s = clf::scan(line, strict_time)?;
         let time = match clock::clf(s.time, &self.config.zone) {
@@ -420,6 +424,7 @@ impl LineParser {
 
     /// Resolves the client address: the remote one and, in `xff` mode, the
     /// X-Forwarded-For value; in `any` mode the first address in the line.
+    #[inline]
     fn resolve<'a>(&self, line: &'a str, found: Found<'a>) -> Result<LogLine<'a>, ParseError> {
         let Found {
             remote,

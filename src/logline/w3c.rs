@@ -27,17 +27,15 @@ pub fn is_directive(line: &str) -> bool {
 }
 
 /// The byte range of the last `#Fields:` line in `data` (lines separated by
-/// `\n`), if any: the header in force after `data`.
+/// `\n`), if any: the header in force after `data`. Every chunk of every input
+/// goes through this on the reader thread, so it is one forward SIMD search
+/// (reverse searches are several times slower) that almost always finds nothing.
 pub fn last_fields_line(data: &[u8]) -> Option<Range<usize>> {
-    let mut end = data.len();
-    while let Some(at) = memchr::memmem::rfind(&data[..end], FIELDS) {
-        if at == 0 || data[at - 1] == b'\n' {
-            let stop = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |n| at + n);
-            return Some(at..stop);
-        }
-        end = at;
-    }
-    None
+    let at = memchr::memmem::find_iter(data, FIELDS)
+        .filter(|&at| at == 0 || data[at - 1] == b'\n')
+        .last()?;
+    let stop = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |n| at + n);
+    Some(at..stop)
 }
 
 /// The columns a `#Fields:` header names, with the positions of the ones that
