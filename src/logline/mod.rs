@@ -342,6 +342,16 @@ impl LineParser {
         line: &'a str,
         columns: Option<&Arc<Columns>>,
     ) -> Result<LogLine<'a>, ParseError> {
+        // The most common logs first, straight to a LogLine (no intermediate
+        // copies of the fields).
+        if self.config.format == Format::Auto
+            && columns.is_none()
+            && !matches!(line.as_bytes().first(), Some(b'{' | b'[' | b' ' | b'\t'))
+        {
+            if let Some(s) = clf::scan(line, true) {
+                return self.clf_line(line, s);
+            }
+        }
         let zone = &self.config.zone;
         let not = |name| move || ParseError::NoMatch(name);
         let found = match self.config.format {
@@ -398,13 +408,32 @@ impl LineParser {
         Err(ParseError::Unrecognised)
     }
 
+    /// A scanned combined line straight to a [`LogLine`] in the remote address
+    /// mode; the other modes go through [`Found`].
+    #[inline]
+    fn clf_line<'a>(&self, line: &'a str, s: clf::Scanned<'a>) -> Result<LogLine<'a>, ParseError> {
+        if self.config.client_ip != ClientIp::Remote {
+            let found = self.clf_found(s)?;
+            return self.resolve(line, found);
+        }
+        let time = clock::clf(s.time, &self.config.zone)?;
+        let (ip, ip_text) = addr::client_addr(s.host)?;
+        Ok(LogLine {
+            ip,
+            ip_text: Cow::Borrowed(ip_text),
+            time: Some(time),
+            fields: s.fields,
+        })
+    }
+
     #[inline]
     fn clf<'a>(&self, line: &'a str, strict_time: bool) -> Option<Result<Found<'a>, ParseError>> {
-        let s = clf::scan(line, strict_time)?;
-        let time = match clock::clf(s.time, &self.config.zone) {
-            Ok(t) => t,
-            Err(e) => return Some(Err(e)),
-        };
+        clf::scan(line, strict_time).map(|s| self.clf_found(s))
+    }
+
+    #[inline]
+    fn clf_found<'a>(&self, s: clf::Scanned<'a>) -> Result<Found<'a>, ParseError> {
+        let time = clock::clf(s.time, &self.config.zone)?;
         // X-Forwarded-For: the extra field named by its 1-based index.
         let xff = s
             .fields
@@ -413,13 +442,13 @@ impl LineParser {
             .copied()
             .and_then(tokens::dash_is_none)
             .map(Cow::Borrowed);
-        Some(Ok(Found {
+        Ok(Found {
             remote: Some(Cow::Borrowed(s.host)),
             xff,
             remote_from_xff: false,
             time: Some(time),
             fields: s.fields,
-        }))
+        })
     }
 
     /// Resolves the client address: the remote one and, in `xff` mode, the
