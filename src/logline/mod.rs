@@ -218,6 +218,8 @@ pub struct LogLine<'a> {
 }
 
 /// What a line is.
+// Boxing the entry would cost an allocation per line; directives are rare.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed<'a> {
     Entry(LogLine<'a>),
