@@ -56,3 +56,38 @@ echo "| \`whipstream enrich FILE.gz\` | $GZ | $(rate "$GZ") | $(steady "$GZ") | 
 echo "| \`zcat FILE.gz\` alone | $ZCAT | $(rate "$ZCAT") | - | - |"
 echo "| \`whipstream enrich --workers 1 FILE\` | $ONE | $(rate "$ONE") | $(steady "$ONE") | $(ratio "$SEED" "$ONE") |"
 echo "| seed pipeline (regex + maxminddb C ext., latest only, 1 core) | $SEED_ONE | $(rate "$SEED_ONE") | - | 1.0x |"
+
+# BASELINE=/path/to/whipstream (another build, e.g. of main): the same runs with
+# both binaries, interleaved run by run so that load on the machine hits both
+# alike; best of 7 each, in wall-clock seconds and in CPU seconds (user + system
+# of the process: what the parsing costs, less disturbed by other processes on a
+# shared machine than wall time).
+if [ -n "${BASELINE:-}" ]; then
+  side() {
+    python3 - "$WS" "$BASELINE" "$STORE" "$LOG" "$@" <<'PY'
+import os, subprocess, sys, time
+new, old, store, log, *args = sys.argv[1:]
+best = {"new": [1e9, 1e9], "old": [1e9, 1e9]}
+for _ in range(7):
+    for name, binary in (("new", new), ("old", old)):
+        before = os.times()
+        t0 = time.monotonic()
+        subprocess.run([binary, "enrich", "--db", store, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        wall = time.monotonic() - t0
+        after = os.times()
+        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
+shown = " ".join("FILE" if a == log else a for a in args)
+(ow, oc), (nw, nc) = best["old"], best["new"]
+print(f"| `enrich {shown}` | {ow:.2f} | {nw:.2f} | {nw / ow:.3f} | {oc:.2f} | {nc:.2f} | {nc / oc:.3f} |")
+PY
+  }
+  echo
+  echo "### Side by side with \`$BASELINE\` (best of 7, interleaved)"
+  echo
+  echo "| run | baseline wall s | this wall s | ratio | baseline CPU s | this CPU s | ratio |"
+  echo "|---|---|---|---|---|---|---|"
+  side "$LOG"
+  side --no-line "$LOG"
+  side --workers 1 "$LOG"
+fi

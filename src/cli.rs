@@ -24,7 +24,7 @@ use crate::ip::Cidr;
 use crate::ip::IpKey;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
 use crate::load::{load, LoadOptions};
-use crate::logline::{ClientIp, Format, LineParser, ParserConfig, TimeFormat};
+use crate::logline::{ClientIp, Format, LineParser, ParserConfig, TimeFormat, Zone};
 use crate::lookup::{run_batch, write_answer, When};
 use crate::store::{Mode, Store};
 use crate::time::Instant;
@@ -62,6 +62,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Check a store's invariants (exit 1 when a problem is found).
     Verify(VerifyArgs),
+    /// List the access-log formats `--format auto` recognises, and how each
+    /// gives the client address and the event time.
+    Formats,
     /// The daemon: enrich stdin, files or Kafka while loading new snapshots from
     /// watched directories and answering REST lookups (`--config FILE` and/or flags).
     Run(Box<RunArgs>),
@@ -97,6 +100,10 @@ pub struct RunArgs {
     /// [input.time_format].
     #[arg(long)]
     pub time_format: Option<String>,
+    /// Time zone (IANA name) of times written without an offset; default UTC
+    /// [input.timezone].
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
     /// JSON field with the client address (repeatable) [input.ip_fields].
     #[arg(long = "ip-field", value_name = "FIELD")]
     pub ip_fields: Vec<String>,
@@ -270,10 +277,15 @@ pub struct EnrichArgs {
     /// detected and decompressed.
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
-    /// Line format: auto (JSON or combined/common, per line), combined, common,
-    /// json, regex.
+    /// Line format: auto (recognised per line, and per file for W3C headers; see
+    /// `whipstream formats`), or one by name: combined, common, json, w3c,
+    /// haproxy, elb, squid, envoy, regex.
     #[arg(long, default_value = "auto", value_parser = Format::parse)]
     pub format: Format,
+    /// Time zone of times written without an offset (HAProxy, ISO times without
+    /// `Z`): an IANA name such as `Europe/Berlin`. Default UTC.
+    #[arg(long, value_name = "ZONE", value_parser = Zone::parse)]
+    pub timezone: Option<Zone>,
     /// For --format regex: a regex with named groups `ip` and `time` (others are
     /// output as fields).
     #[arg(long, value_name = "REGEX")]
@@ -470,6 +482,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(a) => cmd_verify(a),
         Command::Export(a) => cmd_export(a),
         Command::Report(a) => cmd_report(a),
+        Command::Formats => cmd_formats(),
         Command::Run(_) => unreachable!("handled above"),
     })
 }
@@ -532,6 +545,7 @@ fn cmd_run(a: RunArgs, log: Option<String>) -> Result<ExitCode> {
         format: a.format,
         regex: a.regex,
         time_format: a.time_format,
+        timezone: a.timezone,
         ip_fields: a.ip_fields,
         time_fields: a.time_fields,
         client_ip: a.client_ip,
@@ -651,6 +665,7 @@ fn parser_config(a: &EnrichArgs) -> Result<ParserConfig> {
     let mut c = ParserConfig {
         format: a.format,
         time_format: a.time_format,
+        zone: a.timezone.clone().unwrap_or_default(),
         client_ip: a.client_ip,
         trusted_proxies: a.trusted_proxies.clone(),
         ..ParserConfig::default()
@@ -796,12 +811,18 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
     drop(dead);
 
     let c = &summary.counts;
+    let headers = if c.headers > 0 {
+        format!(", {} header lines", c.headers)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "whipstream enrich: {} lines read, {} enriched ({}), {} dead-lettered in {:.2} s ({:.0} lines/s)",
+        "whipstream enrich: {} lines read, {} enriched ({}), {} dead-lettered{} in {:.2} s ({:.0} lines/s)",
         c.read,
         c.enriched,
         enricher.describe_matches(c),
         c.dead_lettered,
+        headers,
         summary.seconds,
         c.read as f64 / summary.seconds.max(1e-9)
     );
@@ -821,6 +842,12 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
     if a.strict && c.dead_lettered > 0 {
         return Ok(ExitCode::from(3));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_formats() -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    out.write_all(crate::logline::catalog::markdown().as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,7 +20,7 @@ use crate::enrich::{
 use crate::ingest::LoadPriority;
 use crate::ip::Cidr;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
-use crate::logline::{ClientIp, Format, ParserConfig, TimeFormat};
+use crate::logline::{ClientIp, Format, ParserConfig, TimeFormat, Zone};
 use crate::time::Instant;
 
 /// Why a configuration cannot be used: the file (and the key) or flag, and why.
@@ -88,6 +88,8 @@ pub struct InputConfig {
     pub format: Option<String>,
     pub regex: Option<String>,
     pub time_format: Option<String>,
+    /// IANA zone of times written without an offset (default UTC).
+    pub timezone: Option<String>,
     #[serde(default)]
     pub ip_fields: Vec<String>,
     #[serde(default)]
@@ -175,6 +177,7 @@ pub struct RunFlags {
     pub format: Option<String>,
     pub regex: Option<String>,
     pub time_format: Option<String>,
+    pub timezone: Option<String>,
     pub ip_fields: Vec<String>,
     pub time_fields: Vec<String>,
     pub client_ip: Option<String>,
@@ -428,6 +431,9 @@ fn resolve_parser(input: &InputConfig, flags: &RunFlags) -> Result<ParserConfig,
         c.time_format = t
             .parse::<TimeFormat>()
             .map_err(|e| invalid("input.time_format", e))?;
+    }
+    if let Some(z) = flags.timezone.as_ref().or(input.timezone.as_ref()) {
+        c.zone = Zone::parse(z).map_err(|e| invalid("input.timezone", e))?;
     }
     if let Some(m) = flags.client_ip.as_ref().or(input.client_ip.as_ref()) {
         c.client_ip = ClientIp::parse(m).map_err(|e| invalid("input.client_ip", e))?;

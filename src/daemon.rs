@@ -287,11 +287,12 @@ fn run_lines(
     drop(dead);
     let c = &summary.counts;
     eprintln!(
-        "whipstream run: {} lines read, {} enriched ({}), {} dead-lettered",
+        "whipstream run: {} lines read, {} enriched ({}), {} dead-lettered, {} header lines",
         c.read,
         c.enriched,
         enricher.describe_matches(c),
-        c.dead_lettered
+        c.dead_lettered,
+        c.headers
     );
     for w in enricher.warnings(c) {
         eprintln!("whipstream run: warning: {w}");

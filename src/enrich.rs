@@ -22,7 +22,7 @@
 use crate::index::{Index, Match, SharedIndex};
 use crate::ip::IpKey;
 use crate::json::{write_key, write_str};
-use crate::logline::{LineParser, LogLine};
+use crate::logline::{FileState, LineParser, LogLine, Parsed};
 use crate::source::Chunk;
 use crate::time::Instant;
 
@@ -44,6 +44,9 @@ pub const OUTPUT_FIELDS: &[&str] = &[
     "bytes",
     "referer",
     "user_agent",
+    "host",
+    "upstream",
+    "duration",
     "extra",
     "truncated",
 ];
@@ -177,6 +180,8 @@ pub struct Counts {
     pub read: u64,
     pub enriched: u64,
     pub dead_lettered: u64,
+    /// Directive lines (W3C `#Fields:`...): read, neither enriched nor dead letters.
+    pub headers: u64,
     /// Per data set, in order: lines with a match.
     pub matched: Vec<u64>,
     /// Per data set, in order: lines whose time is before its first snapshot
@@ -195,6 +200,7 @@ impl Counts {
         self.read += other.read;
         self.enriched += other.enriched;
         self.dead_lettered += other.dead_lettered;
+        self.headers += other.headers;
         self.time_substituted += other.time_substituted;
         self.no_time += other.no_time;
         for (mine, theirs) in [
@@ -300,16 +306,21 @@ impl Enricher {
         let substitute = self.substitute_time(chunk.read_at);
         let mut parsed: Vec<(LogLine<'_>, Instant, Option<TimeOrigin>, &str)> =
             Vec::with_capacity(4096);
+        let mut file = FileState::after(chunk.header.as_deref());
         let mut lines = chunk.lines().peekable();
         while let Some((line_no, line)) = lines.next() {
             counts.read += 1;
             let checked = if chunk.truncated && lines.peek().is_none() {
                 Err(TRUNCATED_INPUT.to_string())
             } else {
-                self.check_and_parse(line)
+                self.check_and_parse(line, Some(&mut file))
             };
             let reason = match checked {
-                Ok((p, text)) => match (p.time, substitute) {
+                Ok(None) => {
+                    counts.headers += 1;
+                    continue;
+                }
+                Ok(Some((p, text))) => match (p.time, substitute) {
                     (Some(t), _) => {
                         parsed.push((p, t, None, text));
                         continue;
@@ -376,26 +387,29 @@ impl Enricher {
         counts.read += 1;
         counts.matched.resize(self.datasets.len(), 0);
         counts.before_first.resize(self.datasets.len(), 0);
-        let parsed = self.check_and_parse(line).and_then(|(parsed, text)| {
-            let (t, origin) = match (always_fallback, parsed.time) {
-                (true, _) => (fallback.0, Some(fallback.1)),
-                (false, Some(t)) => (t, None),
-                (false, None) => {
-                    let substitute = match self.options.missing_time {
-                        MissingTime::At(t) => Some((t, TimeOrigin::At)),
-                        MissingTime::DeadLetter => None,
-                        MissingTime::Read | MissingTime::ByInput => Some(fallback),
-                    };
-                    let Some((t, origin)) = substitute else {
-                        counts.no_time += 1;
-                        return Err(NO_EVENT_TIME.to_string());
-                    };
-                    counts.time_substituted += 1;
-                    (t, Some(origin))
-                }
-            };
-            Ok((parsed, text, t, origin))
-        });
+        let parsed = self
+            .check_and_parse(line, None)
+            .and_then(|p| p.ok_or_else(|| "directive line".to_string()))
+            .and_then(|(parsed, text)| {
+                let (t, origin) = match (always_fallback, parsed.time) {
+                    (true, _) => (fallback.0, Some(fallback.1)),
+                    (false, Some(t)) => (t, None),
+                    (false, None) => {
+                        let substitute = match self.options.missing_time {
+                            MissingTime::At(t) => Some((t, TimeOrigin::At)),
+                            MissingTime::DeadLetter => None,
+                            MissingTime::Read | MissingTime::ByInput => Some(fallback),
+                        };
+                        let Some((t, origin)) = substitute else {
+                            counts.no_time += 1;
+                            return Err(NO_EVENT_TIME.to_string());
+                        };
+                        counts.time_substituted += 1;
+                        (t, Some(origin))
+                    }
+                };
+                Ok((parsed, text, t, origin))
+            });
         let (parsed, text, t, origin) = match parsed {
             Ok(p) => p,
             Err(reason) => {
@@ -507,9 +521,14 @@ impl Enricher {
         out
     }
 
-    /// Checks a raw line (length, UTF-8, not blank) and parses it; the error is the
-    /// dead-letter reason.
-    fn check_and_parse<'a>(&self, line: &'a [u8]) -> Result<(LogLine<'a>, &'a str), String> {
+    /// Checks a raw line (length, UTF-8, not blank) and parses it, in its file's
+    /// state when it comes from one; `None` for a directive line. The error is
+    /// the dead-letter reason.
+    fn check_and_parse<'a>(
+        &self,
+        line: &'a [u8],
+        file: Option<&mut FileState>,
+    ) -> Result<Option<(LogLine<'a>, &'a str)>, String> {
         if line.len() > self.options.max_line_bytes {
             return Err(format!(
                 "line longer than {} bytes",
@@ -521,8 +540,15 @@ impl Enricher {
         if text.trim().is_empty() {
             return Err("empty line".into());
         }
-        let parsed = self.parser.parse(text).map_err(|e| e.to_string())?;
-        Ok((parsed, text))
+        let parsed = match file {
+            Some(file) => match self.parser.parse_in(text, file) {
+                Ok(Parsed::Entry(p)) => p,
+                Ok(Parsed::Directive) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            },
+            None => self.parser.parse(text).map_err(|e| e.to_string())?,
+        };
+        Ok(Some((parsed, text)))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -18,8 +18,10 @@
 //!   every process that opens it, rebuilt from the store when missing or stale.
 //! - [`follow`]: keeping a running process's index current with other processes' loads.
 //! - [`lookup`]: answering queries, by argument and in batch.
-//! - [`logline`]: access-log lines: client address, event time, fields.
-//! - [`source`]: enrichment inputs (stdin, files, gzip) cut into chunks of lines.
+//! - [`logline`]: access-log lines of real servers and load balancers (one module
+//!   per family of formats, auto-detected): client address, event time, fields.
+//! - [`source`]: enrichment inputs (stdin, files, gzip) cut into chunks of lines,
+//!   each carrying its file's header line in force (W3C `#Fields:`).
 //! - [`enrich`]: the join of a log line with the data sets (event-time policy,
 //!   times before the first snapshot), and its JSON output.
 //! - [`pipeline`]: the parallel, order-keeping enrichment run for stdin and files.

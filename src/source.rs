@@ -196,6 +196,10 @@ pub struct Chunk {
     /// Its last line is the partial line that a read error cut off (e.g. a
     /// truncated gzip file): a dead letter, not a line.
     pub truncated: bool,
+    /// The header line in force at the chunk's start: the last one of its source
+    /// before it ([`crate::logline::last_header_line`], a W3C `#Fields:` line),
+    /// so that a worker reads the chunk's lines as the file's reader would.
+    pub header: Option<Arc<[u8]>>,
 }
 
 impl Chunk {
@@ -231,6 +235,8 @@ pub struct Chunker {
     stop: Option<Arc<AtomicBool>>,
     /// A read error held back while the partial line before it is handed out.
     deferred: Option<SourceError>,
+    /// The header line in force in the current source so far.
+    header: Option<Arc<[u8]>>,
 }
 
 impl Chunker {
@@ -249,6 +255,7 @@ impl Chunker {
             read_buf: Vec::new(),
             stop: None,
             deferred: None,
+            header: None,
         }
     }
 
@@ -285,6 +292,7 @@ impl Chunker {
         self.next_line = 1;
         self.pending.clear();
         self.skipping = false;
+        self.header = None;
         Ok(true)
     }
 
@@ -393,6 +401,10 @@ impl Chunker {
         lines: u64,
         read_at: Option<Instant>,
     ) -> Chunk {
+        let header = self.header.clone();
+        if let Some(r) = crate::logline::last_header_line(&data) {
+            self.header = Some(Arc::from(&data[r]));
+        }
         let chunk = Chunk {
             seq: self.seq,
             source,
@@ -400,6 +412,7 @@ impl Chunker {
             data,
             read_at,
             truncated: false,
+            header,
         };
         self.seq += 1;
         self.next_line += lines;
@@ -469,6 +482,38 @@ mod tests {
             (5, b"last".to_vec()),
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn each_chunk_carries_the_header_in_force_at_its_start() {
+        let text = b"#Fields: a\nx1\nx2\n#Fields: b\ny1\n#Version: 1\ny2\n";
+        let dir = tempfile::tempdir().unwrap();
+        let (p, q) = (dir.path().join("1.log"), dir.path().join("2.log"));
+        std::fs::write(&p, text).unwrap();
+        std::fs::write(&q, b"z1\n").unwrap();
+        let mut c = Chunker::new(vec![Input::File(p), Input::File(q)], 100);
+        c.chunk_bytes = 5;
+        let mut seen = Vec::new();
+        while let Some(ch) = c.next_chunk().unwrap() {
+            let header = ch
+                .header
+                .as_deref()
+                .map(|h| String::from_utf8_lossy(h).into_owned());
+            for (_, l) in ch.lines() {
+                seen.push((String::from_utf8_lossy(l).into_owned(), header.clone()));
+            }
+        }
+        // Lines after a header in the same chunk see it through the parser
+        // (FileState); the chunk says what was in force before its first line.
+        let a = Some("#Fields: a".to_string());
+        let b = Some("#Fields: b".to_string());
+        let of = |l: &str| seen.iter().find(|(x, _)| x == l).unwrap().1.clone();
+        assert_eq!(of("#Fields: a"), None);
+        assert!(of("x1") == a || of("x1").is_none());
+        assert_eq!(of("x2"), a);
+        assert_eq!(of("y2"), b);
+        // A new file starts without a header.
+        assert_eq!(of("z1"), None);
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn install_prometheus() -> Result<PrometheusHandle, String> {
     );
     describe_counter!(
         LINES,
-        "input lines, by source (stdin, file, kafka) and outcome (read, enriched, dead_lettered)"
+        "input lines, by source (stdin, file, kafka) and outcome (read, enriched, dead_lettered, header)"
     );
     describe_counter!(
         LINES_MATCHED,
@@ -159,6 +159,8 @@ pub struct LineCounters {
     read: Counter,
     enriched: Counter,
     dead_lettered: Counter,
+    /// Directive lines (W3C `#Fields:`...): neither enriched nor dead letters.
+    header: Counter,
     /// Per data set: (matched, unmatched, before the first snapshot).
     matched: Vec<(Counter, Counter, Counter)>,
     /// Lines without a time: (enriched at another time, dead-lettered).
@@ -172,6 +174,7 @@ impl LineCounters {
             read: counter!(LINES, "source" => source, "outcome" => "read"),
             enriched: counter!(LINES, "source" => source, "outcome" => "enriched"),
             dead_lettered: counter!(LINES, "source" => source, "outcome" => "dead_lettered"),
+            header: counter!(LINES, "source" => source, "outcome" => "header"),
             matched: datasets
                 .iter()
                 .map(|d| {
@@ -194,6 +197,7 @@ impl LineCounters {
         self.read.increment(counts.read);
         self.enriched.increment(counts.enriched);
         self.dead_lettered.increment(counts.dead_lettered);
+        self.header.increment(counts.headers);
         for (((matched, unmatched, before), &m), &b) in self
             .matched
             .iter()
