@@ -2,7 +2,7 @@
 //! input quoted back in a message is a short excerpt. Whatever arrives (a file
 //! without a newline, a 500 MB "address"), memory and messages stay small.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 
 /// How much of an input a message quotes.
 pub const EXCERPT_BYTES: usize = 80;
@@ -84,6 +84,91 @@ fn fill<R: BufRead>(reader: &mut R) -> io::Result<&[u8]> {
     }
 }
 
+/// A UTF-8 byte-order mark, which some editors and Windows tools write at the start
+/// of a text file; it is not part of the first line.
+pub const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// A reader that drops a UTF-8 byte-order mark at the start of its input and
+/// hands out everything else unchanged. The first read goes straight into the
+/// caller's buffer (a buffered input such as stdin must not keep a live line in
+/// its own buffer where a readiness poll cannot see it); only a first read shorter
+/// than the mark that could still be one waits for more.
+pub struct SkipBom<R> {
+    inner: R,
+    /// The first bytes, while they are a proper prefix of the mark, then handed
+    /// out from `pos` if they were not the mark.
+    head: [u8; 3],
+    len: usize,
+    pos: usize,
+    checked: bool,
+}
+
+impl<R: Read> SkipBom<R> {
+    pub fn new(inner: R) -> SkipBom<R> {
+        SkipBom {
+            inner,
+            head: [0; 3],
+            len: 0,
+            pos: 0,
+            checked: false,
+        }
+    }
+
+    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for SkipBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while !self.checked {
+            if self.len == 0 {
+                let n = self.read_inner(buf)?;
+                let got = &buf[..n];
+                if n == 0 || !UTF8_BOM.starts_with(&got[..n.min(3)]) {
+                    self.checked = true;
+                    return Ok(n);
+                }
+                if n >= 3 {
+                    self.checked = true;
+                    buf.copy_within(3..n, 0);
+                    if n > 3 {
+                        return Ok(n - 3);
+                    }
+                    break;
+                }
+                self.head[..n].copy_from_slice(got);
+                self.len = n;
+            } else {
+                let mut head = self.head;
+                let n = self.read_inner(&mut head[self.len..])?;
+                self.head = head;
+                self.len += n;
+                let have = &self.head[..self.len];
+                if n == 0 || !UTF8_BOM.starts_with(have) || self.len == 3 {
+                    self.checked = true;
+                    self.pos = if have == UTF8_BOM { self.len } else { 0 };
+                }
+            }
+        }
+        if self.pos < self.len {
+            let n = buf.len().min(self.len - self.pos);
+            buf[..n].copy_from_slice(&self.head[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        self.read_inner(buf)
+    }
+}
+
 /// The start of `text` for a message: at most [`EXCERPT_BYTES`] bytes (cut at a
 /// character boundary), marked with `...` and the full length when cut.
 pub fn excerpt(text: &str) -> String {
@@ -153,6 +238,42 @@ mod tests {
             );
         }
         assert_eq!(read_all(b"toolong", 3, 2), vec![Err(LineRead::TooLong)]);
+    }
+
+    /// Reads everything through [`SkipBom`], handed over `step` bytes at a time.
+    fn through_skip_bom(input: &[u8], step: usize) -> Vec<u8> {
+        struct Trickle<'a>(&'a [u8], usize);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.1.min(buf.len()).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut out = Vec::new();
+        SkipBom::new(Trickle(input, step))
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_dropped_and_nothing_else() {
+        for step in [1, 2, 3, 64] {
+            assert_eq!(through_skip_bom(b"\xef\xbb\xbfa b\n", step), b"a b\n");
+            assert_eq!(through_skip_bom(b"a b\n", step), b"a b\n");
+            assert_eq!(through_skip_bom(b"\xef\xbb", step), b"\xef\xbb");
+            assert_eq!(
+                through_skip_bom(b"\xefx\xef\xbb\xbf", step),
+                b"\xefx\xef\xbb\xbf"
+            );
+            assert_eq!(through_skip_bom(b"", step), b"");
+            assert_eq!(
+                through_skip_bom(b"\xef\xbb\xbf\xef\xbb\xbf", step),
+                UTF8_BOM
+            );
+        }
     }
 
     #[test]

@@ -24,16 +24,12 @@ use sha2::{Digest, Sha256};
 
 use crate::ip::{Family, IpKey, IpParseError};
 use crate::json::{raw_str, Key};
-use crate::lines::{read_line_limited, LineRead};
+use crate::lines::{read_line_limited, LineRead, UTF8_BOM};
 use crate::time::{Instant, TimeParseError};
 
 /// Lines longer than this are rejected: no real snapshot line comes close, and an
 /// unbounded line would let one bad file exhaust memory.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
-
-/// A UTF-8 byte-order mark, which some editors and Windows tools write at the start
-/// of a text file; it is not part of the first line.
-pub const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// The deepest nesting a record's field values may have. Records are written into
 /// enriched lines as they were loaded, two levels down; strict parsers (serde_json,

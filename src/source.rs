@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::lines::SkipBom;
 use crate::time::Instant;
 
 /// Where input comes from.
@@ -276,15 +277,18 @@ impl Chunker {
             return Ok(false);
         };
         let name: Arc<str> = input.name().into();
+        // A byte-order mark some tools write first is not part of the first line.
         let (reader, live): (Box<dyn Read + Send>, bool) = match &input {
-            Input::Stdin => (Box::new(io::stdin()), true),
+            Input::Stdin => (Box::new(SkipBom::new(io::stdin())), true),
             Input::File(p) => (
-                open_file(p, self.progress.clone())
-                    .map_err(|source| SourceError::Open {
-                        path: p.clone(),
-                        source,
-                    })?
-                    .0,
+                Box::new(SkipBom::new(
+                    open_file(p, self.progress.clone())
+                        .map_err(|source| SourceError::Open {
+                            path: p.clone(),
+                            source,
+                        })?
+                        .0,
+                )),
                 false,
             ),
         };

@@ -578,3 +578,28 @@ fn flags_of_the_other_mode_are_refused() {
         assert!(err.contains(flag), "{extra:?}: {err}");
     }
 }
+
+/// A UTF-8 byte-order mark at the start of a log file (or of stdin) is not part of
+/// the first line: that line is enriched like the others, in a file and on stdin,
+/// in text and JSON formats.
+#[test]
+fn a_byte_order_mark_before_the_first_line_is_skipped() {
+    let db = geoip_store();
+    let dir = tempfile::tempdir().unwrap();
+    let clf = b"\xef\xbb\xbf1.0.1.5 - - [02/Oct/2024:10:00:00 +0000] \"GET / HTTP/1.1\" 200 5 \"-\" \"c\"\r\n\
+                1.0.1.6 - - [02/Oct/2024:10:00:01 +0000] \"GET / HTTP/1.1\" 200 5 \"-\" \"c\"\n";
+    let json = b"\xef\xbb\xbf{\"remote_addr\":\"1.0.1.5\",\"time_iso8601\":\"2024-10-02T10:00:00+00:00\"}\n";
+    let file = dir.path().join("bom.log");
+    std::fs::write(&file, clf).unwrap();
+    for (args, stdin) in [
+        (vec!["enrich", "--db", s(db), s(&file)], None),
+        (vec!["enrich", "--db", s(db)], Some(&clf[..])),
+        (vec!["enrich", "--db", s(db)], Some(&json[..])),
+    ] {
+        let (out, dead, stderr) = enrich(&args, stdin);
+        assert!(dead.is_empty(), "{args:?}: {stderr}");
+        assert_eq!(out[0]["ip"], "1.0.1.5", "{args:?}");
+        assert_eq!(out[0]["timestamp"], "2024-10-02T10:00:00Z", "{args:?}");
+        assert!(out[0]["whip"].is_object(), "{args:?}: {}", out[0]);
+    }
+}
