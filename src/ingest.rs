@@ -269,9 +269,11 @@ impl Watcher {
                     .collect();
                 // The load wrote and mapped the new index file.
                 telemetry::index_built(&self.dataset, Duration::ZERO, &index);
+                // Counted before the swap: whoever sees the new index also sees
+                // the load counted (the load is committed already).
+                telemetry::snapshot_ingested(&self.dataset, "loaded", load_seconds);
                 let old = self.index.swap(Arc::new(index));
                 release(old);
-                telemetry::snapshot_ingested(&self.dataset, "loaded", load_seconds);
                 tracing::info!(
                     dataset = %self.dataset,
                     "{}: loaded {} ranges in {:.2} s, new index in use",
