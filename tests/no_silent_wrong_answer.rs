@@ -40,24 +40,6 @@ fn copy_geoip_snapshots(dir: &Path) -> Vec<PathBuf> {
     copied
 }
 
-/// GET over HTTP/1.1: (status, headers in lower case, body).
-fn get_with_headers(addr: &str, path: &str) -> (u16, String, String) {
-    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    conn.read_to_string(&mut raw).expect("read response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("http response");
-    (
-        head[9..12].parse().expect("status"),
-        head.to_ascii_lowercase(),
-        body.to_string(),
-    )
-}
-
 /// Snapshot files already in the watched directory at start, and every line of
 /// the re-timed real log written on stdin at once: each line gets the reference
 /// answer (none is enriched before the data is loaded), and the store holds the
@@ -136,7 +118,7 @@ fn rest_says_503_until_the_data_is_loaded_then_answers_right() {
             "no answer in time"
         );
         for (path, done) in paths.iter().zip(answered.iter_mut()) {
-            let (status, head, body) = get_with_headers(&d.addr, path);
+            let (status, head, body) = http_get_with_headers(&d.addr, path);
             let v: Value = serde_json::from_str(&body).unwrap();
             match status {
                 503 => {

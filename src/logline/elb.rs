@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use super::addr::host_of_host_port;
-use super::fields::{number, seconds, text, Common, Fields, Raw};
+use super::fields::{number, seconds, text, Common};
 use super::tokens::Cursor;
 use super::{Found, ParseError};
 use crate::time::Instant;
@@ -76,11 +76,5 @@ fn parse_rest<'a>(
         let _trace = c.quoted();
         common.host = c.quoted().and_then(|(d, _)| text(d));
     }
-    Ok(Found {
-        remote: Some(Cow::Borrowed(host_of_host_port(client))),
-        xff: None,
-        remote_from_xff: false,
-        time: Some(time),
-        fields: Fields::new(common, Raw::None),
-    })
+    Ok(Found::remote_at(host_of_host_port(client), time, common))
 }

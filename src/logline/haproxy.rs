@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use super::addr::host_of_host_port;
 use super::clock::{self, Zone};
-use super::fields::{number, seconds, text, Common, Fields, Raw};
+use super::fields::{number, seconds, text, Common};
 use super::tokens::Cursor;
 use super::{Found, ParseError};
 
@@ -80,11 +80,5 @@ fn parse_rest<'a>(
         common.duration = parts.last().and_then(|t| seconds(t, 1e-3));
         common.bytes = c.token().and_then(number);
     }
-    Ok(Found {
-        remote: Some(Cow::Borrowed(host_of_host_port(client))),
-        xff: None,
-        remote_from_xff: false,
-        time: Some(time),
-        fields: Fields::new(common, Raw::None),
-    })
+    Ok(Found::remote_at(host_of_host_port(client), time, common))
 }

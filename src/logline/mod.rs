@@ -240,6 +240,20 @@ pub struct Found<'a> {
     pub fields: Fields<'a>,
 }
 
+impl<'a> Found<'a> {
+    /// A line of a text format with its remote address (as written, a port
+    /// allowed), its own time and the common fields, and nothing else.
+    pub fn remote_at(remote: &'a str, time: Instant, common: Common<'a>) -> Found<'a> {
+        Found {
+            remote: Some(Cow::Borrowed(remote)),
+            xff: None,
+            remote_from_xff: false,
+            time: Some(time),
+            fields: Fields::new(common, Raw::None),
+        }
+    }
+}
+
 /// The per-file state lines are read in: the W3C `#Fields:` header in force.
 #[derive(Debug, Clone, Default)]
 pub struct FileState {

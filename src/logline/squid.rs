@@ -6,10 +6,8 @@
 //! milliseconds. The client is an address unless `log_fqdn` is on, when it is a
 //! host name and the line is dead-lettered (no address to look up).
 
-use std::borrow::Cow;
-
 use super::clock::{epoch, EpochUnit};
-use super::fields::{number, seconds, text, Common, Fields, Raw};
+use super::fields::{number, seconds, text, Common};
 use super::tokens::Cursor;
 use super::{Found, ParseError};
 
@@ -53,11 +51,5 @@ pub fn parse(line: &str) -> Option<Result<Found<'_>, ParseError>> {
         .token()
         .and_then(|h| h.split_once('/'))
         .and_then(|(_, peer)| text(peer));
-    Some(Ok(Found {
-        remote: Some(Cow::Borrowed(client)),
-        xff: None,
-        remote_from_xff: false,
-        time: Some(time),
-        fields: Fields::new(common, Raw::None),
-    }))
+    Some(Ok(Found::remote_at(client, time, common)))
 }

@@ -154,6 +154,19 @@ pub fn interactive(args: &[&str]) -> Interactive {
 
 /// GET `path` from `addr` over HTTP/1.1; returns (status, content type, body).
 pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    let (status, head, body) = http_get_with_headers(addr, path);
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k == "content-type").then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, body)
+}
+
+/// GET over HTTP/1.1: (status, the head in lower case, body).
+pub fn http_get_with_headers(addr: &str, path: &str) -> (u16, String, String) {
     use std::io::Read;
     let mut conn = std::net::TcpStream::connect(addr).expect("connect");
     write!(
@@ -164,14 +177,9 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
     let mut raw = String::new();
     conn.read_to_string(&mut raw).expect("read response");
     let (head, body) = raw.split_once("\r\n\r\n").expect("http response");
-    let status = head[9..12].parse().expect("status");
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type")
-                .then(|| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    (status, ctype, body.to_string())
+    (
+        head[9..12].parse().expect("status"),
+        head.to_ascii_lowercase(),
+        body.to_string(),
+    )
 }
