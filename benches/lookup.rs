@@ -15,7 +15,7 @@ use whipstream::history::History;
 use whipstream::index_file::Check;
 use whipstream::ip::IpKey;
 use whipstream::load::{load, open_history, LoadOptions};
-use whipstream::time::Instant;
+use whipstream::time::Timestamp;
 
 const QUERIES: usize = 1 << 20;
 
@@ -44,7 +44,7 @@ fn store() -> (Option<tempfile::TempDir>, PathBuf) {
 
 /// Queries as users send them: 75% IPv4, 25% IPv6, addresses inside known ranges
 /// (picked from random records) and times spread over the whole history.
-fn queries(h: &History) -> Vec<(IpKey, Instant)> {
+fn queries(h: &History) -> Vec<(IpKey, Timestamp)> {
     let (v4, v6): (Vec<_>, Vec<_>) = h
         .lines()
         .map(|(_, l)| *l)
@@ -76,7 +76,7 @@ fn queries(h: &History) -> Vec<(IpKey, Instant)> {
                 u128::from(rng.next()) % (width + 1)
             };
             let t = first + (rng.next() % span) as i64;
-            (IpKey(line.begin.0 + offset), Instant::from_micros(t))
+            (IpKey(line.begin.0 + offset), Timestamp::from_micros(t))
         })
         .collect()
 }
@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("latest_batched", |b| {
-        let latest: Vec<(IpKey, Instant)> = qs.iter().map(|&(ip, _)| (ip, Instant::MAX)).collect();
+        let latest: Vec<(IpKey, Timestamp)> = qs.iter().map(|&(ip, _)| (ip, Timestamp::MAX)).collect();
         let mut out = Vec::with_capacity(qs.len());
         b.iter(|| {
             out.clear();

@@ -12,7 +12,7 @@
 //! nothing (a plain `cargo bench`).
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Timestamp};
 
 use whipstream::ip::IpKey;
 
@@ -20,7 +20,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Runs `f` over all addresses until at least 2 s have passed; lookups/s.
 fn rate(n: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
-    let started = Instant::now();
+    let started = Timestamp::now();
     let mut rounds = 0;
     let mut matched = 0;
     while started.elapsed() < Duration::from_secs(2) || rounds == 0 {
@@ -48,7 +48,7 @@ fn main() -> Result<()> {
         .collect::<std::result::Result<_, _>>()?;
     let n = ips.len();
 
-    let t = Instant::now();
+    let t = Timestamp::now();
     let readers = files
         .iter()
         .map(maxminddb::Reader::open_readfile)
@@ -90,7 +90,7 @@ fn main() -> Result<()> {
         matched
     });
 
-    let t = Instant::now();
+    let t = Timestamp::now();
     let index = whipstream::index_file::open(
         std::path::Path::new(store),
         whipstream::index_file::Check::Header,
@@ -111,8 +111,8 @@ fn main() -> Result<()> {
     let (ws_lookup, _) = rate(n, || {
         keys.iter().filter(|&&k| index.latest(k).is_some()).count()
     });
-    let latest = whipstream::time::Instant::MAX;
-    let queries: Vec<(IpKey, whipstream::time::Instant)> =
+    let latest = whipstream::time::Timestamp::MAX;
+    let queries: Vec<(IpKey, whipstream::time::Timestamp)> =
         keys.iter().map(|&k| (k, latest)).collect();
     let mut answers = Vec::with_capacity(n);
     let (ws_batched, _) = rate(n, || {

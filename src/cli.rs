@@ -27,7 +27,7 @@ use crate::load::{load, LoadOptions};
 use crate::logline::{ClientIp, Format, LineParser, ParserConfig, TimeFormat, Zone};
 use crate::lookup::{run_batch, write_answer, When};
 use crate::store::{Mode, Store};
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Log enrichment at event time against the history of IP-range data (Whip snapshots).
 #[derive(Parser, Debug)]
@@ -228,7 +228,7 @@ pub struct LoadArgs {
     /// The snapshot datetime of CSV files (required for them) and of MaxMind DB
     /// files (default: their build time).
     #[arg(long, value_name = "TIME")]
-    pub datetime: Option<Instant>,
+    pub datetime: Option<Timestamp>,
     /// Read the files as range CSVs: `begin,end,field...` rows, addresses as text
     /// or integers, with or without a header.
     #[arg(long)]
@@ -249,7 +249,7 @@ pub struct LookupArgs {
     pub db: DbArg,
     /// Answer with the snapshot valid at this time (RFC 3339 or a date).
     #[arg(long, value_name = "TIME", conflicts_with = "history")]
-    pub at: Option<Instant>,
+    pub at: Option<Timestamp>,
     /// Print every version of the record, newest first, as {"history": [...]}.
     #[arg(long)]
     pub history: bool,
@@ -317,7 +317,7 @@ pub struct EnrichArgs {
     pub trusted_proxies: Vec<Cidr>,
     /// Event time of lines without a timestamp (marked "time_source":"at").
     #[arg(long, value_name = "TIME")]
-    pub at: Option<Instant>,
+    pub at: Option<Timestamp>,
     #[command(flatten)]
     pub time: TimeArgs,
     /// Leave the original line out of the output.
@@ -427,7 +427,7 @@ pub struct ExportArgs {
     pub db: DbArg,
     /// The time: the snapshot in effect then is written (default: the newest).
     #[arg(long, value_name = "TIME")]
-    pub at: Option<Instant>,
+    pub at: Option<Timestamp>,
     /// Write to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -1027,7 +1027,7 @@ fn cmd_report(a: ReportArgs) -> Result<ExitCode> {
 
 fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
     let index = open_index(&a.db.db, Check::Full)?;
-    let at = a.at.unwrap_or(Instant::MAX);
+    let at = a.at.unwrap_or(Timestamp::MAX);
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

@@ -21,7 +21,7 @@ use crate::ingest::LoadPriority;
 use crate::ip::Cidr;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
 use crate::logline::{ClientIp, Format, ParserConfig, TimeFormat, Zone};
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Why a configuration cannot be used: the file (and the key) or flag, and why.
 #[derive(Debug, thiserror::Error)]
@@ -269,7 +269,7 @@ impl FileConfig {
         let input = &self.input;
         let parser = resolve_parser(input, flags)?;
         let at = match flags.at.as_ref().or(input.at.as_ref()) {
-            Some(t) => Some(Instant::parse(t).map_err(|e| invalid("input.at", e.to_string()))?),
+            Some(t) => Some(Timestamp::parse(t).map_err(|e| invalid("input.at", e.to_string()))?),
             None => None,
         };
         let missing_time = match (flags.missing_time, input.missing_time.as_deref()) {

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant as WallClock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
@@ -133,7 +133,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
     }
 
     for ((d, s), loaded) in datasets.iter().zip(&settings.datasets).zip(&loaded) {
-        let started = WallClock::now();
+        let started = Instant::now();
         let index = open_or_create(&s.store).with_context(|| format!("data set {:?}", s.name))?;
         telemetry::index_built(&s.name, started.elapsed(), &index);
         tracing::info!(
@@ -353,10 +353,10 @@ fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()
             poll
         };
         // Wait for the next scan, looking at the stop flag often.
-        let next = WallClock::now() + pause;
-        while !stop.load(Ordering::SeqCst) && WallClock::now() < next {
+        let next = Instant::now() + pause;
+        while !stop.load(Ordering::SeqCst) && Instant::now() < next {
             let slice = next
-                .saturating_duration_since(WallClock::now())
+                .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(100));
             match wake.recv_timeout(slice) {
                 Ok(()) => break,

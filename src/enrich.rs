@@ -24,7 +24,7 @@ use crate::ip::IpKey;
 use crate::json::{write_key, write_str};
 use crate::logline::{FileState, LineParser, LogLine, Parsed};
 use crate::source::Chunk;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Keys of an enriched line that are not data sets: a data set may not be
 /// named after one, and readers of enriched lines (the report) skip them.
@@ -72,7 +72,7 @@ pub enum MissingTime {
     /// A dead letter for every input; `--missing-time dead-letter`.
     DeadLetter,
     /// A fixed instant (`--at`, for backfilling logs without times).
-    At(Instant),
+    At(Timestamp),
 }
 
 impl MissingTime {
@@ -91,7 +91,7 @@ impl MissingTime {
     /// Combines `--at` and `--missing-time` (one setting, two spellings): both
     /// at once is an error.
     pub fn from_settings(
-        at: Option<Instant>,
+        at: Option<Timestamp>,
         missing: Option<MissingTime>,
     ) -> Result<MissingTime, String> {
         match (at, missing) {
@@ -222,7 +222,7 @@ pub struct Enricher {
     parser: LineParser,
     datasets: Vec<DataSet>,
     options: EnrichOptions,
-    started: Instant,
+    started: Timestamp,
     /// Lookup latency (a no-op unless the daemon installed the exporter first).
     lookup_seconds: metrics::Histogram,
 }
@@ -244,7 +244,7 @@ impl Enricher {
             parser,
             datasets,
             options,
-            started: Instant::now(),
+            started: Timestamp::now(),
             lookup_seconds: crate::telemetry::enrich_lookup_histogram(),
         }
     }
@@ -255,7 +255,7 @@ impl Enricher {
 
     /// The time a line without one is enriched at, read at `read_at` (live
     /// input) or from a file (`None`); `None` when it is a dead letter.
-    fn substitute_time(&self, read_at: Option<Instant>) -> Option<(Instant, TimeOrigin)> {
+    fn substitute_time(&self, read_at: Option<Timestamp>) -> Option<(Timestamp, TimeOrigin)> {
         match self.options.missing_time {
             MissingTime::At(t) => Some((t, TimeOrigin::At)),
             MissingTime::Read => Some((read_at.unwrap_or(self.started), TimeOrigin::Read)),
@@ -270,7 +270,7 @@ impl Enricher {
     fn answer<'a>(
         &self,
         index: &'a Index,
-        queries: &[(IpKey, Instant)],
+        queries: &[(IpKey, Timestamp)],
         out: &mut Vec<Option<Match<'a>>>,
         before_first: &mut u64,
     ) {
@@ -281,7 +281,7 @@ impl Enricher {
         let before = queries.iter().filter(|(_, t)| *t < first).count();
         *before_first += before as u64;
         if before > 0 && self.options.before_first == BeforeFirst::Earliest {
-            let clamped: Vec<(IpKey, Instant)> =
+            let clamped: Vec<(IpKey, Timestamp)> =
                 queries.iter().map(|&(ip, t)| (ip, t.max(first))).collect();
             index.at_many(&clamped, out);
         } else {
@@ -304,7 +304,7 @@ impl Enricher {
         counts.matched.resize(self.datasets.len(), 0);
         counts.before_first.resize(self.datasets.len(), 0);
         let substitute = self.substitute_time(chunk.read_at);
-        let mut parsed: Vec<(LogLine<'_>, Instant, Option<TimeOrigin>, &str)> =
+        let mut parsed: Vec<(LogLine<'_>, Timestamp, Option<TimeOrigin>, &str)> =
             Vec::with_capacity(4096);
         let mut file = FileState::after(chunk.header.as_deref());
         let mut lines = chunk.lines().peekable();
@@ -341,7 +341,7 @@ impl Enricher {
             dead_letter(&chunk.source, line_no, &reason, line, dead);
         }
         counts.enriched += parsed.len() as u64;
-        let queries: Vec<(IpKey, Instant)> = parsed.iter().map(|(p, t, _, _)| (p.ip, *t)).collect();
+        let queries: Vec<(IpKey, Timestamp)> = parsed.iter().map(|(p, t, _, _)| (p.ip, *t)).collect();
         let lookups_started = std::time::Instant::now();
         let answers: Vec<Vec<Option<Match<'_>>>> = guards
             .iter()
@@ -379,7 +379,7 @@ impl Enricher {
     pub fn enrich_one(
         &self,
         line: &[u8],
-        fallback: (Instant, TimeOrigin),
+        fallback: (Timestamp, TimeOrigin),
         always_fallback: bool,
         out: &mut Vec<u8>,
         counts: &mut Counts,
@@ -555,7 +555,7 @@ impl Enricher {
     fn write_object<'m>(
         &self,
         parsed: &LogLine<'_>,
-        t: Instant,
+        t: Timestamp,
         origin: Option<TimeOrigin>,
         text: &str,
         answers: impl Iterator<Item = Option<Match<'m>>>,
@@ -735,7 +735,7 @@ mod tests {
             vec![geo],
             EnrichOptions {
                 include_line: false,
-                missing_time: MissingTime::At(Instant::parse("2024-02-01").unwrap()),
+                missing_time: MissingTime::At(Timestamp::parse("2024-02-01").unwrap()),
                 max_line_bytes: 100,
                 ..EnrichOptions::default()
             },
@@ -773,7 +773,7 @@ mod tests {
         )
     }
 
-    fn chunk(text: &str, read_at: Option<Instant>) -> Chunk {
+    fn chunk(text: &str, read_at: Option<Timestamp>) -> Chunk {
         Chunk {
             source: "in.log".into(),
             first_line: 1,
@@ -794,7 +794,7 @@ mod tests {
     #[test]
     fn a_line_without_time_is_a_dead_letter_from_a_file_and_marked_when_live() {
         let no_time = "{\"ip\":\"1.2.3.4\",\"path\":\"/\"}\n";
-        let now = Instant::parse("2024-05-01").unwrap();
+        let now = Timestamp::parse("2024-05-01").unwrap();
         let cases = [
             // (policy, read_at, dead-lettered, time_source)
             (MissingTime::ByInput, None, true, None),

@@ -10,7 +10,7 @@
 use std::io::{self, Write};
 
 use crate::index::Index;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// What an export wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct Exported {
 /// Writes the snapshot valid at `t`; `None` when no snapshot is that old.
 pub fn write_snapshot_at(
     index: &Index,
-    t: Instant,
+    t: Timestamp,
     out: &mut dyn Write,
 ) -> io::Result<Option<Exported>> {
     let Some(pos) = index.snapshot_position(t) else {
@@ -74,17 +74,17 @@ mod tests {
         );
         let idx = index(&[v1, v2]);
         let mut out = Vec::new();
-        let e = write_snapshot_at(&idx, Instant::parse("2024-03-01").unwrap(), &mut out)
+        let e = write_snapshot_at(&idx, Timestamp::parse("2024-03-01").unwrap(), &mut out)
             .unwrap()
             .unwrap();
         assert_eq!(e.ranges, 3);
         assert_eq!(String::from_utf8(out).unwrap(), v1);
         let mut out = Vec::new();
-        write_snapshot_at(&idx, Instant::parse("2025-01-01").unwrap(), &mut out).unwrap();
+        write_snapshot_at(&idx, Timestamp::parse("2025-01-01").unwrap(), &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), v2);
         let mut out = Vec::new();
         assert_eq!(
-            write_snapshot_at(&idx, Instant::parse("2023-01-01").unwrap(), &mut out).unwrap(),
+            write_snapshot_at(&idx, Timestamp::parse("2023-01-01").unwrap(), &mut out).unwrap(),
             None
         );
     }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use crate::ip::IpKey;
 use crate::snapshot::SnapshotFile;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 pub type LineId = u32;
 pub type PayloadId = u32;
@@ -82,12 +82,12 @@ impl SnapshotMeta {
             sha256: file.sha256.clone(),
             ranges: file.ranges.len() as u64,
             bytes: file.bytes,
-            loaded_at: Instant::now().to_rfc3339(),
+            loaded_at: Timestamp::now().to_rfc3339(),
         }
     }
 
-    pub fn instant(&self) -> Instant {
-        Instant::from_micros(self.instant_micros)
+    pub fn instant(&self) -> Timestamp {
+        Timestamp::from_micros(self.instant_micros)
     }
 }
 
@@ -293,7 +293,7 @@ impl History {
     }
 
     /// The snapshot with this datetime, if loaded.
-    pub fn snapshot_at(&self, instant: Instant) -> Option<&Snapshot> {
+    pub fn snapshot_at(&self, instant: Timestamp) -> Option<&Snapshot> {
         self.snapshots
             .binary_search_by_key(&instant, |s| s.meta.instant())
             .ok()

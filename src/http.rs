@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant as WallClock;
+use std::time::Instant as Instant;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -31,7 +31,7 @@ use crate::index::SharedIndex;
 use crate::ip::IpKey;
 use crate::lookup::{write_answer, write_error, When};
 use crate::telemetry;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// A data set as the API serves it.
 #[derive(Clone)]
@@ -108,7 +108,7 @@ fn answer(state: &AppState, ip: &str, query: Result<Query<IpQuery>, QueryRejecti
     let when = match query.datetime {
         None => When::Latest,
         Some(t) if t == "all" => When::History,
-        Some(t) => match Instant::parse(&t) {
+        Some(t) => match Timestamp::parse(&t) {
             Ok(t) => When::At(t),
             Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
         },
@@ -142,7 +142,7 @@ fn answer(state: &AppState, ip: &str, query: Result<Query<IpQuery>, QueryRejecti
         );
         return response;
     }
-    let started = WallClock::now();
+    let started = Instant::now();
     let index = served.index.load();
     let mut body = Vec::with_capacity(256);
     write_answer(&index, ip, when, &mut body);

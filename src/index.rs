@@ -25,7 +25,7 @@ use crate::history::{Change, History, Line, Snapshot, SnapshotMeta, NO_LINE};
 use crate::index_file::{FileLine, Image, Section, View};
 use crate::ip::{Family, IpKey};
 use crate::store::StoreState;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Queries resolved together by [`Index::at_many`]: their memory accesses overlap.
 const GROUP: usize = 16;
@@ -112,7 +112,7 @@ pub type SharedIndex = Arc<ArcSwap<Index>>;
 #[derive(Debug)]
 pub struct Index {
     snapshots: Vec<Snapshot>,
-    instants: Vec<Instant>,
+    instants: Vec<Timestamp>,
     /// Piece starts (`u128` keys), see [`crate::history`].
     starts: View<u128>,
     /// Changes of piece `i` are `changes[offsets[i]..offsets[i+1]]`.
@@ -197,7 +197,7 @@ impl Index {
         let metas: Vec<SnapshotMeta> = serde_json::from_slice(image.snapshots_json())
             .map_err(|e| IndexError::Snapshots(e.to_string()))?;
         let snapshots: Vec<Snapshot> = metas.into_iter().map(Snapshot::new).collect();
-        let instants: Vec<Instant> = snapshots.iter().map(|s| s.meta.instant()).collect();
+        let instants: Vec<Timestamp> = snapshots.iter().map(|s| s.meta.instant()).collect();
         if instants.windows(2).any(|w| w[0] >= w[1]) || snapshots.len() > usize::from(u16::MAX) {
             return Err(IndexError::Snapshots("not strictly sorted".into()));
         }
@@ -329,13 +329,13 @@ impl Index {
 
     /// The datetime of the earliest snapshot; `None` when there is none. Times
     /// before it have no snapshot to answer them.
-    pub fn first_snapshot(&self) -> Option<Instant> {
+    pub fn first_snapshot(&self) -> Option<Timestamp> {
         self.instants.first().copied()
     }
 
     /// Position of the snapshot answering at `t`: the greatest datetime <= t.
     #[inline]
-    pub fn snapshot_position(&self, t: Instant) -> Option<usize> {
+    pub fn snapshot_position(&self, t: Timestamp) -> Option<usize> {
         self.instants.partition_point(|&s| s <= t).checked_sub(1)
     }
 
@@ -355,7 +355,7 @@ impl Index {
 
     /// The record valid for `ip` at instant `t`.
     #[inline]
-    pub fn at(&self, ip: IpKey, t: Instant) -> Option<Match<'_>> {
+    pub fn at(&self, ip: IpKey, t: Timestamp) -> Option<Match<'_>> {
         let pos = self.snapshot_position(t)?;
         let line = self.line_at(ip, pos);
         self.matched(line, pos)
@@ -371,7 +371,7 @@ impl Index {
     /// `out`. Same answers as [`Index::at`], faster: queries go through each step
     /// (bucket, piece, changes, record) in groups, prefetching the next step's
     /// memory for the whole group so that the cache misses overlap.
-    pub fn at_many<'a>(&'a self, queries: &[(IpKey, Instant)], out: &mut Vec<Option<Match<'a>>>) {
+    pub fn at_many<'a>(&'a self, queries: &[(IpKey, Timestamp)], out: &mut Vec<Option<Match<'a>>>) {
         for group in queries.chunks(GROUP) {
             let mut piece = [0usize; GROUP];
             let mut pos = [None; GROUP];
@@ -491,7 +491,7 @@ pub(crate) mod tests {
     }
 
     fn at(ix: &Index, ip: &str, t: &str) -> Option<String> {
-        ix.at(IpKey::parse(ip).unwrap(), Instant::parse(t).unwrap())
+        ix.at(IpKey::parse(ip).unwrap(), Timestamp::parse(t).unwrap())
             .map(|m| m.to_json())
     }
 
@@ -541,7 +541,7 @@ pub(crate) mod tests {
             "::",
         ] {
             for t in ["2023-12-31", "2024-01-15", "2024-02-01", "2030-01-01"] {
-                queries.push((IpKey::parse(ip).unwrap(), Instant::parse(t).unwrap()));
+                queries.push((IpKey::parse(ip).unwrap(), Timestamp::parse(t).unwrap()));
             }
         }
         let mut out = Vec::new();
@@ -574,7 +574,7 @@ pub(crate) mod tests {
         assert!(ix
             .at(
                 IpKey::parse("::1").unwrap(),
-                Instant::parse("2024-01-01").unwrap()
+                Timestamp::parse("2024-01-01").unwrap()
             )
             .is_none());
     }
@@ -620,7 +620,7 @@ pub(crate) mod tests {
             "2fff:ffff:ffff:ffff:ffff:ffff:ffff:ff00",
         ]
         .iter()
-        .map(|ip| (IpKey::parse(ip).unwrap(), Instant::MAX))
+        .map(|ip| (IpKey::parse(ip).unwrap(), Timestamp::MAX))
         .collect();
         ix.at_many(&probes, &mut out);
         let got: Vec<_> = out.iter().map(|m| m.is_some()).collect();

@@ -812,7 +812,7 @@ mod tests {
     use super::*;
     use crate::history::{Interner, SnapshotMeta};
     use crate::snapshot::SnapshotFile;
-    use crate::time::Instant;
+    use crate::time::Timestamp;
 
     fn history(files: &[&str]) -> History {
         let mut h = History::default();
@@ -841,7 +841,7 @@ mod tests {
                 let ip = IpKey::parse(ip).unwrap();
                 out.push(
                     index
-                        .at(ip, Instant::parse(t).unwrap())
+                        .at(ip, Timestamp::parse(t).unwrap())
                         .map(|m| m.to_json()),
                 );
             }
@@ -865,7 +865,7 @@ mod tests {
         assert!(answers(&mapped).iter().flatten().count() >= 4);
         assert_eq!(
             mapped.first_snapshot(),
-            Some(Instant::parse("2024-01-01").unwrap())
+            Some(Timestamp::parse("2024-01-01").unwrap())
         );
     }
 

@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant as WallClock, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::index::{Index, SharedIndex};
 use crate::load::{is_snapshot_name, load_and_index, LoadError, LoadOptions};
@@ -122,7 +122,7 @@ pub struct Watcher {
     /// Files handled in this run, with the size and mtime they had then.
     seen: HashMap<PathBuf, Stamp>,
     /// Files not yet settled: their stamp and since when it has not changed.
-    settling: HashMap<PathBuf, (Stamp, WallClock)>,
+    settling: HashMap<PathBuf, (Stamp, Instant)>,
     settle: Duration,
 }
 
@@ -156,7 +156,7 @@ impl Watcher {
     /// Whether `path`'s stamp has stayed the same for the settle interval
     /// (noting it when new or changed).
     fn settled(&mut self, path: &Path, stamp: Stamp) -> bool {
-        let now = WallClock::now();
+        let now = Instant::now();
         match self.settling.get(path) {
             Some((s, since)) if *s == stamp => now.duration_since(*since) >= self.settle,
             _ => {
@@ -252,7 +252,7 @@ impl Watcher {
             tracing::debug!(dataset = %self.dataset, "{}: already loaded", path.display());
             return Outcome::AlreadyLoaded;
         }
-        let started = WallClock::now();
+        let started = Instant::now();
         let opts = LoadOptions {
             replace: false,
             progress: false,
@@ -366,8 +366,8 @@ fn reject(dir: &Path, path: &Path, reason: &str) -> std::io::Result<PathBuf> {
 /// enrichment thread that happens to hold the last reference (freeing a large
 /// index takes a while).
 fn release(old: Arc<Index>) {
-    let deadline = WallClock::now() + Duration::from_secs(5);
-    while Arc::strong_count(&old) > 1 && WallClock::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(old);

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant as WallClock};
+use std::time::{Duration, Instant};
 
 use crate::files::{FileError, Kind};
 use crate::formats::csv::CsvOptions;
@@ -25,7 +25,7 @@ use crate::index::Index;
 use crate::index_file::Check;
 use crate::snapshot::{ReadProgress, Rule, SnapshotError, SnapshotFile};
 use crate::store::{Base, CommitStats, Store, StoreError};
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Why a load failed. The store is unchanged in every case.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub struct LoadOptions {
     pub no_compaction: bool,
     /// The snapshot `datetime` of CSV files (required for them), and of MaxMind DB
     /// files instead of their build time.
-    pub datetime: Option<Instant>,
+    pub datetime: Option<Timestamp>,
     /// Read every file as a range CSV (files named `*.csv[.gz]` always are).
     pub csv: Option<CsvOptions>,
     /// All the files of this load are parts of one snapshot (e.g. the IPv4 and
@@ -249,7 +249,7 @@ pub fn load_and_index(
     inputs: &[PathBuf],
     opts: LoadOptions,
 ) -> Result<(LoadSummary, Index), LoadError> {
-    let started = WallClock::now();
+    let started = Instant::now();
     let files = expand_inputs(inputs)?;
     let store = Store::open(db, crate::store::Mode::ReadWrite)?;
     let mut history = store.read_history()?;

@@ -11,7 +11,7 @@ use std::io::{self, BufReader, Read, Write};
 use crate::index::{write_history_json, Index};
 use crate::ip::IpKey;
 use crate::lines::{read_line_limited, skip_line, LineRead};
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Which record a query asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub enum When {
     /// The newest snapshot.
     Latest,
     /// The snapshot valid at this instant.
-    At(Instant),
+    At(Timestamp),
     /// Every version, newest first.
     History,
 }
@@ -71,7 +71,7 @@ fn parse_query(line: &[u8]) -> Result<(IpKey, When), String> {
     let ip = IpKey::parse(&ip).map_err(|e| e.to_string())?;
     let when = match q.t {
         None => When::Latest,
-        Some(t) => When::At(Instant::parse(&t).map_err(|e| e.to_string())?),
+        Some(t) => When::At(Timestamp::parse(&t).map_err(|e| e.to_string())?),
     };
     Ok((ip, when))
 }
@@ -145,7 +145,7 @@ pub fn run_batch<R: Read>(
             if let Ok((ip, when)) = &q {
                 let t = match when {
                     When::At(t) => *t,
-                    _ => Instant::MAX,
+                    _ => Timestamp::MAX,
                 };
                 queries.push((*ip, t));
             }
@@ -196,7 +196,7 @@ mod tests {
             IpKey::parse("1.2.3.4").unwrap()
         );
         let (_, when) = parse_query(br#"{"ip":"::1","t":"2025-03-01"}"#).unwrap();
-        assert_eq!(when, When::At(Instant::parse("2025-03-01").unwrap()));
+        assert_eq!(when, When::At(Timestamp::parse("2025-03-01").unwrap()));
         assert!(parse_query(br#"{"ip":"999.1.1.1"}"#)
             .unwrap_err()
             .contains("not an IP"));

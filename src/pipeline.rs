@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant as WallClock};
+use std::time::{Duration, Instant};
 
 use crate::enrich::{Counts, Enricher};
 use crate::source::{BufferPool, Chunk, Chunker, SourceError};
@@ -49,7 +49,7 @@ pub struct Reading {
     rx: mpsc::Receiver<Item>,
     file_bytes: Arc<std::sync::atomic::AtomicU64>,
     pool: BufferPool,
-    started: WallClock,
+    started: Instant,
 }
 
 /// Chunks the reader may hold ahead of the workers (about 1 MB each): enough to
@@ -79,7 +79,7 @@ pub fn start_reading(mut chunker: Chunker) -> io::Result<Reading> {
         rx,
         file_bytes,
         pool,
-        started: WallClock::now(),
+        started: Instant::now(),
     })
 }
 
@@ -152,7 +152,7 @@ pub fn run(
     let mut summary = RunSummary::default();
     let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
     let mut next_seq = 0u64;
-    let mut last_progress = WallClock::now();
+    let mut last_progress = Instant::now();
     let mut dirty = false;
     // Registered when a source first shows up, so that /metrics lists only
     // the sources in use.
@@ -201,7 +201,7 @@ pub fn run(
                     file_bytes.load(std::sync::atomic::Ordering::Relaxed),
                     summary.counts.read,
                 );
-                last_progress = WallClock::now();
+                last_progress = Instant::now();
             }
         }
     }

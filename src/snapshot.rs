@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::ip::{Family, IpKey, IpParseError};
 use crate::json::{raw_str, Key};
 use crate::lines::{read_line_limited, LineRead, UTF8_BOM};
-use crate::time::{Instant, TimeParseError};
+use crate::time::{Timestamp, TimeParseError};
 
 /// Lines longer than this are rejected: no real snapshot line comes close, and an
 /// unbounded line would let one bad file exhaust memory.
@@ -49,7 +49,7 @@ pub struct Range {
 pub struct SnapshotFile {
     pub path: PathBuf,
     /// The instant every line's `datetime` names.
-    pub datetime: Instant,
+    pub datetime: Timestamp,
     /// The `datetime` text of the first line, as written (it is what records show).
     pub datetime_text: String,
     /// Sorted, non-overlapping ranges.
@@ -458,7 +458,7 @@ impl SnapshotFile {
     /// are built seconds apart). The identity is a hash of the parts'.
     pub fn combine(
         parts: Vec<SnapshotFile>,
-        datetime: Option<Instant>,
+        datetime: Option<Timestamp>,
     ) -> Result<SnapshotFile, SnapshotError> {
         let Some(first) = parts.first() else {
             return Err(SnapshotError::new(Path::new(""), None, Rule::Empty));
@@ -525,12 +525,12 @@ impl SnapshotFile {
 /// errors carry the file and the row.
 pub struct SnapshotBuilder {
     path: PathBuf,
-    datetime: Instant,
+    datetime: Timestamp,
     rules: LineRules,
 }
 
 impl SnapshotBuilder {
-    pub fn new(path: &Path, datetime: Instant) -> SnapshotBuilder {
+    pub fn new(path: &Path, datetime: Timestamp) -> SnapshotBuilder {
         SnapshotBuilder {
             path: path.to_path_buf(),
             datetime,
@@ -623,7 +623,7 @@ fn hex(bytes: &[u8]) -> String {
 /// The per-file state of validation: previous range, datetime, payload interner.
 #[derive(Default)]
 struct LineRules {
-    datetime: Option<(Instant, String)>,
+    datetime: Option<(Timestamp, String)>,
     ranges: Vec<Range>,
     payloads: Vec<Box<[u8]>>,
     payload_ids: HashMap<Box<[u8]>, u32>,
@@ -658,7 +658,7 @@ impl LineRules {
         match &self.datetime {
             Some((_, first)) if first == dt_text.as_ref() => {}
             Some((first_instant, first)) => {
-                let instant = Instant::parse(&dt_text).map_err(Rule::BadDatetime)?;
+                let instant = Timestamp::parse(&dt_text).map_err(Rule::BadDatetime)?;
                 if instant != *first_instant {
                     return Err(Rule::DatetimeDiffers {
                         found: dt_text.into_owned(),
@@ -667,7 +667,7 @@ impl LineRules {
                 }
             }
             None => {
-                let instant = Instant::parse(&dt_text).map_err(Rule::BadDatetime)?;
+                let instant = Timestamp::parse(&dt_text).map_err(Rule::BadDatetime)?;
                 self.datetime = Some((instant, dt_text.into_owned()));
             }
         }

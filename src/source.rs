@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::lines::SkipBom;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Where input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub struct Chunk {
     pub data: Vec<u8>,
     /// When it was read (live input only): the event time of lines without a
     /// time of their own.
-    pub read_at: Option<Instant>,
+    pub read_at: Option<Timestamp>,
     /// Its last line is the partial line that a read error cut off (e.g. a
     /// truncated gzip file): a dead letter, not a line.
     pub truncated: bool,
@@ -355,13 +355,13 @@ impl Chunker {
                         let mut data = std::mem::take(&mut self.pending);
                         data.push(b'\n');
                         self.skipping = false;
-                        let mut chunk = self.make_chunk(name, data, 1, live.then(Instant::now));
+                        let mut chunk = self.make_chunk(name, data, 1, live.then(Timestamp::now));
                         chunk.truncated = true;
                         return Ok(Some(chunk));
                     }
                 }
             };
-            let read_at = live.then(Instant::now);
+            let read_at = live.then(Timestamp::now);
             let name = name.clone();
             if n == 0 {
                 // End of this source: its last line may lack a newline.
@@ -395,7 +395,7 @@ impl Chunker {
         let mut data = std::mem::take(&mut self.pending);
         data.push(b'\n');
         self.skipping = false;
-        Some(self.make_chunk(name, data, 1, live.then(Instant::now)))
+        Some(self.make_chunk(name, data, 1, live.then(Timestamp::now)))
     }
 
     fn make_chunk(
@@ -403,7 +403,7 @@ impl Chunker {
         source: Arc<str>,
         data: Vec<u8>,
         lines: u64,
-        read_at: Option<Instant>,
+        read_at: Option<Timestamp>,
     ) -> Chunk {
         let header = self.header.clone();
         if let Some(r) = crate::logline::last_header_line(&data) {

@@ -1,6 +1,6 @@
 //! Instants: points in time, compared as instants and never as strings.
 //!
-//! An [`Instant`] is a count of microseconds since 1970-01-01T00:00:00Z. Text
+//! A [`Timestamp`] is a count of microseconds since 1970-01-01T00:00:00Z. Text
 //! becomes an instant here and nowhere else: RFC 3339 with any offset, a date alone
 //! (`2025-03-01` is midnight UTC), a date-time without offset (taken as UTC, as Whip's
 //! snapshot `datetime` values are), and the access-log form `10/Oct/2000:13:55:36 -0700`.
@@ -11,7 +11,7 @@ use std::fmt;
 
 /// Microseconds since the Unix epoch, UTC.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct Instant(i64);
+pub struct Timestamp(i64);
 
 const MICROS_PER_SEC: i64 = 1_000_000;
 
@@ -31,37 +31,37 @@ fn err(text: &[u8], reason: &'static str) -> TimeParseError {
     }
 }
 
-impl Instant {
-    pub const MIN: Instant = Instant(i64::MIN);
-    pub const MAX: Instant = Instant(i64::MAX);
+impl Timestamp {
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
 
-    pub fn from_micros(micros: i64) -> Instant {
-        Instant(micros)
+    pub fn from_micros(micros: i64) -> Timestamp {
+        Timestamp(micros)
     }
 
     pub fn as_micros(self) -> i64 {
         self.0
     }
 
-    pub fn from_unix_seconds(secs: i64) -> Instant {
-        Instant(secs.saturating_mul(MICROS_PER_SEC))
+    pub fn from_unix_seconds(secs: i64) -> Timestamp {
+        Timestamp(secs.saturating_mul(MICROS_PER_SEC))
     }
 
-    pub fn now() -> Instant {
+    pub fn now() -> Timestamp {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        Instant(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        Timestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
     }
 
     /// Parses RFC 3339 (`T` or space separator, optional fraction, `Z` or `±hh:mm`,
     /// `±hhmm`, `±hh`), a date-time without offset (UTC) or a date alone (midnight UTC).
-    pub fn parse(text: &str) -> Result<Instant, TimeParseError> {
+    pub fn parse(text: &str) -> Result<Timestamp, TimeParseError> {
         parse_iso(text.trim().as_bytes())
     }
 
     /// Parses the access-log time `dd/Mon/yyyy:HH:MM:SS ±hhmm` (brackets excluded).
-    pub fn parse_clf(text: &[u8]) -> Result<Instant, TimeParseError> {
+    pub fn parse_clf(text: &[u8]) -> Result<Timestamp, TimeParseError> {
         parse_clf(text)
     }
 
@@ -110,16 +110,16 @@ impl Instant {
     }
 }
 
-impl fmt::Display for Instant {
+impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
     }
 }
 
-impl std::str::FromStr for Instant {
+impl std::str::FromStr for Timestamp {
     type Err = TimeParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Instant::parse(s)
+        Timestamp::parse(s)
     }
 }
 
@@ -203,7 +203,7 @@ struct Fields {
     offset_secs: i64,
 }
 
-fn assemble(text: &[u8], f: Fields) -> Result<Instant, TimeParseError> {
+fn assemble(text: &[u8], f: Fields) -> Result<Timestamp, TimeParseError> {
     if !(1..=12).contains(&f.month) {
         return Err(err(text, "month out of range"));
     }
@@ -217,7 +217,7 @@ fn assemble(text: &[u8], f: Fields) -> Result<Instant, TimeParseError> {
     let secs =
         days * 86_400 + i64::from(f.hour) * 3600 + i64::from(f.minute) * 60 + i64::from(f.second)
             - f.offset_secs;
-    Ok(Instant(secs * MICROS_PER_SEC + i64::from(f.micros)))
+    Ok(Timestamp(secs * MICROS_PER_SEC + i64::from(f.micros)))
 }
 
 fn parse_offset(text: &[u8], pos: &mut usize) -> Result<i64, TimeParseError> {
@@ -245,7 +245,7 @@ fn parse_offset(text: &[u8], pos: &mut usize) -> Result<i64, TimeParseError> {
     Ok(sign * (i64::from(hh) * 3600 + i64::from(mm) * 60))
 }
 
-fn parse_iso(text: &[u8]) -> Result<Instant, TimeParseError> {
+fn parse_iso(text: &[u8]) -> Result<Timestamp, TimeParseError> {
     let bad_date = || err(text, "expected YYYY-MM-DD");
     let mut pos = 0;
     let year = digits(text, &mut pos, 4).ok_or_else(bad_date)?;
@@ -329,7 +329,7 @@ fn month_from_abbrev(m: &[u8]) -> Option<u32> {
     })
 }
 
-fn parse_clf(text: &[u8]) -> Result<Instant, TimeParseError> {
+fn parse_clf(text: &[u8]) -> Result<Timestamp, TimeParseError> {
     let bad = || err(text, "expected dd/Mon/yyyy:HH:MM:SS ±hhmm");
     let mut pos = 0;
     let day = digits(text, &mut pos, 2).ok_or_else(bad)?;
@@ -386,8 +386,8 @@ fn parse_clf(text: &[u8]) -> Result<Instant, TimeParseError> {
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> Instant {
-        Instant::parse(s).unwrap()
+    fn t(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
     }
 
     #[test]
@@ -439,20 +439,20 @@ mod tests {
             "2024-01-01T00:00:00Zjunk",
             "",
         ] {
-            assert!(Instant::parse(bad).is_err(), "{bad} accepted");
+            assert!(Timestamp::parse(bad).is_err(), "{bad} accepted");
         }
-        assert!(Instant::parse("2024-02-29").is_ok());
+        assert!(Timestamp::parse("2024-02-29").is_ok());
     }
 
     #[test]
     fn clf_times() {
-        let i = Instant::parse_clf(b"10/Oct/2000:13:55:36 -0700").unwrap();
+        let i = Timestamp::parse_clf(b"10/Oct/2000:13:55:36 -0700").unwrap();
         assert_eq!(i, t("2000-10-10T20:55:36Z"));
-        let j = Instant::parse_clf(b"29/Sep/2024:00:15:07 +0000").unwrap();
+        let j = Timestamp::parse_clf(b"29/Sep/2024:00:15:07 +0000").unwrap();
         assert_eq!(j.to_rfc3339(), "2024-09-29T00:15:07Z");
-        assert!(Instant::parse_clf(b"31/Feb/2024:00:00:00 +0000").is_err());
-        assert!(Instant::parse_clf(b"01/Foo/2024:00:00:00 +0000").is_err());
-        assert!(Instant::parse_clf(b"01/Jan/2024:00:00:00").is_err());
+        assert!(Timestamp::parse_clf(b"31/Feb/2024:00:00:00 +0000").is_err());
+        assert!(Timestamp::parse_clf(b"01/Foo/2024:00:00:00 +0000").is_err());
+        assert!(Timestamp::parse_clf(b"01/Jan/2024:00:00:00").is_err());
     }
 
     #[test]

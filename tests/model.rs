@@ -15,7 +15,7 @@ use whipstream::index_file::{self, Check};
 use whipstream::ip::IpKey;
 use whipstream::snapshot::SnapshotFile;
 use whipstream::store::{Base, Mode, Store};
-use whipstream::time::Instant;
+use whipstream::time::Timestamp;
 
 const SPAN: u128 = 24;
 
@@ -77,7 +77,7 @@ fn text(s: &Snap) -> String {
 /// The model: datetime -> (text, file).
 type Model = BTreeMap<i64, (String, SnapshotFile)>;
 
-fn model_answer(model: &Model, ip: IpKey, t: Instant) -> Option<String> {
+fn model_answer(model: &Model, ip: IpKey, t: Timestamp) -> Option<String> {
     let (_, (_, file)) = model.range(..=t.as_micros()).next_back()?;
     let r = file.ranges.iter().find(|r| r.begin <= ip && ip <= r.end)?;
     Some(format!(
@@ -93,16 +93,16 @@ fn check_against_model(index: &Index, model: &Model) -> Result<(), TestCaseError
     let mut probes: Vec<IpKey> = (0..=SPAN).map(v4).chain((0..=SPAN).map(v6)).collect();
     probes.extend([IpKey::parse("::1").unwrap(), IpKey::MIN, IpKey::MAX]);
     for day in 0..20 {
-        let t = Instant::parse(&format!("2024-01-{:02}T12:00:00Z", day + 1)).unwrap();
+        let t = Timestamp::parse(&format!("2024-01-{:02}T12:00:00Z", day + 1)).unwrap();
         for &ip in &probes {
             let got = index.at(ip, t).map(|m| m.to_json());
             prop_assert_eq!(got, model_answer(model, ip, t), "{} at {}", ip, t);
         }
     }
     // The batched path answers the same.
-    let queries: Vec<(IpKey, Instant)> = (0..20)
+    let queries: Vec<(IpKey, Timestamp)> = (0..20)
         .flat_map(|day| {
-            let t = Instant::parse(&format!("2024-01-{:02}T00:00:00Z", day + 1)).unwrap();
+            let t = Timestamp::parse(&format!("2024-01-{:02}T00:00:00Z", day + 1)).unwrap();
             probes.iter().map(move |&ip| (ip, t))
         })
         .collect();
@@ -118,7 +118,7 @@ fn check_against_model(index: &Index, model: &Model) -> Result<(), TestCaseError
         );
     }
     for &ip in &probes {
-        let latest_t = Instant::MAX;
+        let latest_t = Timestamp::MAX;
         prop_assert_eq!(
             index.latest(ip).map(|m| m.to_json()),
             model_answer(model, ip, latest_t)
@@ -200,7 +200,7 @@ proptest! {
         let mut probes: Vec<IpKey> = (0..=SPAN).map(v4).chain((0..=SPAN).map(v6)).collect();
         probes.push(IpKey::parse("::1").unwrap());
         for (&micros, body) in &loaded {
-            let t = Instant::from_micros(micros);
+            let t = Timestamp::from_micros(micros);
             let mut out = Vec::new();
             whipstream::export::write_snapshot_at(&index, t, &mut out).unwrap().unwrap();
             let exported = String::from_utf8(out).unwrap();

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use crate::ip::IpKey;
 use crate::snapshot::{Hashing, ReadProgress, Rule, SnapshotBuilder, SnapshotError, SnapshotFile};
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 use super::{push_field, RESERVED};
 
@@ -60,7 +60,7 @@ fn range_columns(names: &[String]) -> (usize, usize) {
 /// Reads and validates a range CSV (gzip allowed) as a snapshot at `datetime`.
 pub fn read(
     path: &Path,
-    datetime: Instant,
+    datetime: Timestamp,
     options: &CsvOptions,
     progress: &ReadProgress,
 ) -> Result<SnapshotFile, SnapshotError> {
@@ -181,7 +181,7 @@ mod tests {
         };
         read(
             &path,
-            Instant::parse("2024-01-01").unwrap(),
+            Timestamp::parse("2024-01-01").unwrap(),
             &options,
             &ReadProgress::default(),
         )

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ip::IpKey;
 use crate::snapshot::{ReadProgress, Rule, SnapshotBuilder, SnapshotError, SnapshotFile};
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 use super::{push_field, RESERVED};
 
@@ -55,7 +55,7 @@ fn record_body(value: &serde_json::Value) -> Result<Vec<u8>, String> {
 /// Reads a MaxMind DB file as a snapshot at `datetime`, or at its build time.
 pub fn read(
     path: &Path,
-    datetime: Option<Instant>,
+    datetime: Option<Timestamp>,
     progress: &ReadProgress,
 ) -> Result<SnapshotFile, SnapshotError> {
     let fail = |line, kind| SnapshotError::new(path, line, kind);
@@ -70,7 +70,7 @@ pub fn read(
     let size = bytes.len() as u64;
     let reader = Reader::from_source(bytes).map_err(|e| fail(None, Rule::Mmdb(e.to_string())))?;
     let datetime = datetime.unwrap_or_else(|| {
-        Instant::from_unix_seconds(
+        Timestamp::from_unix_seconds(
             i64::try_from(reader.metadata().build_epoch).unwrap_or(i64::MAX / 1_000_000),
         )
     });

@@ -30,7 +30,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::offsets::OffsetTracker;
 use crate::enrich::{Counts, Enricher, TimeOrigin};
 use crate::telemetry;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Where a new consumer group starts reading (partitions with a committed
 /// offset always resume from it).
@@ -40,7 +40,7 @@ pub enum StartFrom {
     End,
     /// The first message whose timestamp is at or after this instant (offsets for
     /// times): re-enrich an old topic from a day on.
-    Time(Instant),
+    Time(Timestamp),
 }
 
 impl StartFrom {
@@ -49,7 +49,7 @@ impl StartFrom {
         match s {
             "beginning" | "earliest" => Ok(StartFrom::Beginning),
             "end" | "latest" => Ok(StartFrom::End),
-            _ => Instant::parse(s)
+            _ => Timestamp::parse(s)
                 .map(StartFrom::Time)
                 .map_err(|e| format!("expected beginning, end or a time: {e}")),
         }
@@ -457,11 +457,11 @@ pub async fn run(
                 };
                 outage.ended();
                 summary.consumed += 1;
-                let kafka_time = msg.timestamp().to_millis().map(|ms| Instant::from_micros(ms.saturating_mul(1000)));
+                let kafka_time = msg.timestamp().to_millis().map(|ms| Timestamp::from_micros(ms.saturating_mul(1000)));
                 let value = msg.payload().unwrap_or_default();
                 let fallback = match kafka_time {
                     Some(t) => (t, TimeOrigin::Kafka),
-                    None => (Instant::now(), TimeOrigin::Read),
+                    None => (Timestamp::now(), TimeOrigin::Read),
                 };
                 out.clear();
                 let mut counts = Counts::default();

@@ -15,7 +15,7 @@
 use jiff::tz::TimeZone;
 
 use super::ParseError;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// How to read a time that is not in the format's own notation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl Zone {
 
     /// The instant of a wall-clock time in this zone; `wall` holds that wall
     /// clock read as if it were UTC.
-    pub fn localize(&self, wall: Instant) -> Result<Instant, ParseError> {
+    pub fn localize(&self, wall: Timestamp) -> Result<Timestamp, ParseError> {
         let Zone::Named(name, tz) = self else {
             return Ok(wall);
         };
@@ -94,14 +94,14 @@ impl Zone {
             .to_ambiguous_timestamp(civil)
             .unambiguous()
             .map_err(bad)?;
-        Ok(Instant::from_micros(at.as_microsecond()))
+        Ok(Timestamp::from_micros(at.as_microsecond()))
     }
 }
 
 /// An ISO 8601 / RFC 3339 time; without an offset it is in `zone`.
-pub fn iso(s: &str, zone: &Zone) -> Result<Instant, ParseError> {
+pub fn iso(s: &str, zone: &Zone) -> Result<Timestamp, ParseError> {
     let s = s.trim();
-    let t = Instant::parse(s).map_err(|e| ParseError::BadTime(e.to_string()))?;
+    let t = Timestamp::parse(s).map_err(|e| ParseError::BadTime(e.to_string()))?;
     // The date's own dashes are at 4 and 7; an offset comes after the time.
     let has_offset = s
         .get(10..)
@@ -115,12 +115,12 @@ pub fn iso(s: &str, zone: &Zone) -> Result<Instant, ParseError> {
 
 /// The access-log time `dd/Mon/yyyy:HH:MM:SS[.frac] [±hhmm]`; without an offset
 /// it is in `zone`.
-pub fn clf(s: &str, zone: &Zone) -> Result<Instant, ParseError> {
+pub fn clf(s: &str, zone: &Zone) -> Result<Timestamp, ParseError> {
     let s = s.trim().trim_start_matches('[').trim_end_matches(']');
     let b = s.as_bytes();
     let has_offset = b.len() > 6 && matches!(b[b.len() - 5], b'+' | b'-') && b[b.len() - 6] == b' ';
     if has_offset {
-        return Instant::parse_clf(b).map_err(|e| ParseError::BadTime(e.to_string()));
+        return Timestamp::parse_clf(b).map_err(|e| ParseError::BadTime(e.to_string()));
     }
     // Read the wall clock as UTC (on the stack: this is HAProxy's hot path).
     let mut buf = [0u8; 48];
@@ -130,7 +130,7 @@ pub fn clf(s: &str, zone: &Zone) -> Result<Instant, ParseError> {
     }
     buf[..n].copy_from_slice(b);
     buf[n..n + 6].copy_from_slice(b" +0000");
-    let wall = Instant::parse_clf(&buf[..n + 6]).map_err(|e| ParseError::BadTime(e.to_string()))?;
+    let wall = Timestamp::parse_clf(&buf[..n + 6]).map_err(|e| ParseError::BadTime(e.to_string()))?;
     zone.localize(wall)
 }
 
@@ -155,7 +155,7 @@ pub enum EpochUnit {
 /// An epoch number written as decimal text (`1646861401.5241024`,
 /// `1704103200123456789`), exact to the microsecond; exponent forms go through a
 /// float.
-pub fn epoch(s: &str, unit: EpochUnit) -> Option<Instant> {
+pub fn epoch(s: &str, unit: EpochUnit) -> Option<Timestamp> {
     let s = s.trim();
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
@@ -181,10 +181,10 @@ pub fn epoch(s: &str, unit: EpochUnit) -> Option<Instant> {
         frac_nano = frac_nano * 10 + d;
     }
     let ns = whole * unit_ns + frac_nano * unit_ns / 1_000_000_000;
-    i64::try_from(ns / 1000).ok().map(Instant::from_micros)
+    i64::try_from(ns / 1000).ok().map(Timestamp::from_micros)
 }
 
-fn epoch_float(n: f64, unit: EpochUnit) -> Option<Instant> {
+fn epoch_float(n: f64, unit: EpochUnit) -> Option<Timestamp> {
     if !n.is_finite() || n < 0.0 {
         return None;
     }
@@ -196,11 +196,11 @@ fn epoch_float(n: f64, unit: EpochUnit) -> Option<Instant> {
         EpochUnit::ByMagnitude if n < 1e17 => n,
         EpochUnit::ByMagnitude => n / 1e3,
     };
-    (micros < 9.2e18).then(|| Instant::from_micros(micros as i64))
+    (micros < 9.2e18).then(|| Timestamp::from_micros(micros as i64))
 }
 
 /// A time in text per `format`; offset-less times are in `zone`.
-pub fn text(s: &str, format: TimeFormat, zone: &Zone) -> Result<Instant, ParseError> {
+pub fn text(s: &str, format: TimeFormat, zone: &Zone) -> Result<Timestamp, ParseError> {
     let s = s.trim();
     let bad = || ParseError::BadTime(format!("not a time: {s:?}"));
     match format {
@@ -223,7 +223,7 @@ pub fn text(s: &str, format: TimeFormat, zone: &Zone) -> Result<Instant, ParseEr
 
 /// A JSON number as a time: epoch seconds, milliseconds, microseconds or
 /// nanoseconds by magnitude (or the unit `format` says).
-pub fn number(s: &str, format: TimeFormat) -> Result<Instant, ParseError> {
+pub fn number(s: &str, format: TimeFormat) -> Result<Timestamp, ParseError> {
     let unit = match format {
         TimeFormat::Epoch => EpochUnit::Seconds,
         TimeFormat::EpochMillis => EpochUnit::Millis,
@@ -236,7 +236,7 @@ pub fn number(s: &str, format: TimeFormat) -> Result<Instant, ParseError> {
 mod tests {
     use super::*;
 
-    fn rfc(i: Instant) -> String {
+    fn rfc(i: Timestamp) -> String {
         i.to_rfc3339()
     }
 

@@ -14,7 +14,7 @@ use super::addr::host_of_host_port;
 use super::fields::{number, seconds, text, Common};
 use super::tokens::Cursor;
 use super::{Found, ParseError};
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 const ALB_TYPES: &[&str] = &["http", "https", "h2", "grpcs", "ws", "wss"];
 
@@ -50,7 +50,7 @@ fn parse_rest<'a>(
     time: &'a str,
     client: &'a str,
 ) -> Result<Found<'a>, ParseError> {
-    let time = Instant::parse(time).map_err(|e| ParseError::BadTime(e.to_string()))?;
+    let time = Timestamp::parse(time).map_err(|e| ParseError::BadTime(e.to_string()))?;
     let mut common = Common {
         upstream: c.token().and_then(text),
         ..Common::default()

@@ -21,7 +21,7 @@ use super::clock;
 use super::fields::{number, seconds, Common, Fields, Raw};
 use super::{Found, LineParser, ParseError};
 use crate::json::{raw_str, Key};
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Default fields holding the client address, in order of preference.
 pub const DEFAULT_IP_FIELDS: &[&str] = &[
@@ -370,7 +370,7 @@ impl LineParser {
         Ok(doc.text(&["duration"])?.and_then(|t| seconds(&t, unit)))
     }
 
-    fn json_time(&self, raw: &RawValue) -> Result<Instant, ParseError> {
+    fn json_time(&self, raw: &RawValue) -> Result<Timestamp, ParseError> {
         match raw_str(raw) {
             Some(s) => clock::text(&s, self.config.time_format, &self.config.zone),
             None => clock::number(raw.get(), self.config.time_format),
@@ -430,12 +430,12 @@ mod tests {
 
     /// How a time is written: RFC 3339 UTC, with an offset, or epoch numbers.
     fn time_value(micros: i64, form: u8) -> Value {
-        let t = Instant::from_micros(micros);
+        let t = Timestamp::from_micros(micros);
         match form {
             0 => json!(t.to_rfc3339()),
             1 => {
                 // The same instant at +05:30.
-                let local = Instant::from_micros(micros + 19_800_000_000).to_rfc3339();
+                let local = Timestamp::from_micros(micros + 19_800_000_000).to_rfc3339();
                 json!(local.replace('Z', "+05:30"))
             }
             2 => serde_json::from_str(&format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000))
@@ -501,7 +501,7 @@ mod tests {
             let l = p.parse(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
             prop_assert_eq!(l.ip, IpKey::parse(&ip_text).unwrap(), "{}", text);
             prop_assert_eq!(l.ip_text.as_ref(), ip_text.as_str());
-            prop_assert_eq!(l.time, Some(Instant::from_micros(micros)), "{}", text);
+            prop_assert_eq!(l.time, Some(Timestamp::from_micros(micros)), "{}", text);
             prop_assert_eq!(l.fields.common.status, Some(status), "{}", text);
             prop_assert_eq!(l.fields.common.bytes, Some(bytes), "{}", text);
         }

@@ -45,7 +45,7 @@ pub use fields::{Common, Fields, Raw};
 pub use json::{DEFAULT_IP_FIELDS, DEFAULT_TIME_FIELDS, DEFAULT_XFF_FIELDS};
 
 use crate::ip::{Cidr, IpKey};
-use crate::time::Instant;
+use crate::time::Timestamp;
 use w3c::Columns;
 
 /// Which line format to expect.
@@ -213,7 +213,7 @@ pub struct LogLine<'a> {
     /// without port or brackets.
     pub ip_text: Cow<'a, str>,
     /// The line's own event time; `None` when the line has none.
-    pub time: Option<Instant>,
+    pub time: Option<Timestamp>,
     pub fields: Fields<'a>,
 }
 
@@ -236,14 +236,14 @@ pub struct Found<'a> {
     /// The format has no remote address but X-Forwarded-For (plain Envoy): the
     /// client is read from it in every `--client-ip` mode but `any`.
     pub remote_from_xff: bool,
-    pub time: Option<Instant>,
+    pub time: Option<Timestamp>,
     pub fields: Fields<'a>,
 }
 
 impl<'a> Found<'a> {
     /// A line of a text format with its remote address (as written, a port
     /// allowed), its own time and the common fields, and nothing else.
-    pub fn remote_at(remote: &'a str, time: Instant, common: Common<'a>) -> Found<'a> {
+    pub fn remote_at(remote: &'a str, time: Timestamp, common: Common<'a>) -> Found<'a> {
         Found {
             remote: Some(Cow::Borrowed(remote)),
             xff: None,

@@ -15,7 +15,7 @@ use super::fields::{number, seconds, text, Common, Fields, Raw};
 use super::tokens::dash_is_none;
 use super::{Found, LineParser, ParseError};
 use crate::ip::IpKey;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Group names that fill common fields rather than being written as they are.
 const COMMON_GROUPS: &[&str] = &[
@@ -74,7 +74,7 @@ impl LineParser {
             .find_map(|m| IpKey::parse(m.as_str()).ok().map(|ip| (ip, m.as_str())))
     }
 
-    fn time_anywhere(&self, line: &str) -> Result<Option<Instant>, ParseError> {
+    fn time_anywhere(&self, line: &str) -> Result<Option<Timestamp>, ParseError> {
         let Some(c) = self.searches.any_time.captures(line) else {
             return Ok(None);
         };

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::fields::{number, seconds, text, Common, Fields, Raw};
 use super::tokens::dash_is_none;
 use super::ParseError;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 const FIELDS: &[u8] = b"#Fields:";
 
@@ -160,17 +160,17 @@ impl Columns {
 pub struct W3cLine<'a> {
     pub remote: Option<&'a str>,
     pub xff: Option<&'a str>,
-    pub time: Option<Instant>,
+    pub time: Option<Timestamp>,
     pub fields: Fields<'a>,
 }
 
-fn utc_date_time(date: &str, time: &str) -> Result<Instant, ParseError> {
+fn utc_date_time(date: &str, time: &str) -> Result<Timestamp, ParseError> {
     let mut buf = String::with_capacity(32);
     buf.push_str(date);
     buf.push('T');
     buf.push_str(time);
     buf.push('Z');
-    Instant::parse(&buf).map_err(|e| ParseError::BadTime(e.to_string()))
+    Timestamp::parse(&buf).map_err(|e| ParseError::BadTime(e.to_string()))
 }
 
 /// `%XX` escapes decoded (CloudFront encodes user agents and referers, some

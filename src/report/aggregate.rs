@@ -20,7 +20,7 @@ use super::record::Reading;
 use super::timeline::{Clock, Merge, Series, Step};
 use super::world::Centroids;
 use crate::ip::IpKey;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// Distinct-count sketch.
 #[derive(Clone, Debug)]
@@ -262,8 +262,8 @@ impl Aggregate {
         let t = line
             .get("timestamp")
             .and_then(Value::as_str)
-            .and_then(|t| Instant::parse(t).ok())
-            .map(Instant::as_micros);
+            .and_then(|t| Timestamp::parse(t).ok())
+            .map(Timestamp::as_micros);
         let bucket = match t {
             Some(t) => {
                 if let Some(step) = self.clock.see(t) {
@@ -299,8 +299,8 @@ impl Aggregate {
             let snapshot = record
                 .get("datetime")
                 .and_then(Value::as_str)
-                .and_then(|t| Instant::parse(t).ok())
-                .map(Instant::as_micros);
+                .and_then(|t| Timestamp::parse(t).ok())
+                .map(Timestamp::as_micros);
             parts.push(Part {
                 set: set as u16,
                 snapshot,

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use super::render::escape;
 use super::timeline::Step;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// What the chart shows.
 pub struct Chart<'a> {
@@ -32,7 +32,7 @@ const COLUMNS: usize = 3;
 
 /// A bucket's start as text, as precise as its step.
 pub fn bucket_text(start: i64, step: Step) -> String {
-    let t = Instant::from_micros(start).to_rfc3339();
+    let t = Timestamp::from_micros(start).to_rfc3339();
     match step {
         Step::Hour => t.get(..16).map_or(t.clone(), |s| s.replace('T', " ")),
         Step::Day | Step::Week => t.get(..10).unwrap_or(&t).to_string(),
@@ -86,7 +86,7 @@ pub fn draw(out: &mut String, y0: f64, c: &Chart) -> f64 {
         let _ = write!(
             out,
             r##"<rect class="timeline" data-i="{i}" data-start="{}" x="{x:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="#3b6ea5"><title>{}: {} requests, ~{} clients</title></rect>"##,
-            Instant::from_micros(start).to_rfc3339(),
+            Timestamp::from_micros(start).to_rfc3339(),
             y(requests),
             (width * 0.85).max(0.5),
             base - y(requests),

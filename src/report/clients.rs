@@ -26,7 +26,7 @@ use serde_json::Value;
 use super::record::{describe, difference, Covers, Kind, Place, Reading};
 use crate::index::Index;
 use crate::ip::IpKey;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 /// The answer of one data set to one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,7 +279,7 @@ impl Clients {
         for (role, index) in stores {
             for chunk in ips.chunks(CHUNK) {
                 queries.clear();
-                queries.extend(chunk.iter().map(|&ip| (ip, Instant::MAX)));
+                queries.extend(chunk.iter().map(|&ip| (ip, Timestamp::MAX)));
                 answers.clear();
                 index.at_many(&queries, &mut answers);
                 for (&ip, m) in chunk.iter().zip(&answers) {
@@ -292,7 +292,7 @@ impl Clients {
                             if let Some(t) = record
                                 .get("datetime")
                                 .and_then(Value::as_str)
-                                .and_then(|t| Instant::parse(t).ok())
+                                .and_then(|t| Timestamp::parse(t).ok())
                             {
                                 newest = newest.max(Some(t.as_micros()));
                             }

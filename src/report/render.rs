@@ -15,7 +15,7 @@ use super::clients::{LatestDiffers, Moved};
 use super::cluster::Method;
 use super::timeline::Step;
 use super::world::Country;
-use crate::time::Instant;
+use crate::time::Timestamp;
 
 const WIDTH: f64 = 1000.0;
 const HEIGHT: f64 = 500.0;
@@ -80,7 +80,7 @@ impl Summary<'_> {
 }
 
 fn time_text(micros: Option<i64>) -> String {
-    micros.map_or_else(|| "-".to_string(), |t| Instant::from_micros(t).to_rfc3339())
+    micros.map_or_else(|| "-".to_string(), |t| Timestamp::from_micros(t).to_rfc3339())
 }
 
 fn percent(part: u64, whole: u64) -> f64 {
@@ -472,7 +472,7 @@ pub fn json(s: &Summary) -> serde_json::Value {
             "only_latest": {"requests": l.only_latest.requests, "clients": l.only_latest.clients},
             "compared_requests": l.compared_requests,
             "compared_clients": l.compared_clients,
-            "snapshot": l.snapshot.map(|t| Instant::from_micros(t).to_rfc3339()),
+            "snapshot": l.snapshot.map(|t| Timestamp::from_micros(t).to_rfc3339()),
             "by_kind": l.by_kind.iter().map(|(k, r, c)| json!({"kind": k.name(), "requests": r, "clients": c})).collect::<Vec<_>>(),
             "moves": l.moves.iter().map(|m| json!({"kind": m.kind.name(), "from": m.from, "to": m.to,
                 "requests": m.requests, "clients": m.clients})).collect::<Vec<_>>(),
@@ -498,13 +498,13 @@ pub fn json(s: &Summary) -> serde_json::Value {
         "requests_per_day": a.days.iter().map(|(d, n)| json!({"day": day_text(d), "requests": n})).collect::<Vec<_>>(),
         "timeline_step": step.name(),
         "timeline": s.buckets.iter().zip(s.totals()).map(|(b, (r, c))| json!({
-            "start": Instant::from_micros(*b).to_rfc3339(), "requests": r, "clients": c})).collect::<Vec<_>>(),
+            "start": Timestamp::from_micros(*b).to_rfc3339(), "requests": r, "clients": c})).collect::<Vec<_>>(),
         "timeline_countries": s.multiples.iter().map(|(k, v)| json!({"key": k, "requests": v})).collect::<Vec<_>>(),
         "moved_clients": s.moved.iter().map(|m| json!({
             "ip": m.ip.to_string(), "kind": m.kind.name(), "from": m.from, "to": m.to,
-            "snapshot": Instant::from_micros(m.snapshot).to_rfc3339(),
-            "last_before": m.last_before.map(|t| Instant::from_micros(t).to_rfc3339()),
-            "first_after": m.first_after.map(|t| Instant::from_micros(t).to_rfc3339()),
+            "snapshot": Timestamp::from_micros(m.snapshot).to_rfc3339(),
+            "last_before": m.last_before.map(|t| Timestamp::from_micros(t).to_rfc3339()),
+            "first_after": m.first_after.map(|t| Timestamp::from_micros(t).to_rfc3339()),
             "requests": m.requests})).collect::<Vec<_>>(),
         "notes": s.notes,
         "clusters": {
