@@ -141,7 +141,7 @@ pub fn run(
     }
     for path in inputs {
         let name = path.display().to_string();
-        let (r, _) = crate::source::open_file(path, read_bytes.clone()).map_err(|source| {
+        let (r, _) = crate::io::open_file(path, read_bytes.clone()).map_err(|source| {
             ReportError::Input {
                 path: name.clone(),
                 source,
