@@ -17,13 +17,13 @@ pub struct EnrichArgs {
     #[command(flatten)]
     pub flow: FlowFlags,
     /// Exit with status 3 when any line was dead-lettered.
-    #[arg(long, conflicts_with = "brokers")]
+    #[arg(long, conflicts_with = "brokers", help_heading = "Run")]
     pub strict: bool,
     /// Worker threads (default: one per core).
-    #[arg(long, conflicts_with = "brokers")]
+    #[arg(long, conflicts_with = "brokers", help_heading = "Run")]
     pub workers: Option<usize>,
     /// Never draw a progress bar.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub no_progress: bool,
 }
 

@@ -26,7 +26,11 @@ pub mod defaults {
         format!(
             "Line format: auto (recognised per line, and per file for W3C headers; see \
              `whipstream formats`), or one by name: {} [input.format; default {}]",
-            Format::names().join(", "),
+            Format::names()
+                .into_iter()
+                .filter(|n| *n != Format::Auto.name())
+                .collect::<Vec<_>>()
+                .join(", "),
             Format::Auto.name()
         )
     }
@@ -276,16 +280,17 @@ pub struct DataSetSection {
 #[derive(Debug, Default, Clone, Args)]
 pub struct DataSetFlags {
     /// Data set store: `DIR` (output key "whip") or `NAME=DIR` (output key NAME);
-    /// repeat for several data sets joined in one pass [[[dataset]] name, store].
+    /// repeat for several data sets joined in one pass [dataset.name, dataset.store].
     #[arg(long = "db", value_name = "[NAME=]DIR", env = "WHIPSTREAM_DB")]
     pub dbs: Vec<String>,
 }
 
 /// `--watch`: watched directories of data sets ([[dataset]] watch).
 #[derive(Debug, Default, Clone, Args)]
+#[command(next_help_heading = "Daemon")]
 pub struct WatchFlags {
     /// Watch a directory for new snapshot files of data set NAME (`NAME=DIR`)
-    /// [[[dataset]] watch].
+    /// [dataset.watch].
     #[arg(long = "watch", value_name = "NAME=DIR")]
     pub watches: Vec<String>,
 }
