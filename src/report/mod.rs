@@ -49,8 +49,8 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Map(String),
+    #[error(transparent)]
+    Map(#[from] world::MapDataError),
     #[error("{flag} {name}: the input has no data set {name:?} (it has: {found})")]
     NoSuchSet {
         flag: &'static str,
