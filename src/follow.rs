@@ -113,7 +113,12 @@ pub fn spawn(
                                 "{}: new index in use ({snapshots} snapshot(s))",
                                 db.display()
                             );
-                            crate::telemetry::index_in_use(&shared.load());
+                            let i = shared.load();
+                            crate::telemetry::index_in_use(
+                                i.snapshot_count(),
+                                i.piece_count(),
+                                i.line_count(),
+                            );
                             check_in_use(&db, &shared, &dataset);
                         }
                     }

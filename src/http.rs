@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant as Instant;
+use std::time::Instant;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -200,7 +200,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     telemetry::http_request("metrics", 200);
     if let Some(d) = state.datasets.first() {
-        telemetry::index_in_use(&d.index.load());
+        let i = d.index.load();
+        telemetry::index_in_use(i.snapshot_count(), i.piece_count(), i.line_count());
     }
     telemetry::sample_memory();
     let text = state

@@ -268,7 +268,12 @@ impl Watcher {
                     .map(|s| s.meta.sha256.clone())
                     .collect();
                 // The load wrote and mapped the new index file.
-                telemetry::index_built(&self.dataset, Duration::ZERO, &index);
+                telemetry::index_built(
+                    &self.dataset,
+                    Duration::ZERO,
+                    index.snapshot_count(),
+                    index.piece_count(),
+                );
                 // Counted before the swap: whoever sees the new index also sees
                 // the load counted (the load is committed already).
                 telemetry::snapshot_ingested(&self.dataset, "loaded", load_seconds);

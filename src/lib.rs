@@ -20,23 +20,34 @@
 //! - [`lookup`]: answering queries, by argument and in batch.
 //! - [`logline`]: access-log lines of real servers and load balancers (one module
 //!   per family of formats, auto-detected): client address, event time, fields.
-//! - [`source`]: enrichment inputs (stdin, files, gzip) cut into chunks of lines,
-//!   each carrying its file's header line in force (W3C `#Fields:`).
+//! - [`io`]: opening input files, gzip recognised by content (logs, snapshots,
+//!   CSVs, reports).
+//! - [`source`]: enrichment inputs (stdin, files) cut into chunks of lines, each
+//!   carrying its file's header line in force (W3C `#Fields:`).
+//! - [`output_fields`]: the keys of an enriched line other than data sets.
+//! - [`value`]: the one convention by which a setting's text becomes an enum.
 //! - [`enrich`]: the join of a log line with the data sets (event-time policy,
-//!   times before the first snapshot), and its JSON output.
-//! - [`pipeline`]: the parallel, order-keeping enrichment run for stdin and files.
+//!   times before the first snapshot), its JSON output and its counts.
+//! - [`pipeline`]: the parallel, order-keeping enrichment of chunks of lines.
 //! - [`json`]: hand-written JSON output helpers for the hot path.
-//! - [`kafka`]: Kafka topic enrichment: offset bookkeeping and the group member.
+//! - [`kafka`]: Kafka topic enrichment: settings, offset bookkeeping, the group's
+//!   rebalances and commits, delivery with retry, the consume loop.
 //! - [`ingest`]: watched snapshot directories: wait until complete, load, recognise,
 //!   reject, swap.
-//! - [`config`]: the daemon's TOML configuration and flags, checked.
-//! - [`daemon`]: `whipstream run`: the long-running process and its life cycle.
+//! - [`config`]: a flow's settings, each defined once (flag, file key, variable),
+//!   and the one resolver that checks them into a [`config::Flow`].
+//! - [`shutdown`]: the async runtime, signals and the one stop of a run.
+//! - [`daemon`]: watcher threads that keep data sets current while a flow runs.
+//! - [`runner`]: the one runner of a flow (data sets, listener, watchers,
+//!   source -> parse -> join -> sink) for `enrich` (until the input ends) and
+//!   `run` (until stopped).
 //! - [`http`]: Whip's REST API, `/healthz`, `/readyz`, `/metrics`.
 //! - [`report`]: `whipstream report`: map, timeline, tables, clusters and what event
 //!   time changed, from an enriched log.
-//! - [`telemetry`]: every metric, named in one place.
+//! - [`telemetry`]: every metric, named in one place (names and numbers only).
 //! - [`progress`]: progress bars on a terminal.
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line: arguments and one file per command; nothing
+//!   below it imports it.
 
 pub mod cli;
 pub mod config;
@@ -51,6 +62,7 @@ pub mod http;
 pub mod index;
 pub mod index_file;
 pub mod ingest;
+pub mod io;
 pub mod ip;
 pub mod json;
 pub mod kafka;
@@ -58,11 +70,15 @@ pub mod lines;
 pub mod load;
 pub mod logline;
 pub mod lookup;
+pub mod output_fields;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod runner;
+pub mod shutdown;
 pub mod snapshot;
 pub mod source;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod value;

@@ -56,22 +56,38 @@ struct Query<'a> {
     t: Option<Cow<'a, str>>,
 }
 
+/// Why a batch line is answered with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("line longer than {MAX_QUERY_BYTES} bytes")]
+    TooLong,
+    #[error("invalid UTF-8")]
+    InvalidUtf8,
+    #[error("invalid query: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("query has no \"ip\" field")]
+    NoIp,
+    #[error(transparent)]
+    Ip(#[from] crate::ip::IpParseError),
+    #[error(transparent)]
+    Time(#[from] crate::time::TimeParseError),
+}
+
 /// Parses one batch line into an address and a time, or says why it cannot.
-fn parse_query(line: &[u8]) -> Result<(IpKey, When), String> {
+fn parse_query(line: &[u8]) -> Result<(IpKey, When), QueryError> {
     let trimmed = line.trim_ascii();
     if !trimmed.starts_with(b"{") {
         // A bare address is a query for the newest record.
-        let text = std::str::from_utf8(trimmed).map_err(|_| "invalid UTF-8".to_string())?;
-        let ip = IpKey::parse(text).map_err(|e| e.to_string())?;
+        let text = std::str::from_utf8(trimmed).map_err(|_| QueryError::InvalidUtf8)?;
+        let ip = IpKey::parse(text)?;
         return Ok((ip, When::Latest));
     }
-    let q: Query = serde_json::from_slice(trimmed).map_err(|e| format!("invalid query: {e}"))?;
-    let ip =
-        q.ip.ok_or_else(|| "query has no \"ip\" field".to_string())?;
-    let ip = IpKey::parse(&ip).map_err(|e| e.to_string())?;
+    let q: Query = serde_json::from_slice(trimmed)?;
+    let ip = q.ip.ok_or(QueryError::NoIp)?;
+    let ip = IpKey::parse(&ip)?;
     let when = match q.t {
         None => When::Latest,
-        Some(t) => When::At(Timestamp::parse(&t).map_err(|e| e.to_string())?),
+        Some(t) => When::At(Timestamp::parse(&t)?),
     };
     Ok((ip, when))
 }
@@ -138,7 +154,7 @@ pub fn run_batch<R: Read>(
             }
             stats.queries += 1;
             let q = if too_long {
-                Err(format!("line longer than {MAX_QUERY_BYTES} bytes"))
+                Err(QueryError::TooLong)
             } else {
                 parse_query(line)
             };
@@ -199,15 +215,19 @@ mod tests {
         assert_eq!(when, When::At(Timestamp::parse("2025-03-01").unwrap()));
         assert!(parse_query(br#"{"ip":"999.1.1.1"}"#)
             .unwrap_err()
+            .to_string()
             .contains("not an IP"));
         assert!(parse_query(br#"{"ip":"1.1.1.1","t":"2025-02-30"}"#)
             .unwrap_err()
+            .to_string()
             .contains("day out of range"));
         assert!(parse_query(br#"{"t":"2025-02-01"}"#)
             .unwrap_err()
+            .to_string()
             .contains("no \"ip\""));
         assert!(parse_query(br#"{"ip":"#)
             .unwrap_err()
+            .to_string()
             .contains("invalid query"));
     }
 

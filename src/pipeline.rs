@@ -190,8 +190,8 @@ pub fn run(
             summary.counts.add(&done.counts);
             let (slot, source) = if done.live { (0, "stdin") } else { (1, "file") };
             counters[slot]
-                .get_or_insert_with(|| LineCounters::new(source, enricher.datasets()))
-                .add(&done.counts);
+                .get_or_insert_with(|| LineCounters::new(source, enricher.dataset_names()))
+                .add(done.counts.line_counts());
             next_seq += 1;
             dirty = true;
         }

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::ip::{Family, IpKey, IpParseError};
 use crate::json::{raw_str, Key};
 use crate::lines::{read_line_limited, LineRead, UTF8_BOM};
-use crate::time::{Timestamp, TimeParseError};
+use crate::time::{TimeParseError, Timestamp};
 
 /// Lines longer than this are rejected: no real snapshot line comes close, and an
 /// unbounded line would let one bad file exhaust memory.
@@ -339,7 +339,7 @@ impl SnapshotFile {
     /// Reads and validates a whole snapshot file.
     pub fn read(path: &Path, progress: &ReadProgress) -> Result<SnapshotFile, SnapshotError> {
         let fail = |line, kind| SnapshotError::new(path, line, kind);
-        let (reader, gzip) = crate::source::open_file(path, progress.file_bytes.clone())
+        let (reader, gzip) = crate::io::open_file(path, progress.file_bytes.clone())
             .map_err(|e| fail(None, Rule::Io(e)))?;
         let mut reader = BufReader::with_capacity(
             256 * 1024,
@@ -582,7 +582,7 @@ impl SnapshotBuilder {
 
 /// The line number of the `k`-th (from 0) non-blank line of a Whip file.
 fn nth_range_line(path: &Path, k: usize) -> Option<u64> {
-    let (reader, _) = crate::source::open_file(path, Default::default()).ok()?;
+    let (reader, _) = crate::io::open_file(path, Default::default()).ok()?;
     let mut reader = BufReader::new(reader);
     let mut buf = Vec::new();
     let (mut line, mut ranges) = (0u64, 0usize);
@@ -610,7 +610,7 @@ fn nth_range_line(path: &Path, k: usize) -> Option<u64> {
 /// The SHA-256 of a file's content (decompressed when gzip), as recorded for a
 /// loaded snapshot: tells whether a file is already in a store without parsing it.
 pub fn content_sha256(path: &Path) -> std::io::Result<String> {
-    let (mut reader, _) = crate::source::open_file(path, Default::default())?;
+    let (mut reader, _) = crate::io::open_file(path, Default::default())?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut reader, &mut hasher)?;
     Ok(hex(&hasher.finalize()))

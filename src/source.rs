@@ -15,12 +15,12 @@
 //! already read is dropped (a last line without its newline is handed out as the
 //! end of a source's would be).
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::io::open_file;
 use crate::lines::SkipBom;
 use crate::time::Timestamp;
 
@@ -97,42 +97,6 @@ pub fn expand(names: &[PathBuf]) -> Result<Vec<Input>, SourceError> {
         }
     }
     Ok(inputs)
-}
-
-/// Counts bytes read from the underlying file (compressed bytes for gzip).
-pub struct Counting<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-/// Opens a file, decompressing when it starts with the gzip magic (whatever its
-/// name); says whether it is gzip (read errors then mean bad gzip data). Bytes
-/// read from disk are added to `progress`.
-pub fn open_file(
-    path: &Path,
-    progress: Arc<AtomicU64>,
-) -> io::Result<(Box<dyn Read + Send>, bool)> {
-    let mut file = BufReader::with_capacity(
-        256 * 1024,
-        Counting {
-            inner: File::open(path)?,
-            count: progress,
-        },
-    );
-    let head = file.fill_buf()?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok((Box::new(flate2::bufread::MultiGzDecoder::new(file)), true))
-    } else {
-        Ok((Box::new(file), false))
-    }
 }
 
 /// Waits until stdin has data (or is closed) or `stop` is raised; false on stop.

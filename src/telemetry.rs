@@ -11,8 +11,6 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::index::Index;
-
 pub const HTTP_REQUESTS: &str = "whipstream_http_requests_total";
 pub const LOOKUPS: &str = "whipstream_lookups_total";
 pub const LOOKUP_SECONDS: &str = "whipstream_lookup_duration_seconds";
@@ -35,16 +33,21 @@ pub const KAFKA_DELIVERY_RETRIES: &str = "whipstream_kafka_delivery_retries_tota
 pub const KAFKA_COMMITS: &str = "whipstream_kafka_commits_total";
 pub const KAFKA_CONSUMER_LAG: &str = "whipstream_kafka_consumer_lag";
 
+/// The Prometheus recorder could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the metrics recorder: {0}")]
+pub struct InstallError(String);
+
 /// Installs the global Prometheus recorder and returns the handle that renders it.
-pub fn install_prometheus() -> Result<PrometheusHandle, String> {
+pub fn install_prometheus() -> Result<PrometheusHandle, InstallError> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(LOOKUP_SECONDS.to_string()),
             &[1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 1e-3, 1e-2],
         )
-        .map_err(|e| e.to_string())?
+        .map_err(|e| InstallError(e.to_string()))?
         .install_recorder()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| InstallError(e.to_string()))?;
     describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route and status");
     describe_counter!(LOOKUPS, "lookups answered, by outcome (matched, unmatched)");
     describe_histogram!(
@@ -132,10 +135,11 @@ pub fn enrich_lookup_histogram() -> metrics::Histogram {
     histogram!(LOOKUP_SECONDS, "via" => "enrich")
 }
 
-pub fn index_in_use(index: &Index) {
-    gauge!(SNAPSHOTS).set(index.snapshot_count() as f64);
-    gauge!(INDEX_PIECES).set(index.piece_count() as f64);
-    gauge!(INDEX_RECORDS).set(index.line_count() as f64);
+/// The size of the index in use: snapshots, range pieces, records.
+pub fn index_in_use(snapshots: usize, pieces: usize, records: usize) {
+    gauge!(SNAPSHOTS).set(snapshots as f64);
+    gauge!(INDEX_PIECES).set(pieces as f64);
+    gauge!(INDEX_RECORDS).set(records as f64);
 }
 
 pub fn kafka_delivery_retry() {
@@ -153,6 +157,23 @@ pub fn kafka_consumer_lag(topic: &str, partition: i32, lag: i64) {
         .set(lag as f64);
 }
 
+/// What a batch of lines came to (numbers only: this module knows no
+/// enrichment types).
+#[derive(Debug, Clone, Copy)]
+pub struct LineCounts<'a> {
+    pub read: u64,
+    pub enriched: u64,
+    pub dead_lettered: u64,
+    pub headers: u64,
+    /// Per data set, in the order given to [`LineCounters::new`].
+    pub matched: &'a [u64],
+    pub before_first: &'a [u64],
+    /// Lines without a time of their own enriched at another time.
+    pub time_substituted: u64,
+    /// Lines dead-lettered for having no time.
+    pub no_time: u64,
+}
+
 /// The line counters of one source (stdin, file, kafka), registered once: a
 /// labelled lookup per line would cost more than the line.
 pub struct LineCounters {
@@ -168,7 +189,11 @@ pub struct LineCounters {
 }
 
 impl LineCounters {
-    pub fn new(source: &'static str, datasets: &[crate::enrich::DataSet]) -> LineCounters {
+    /// `datasets`: the data set names, in the order of [`LineCounts::matched`].
+    pub fn new<'a>(
+        source: &'static str,
+        datasets: impl IntoIterator<Item = &'a str>,
+    ) -> LineCounters {
         let by_dataset = |name: &str, outcome: &'static str| counter!(LINES_MATCHED, "source" => source, "dataset" => name.to_string(), "outcome" => outcome);
         LineCounters {
             read: counter!(LINES, "source" => source, "outcome" => "read"),
@@ -176,12 +201,12 @@ impl LineCounters {
             dead_lettered: counter!(LINES, "source" => source, "outcome" => "dead_lettered"),
             header: counter!(LINES, "source" => source, "outcome" => "header"),
             matched: datasets
-                .iter()
-                .map(|d| {
+                .into_iter()
+                .map(|name| {
                     (
-                        by_dataset(&d.name, "matched"),
-                        by_dataset(&d.name, "unmatched"),
-                        counter!(LINES_BEFORE_FIRST, "source" => source, "dataset" => d.name.clone()),
+                        by_dataset(name, "matched"),
+                        by_dataset(name, "unmatched"),
+                        counter!(LINES_BEFORE_FIRST, "source" => source, "dataset" => name.to_string()),
                     )
                 })
                 .collect(),
@@ -193,7 +218,7 @@ impl LineCounters {
     }
 
     /// Lines done (a chunk, or one Kafka message).
-    pub fn add(&self, counts: &crate::enrich::Counts) {
+    pub fn add(&self, counts: LineCounts<'_>) {
         self.read.increment(counts.read);
         self.enriched.increment(counts.enriched);
         self.dead_lettered.increment(counts.dead_lettered);
@@ -201,8 +226,8 @@ impl LineCounters {
         for (((matched, unmatched, before), &m), &b) in self
             .matched
             .iter()
-            .zip(&counts.matched)
-            .zip(&counts.before_first)
+            .zip(counts.matched)
+            .zip(counts.before_first)
         {
             matched.increment(m);
             unmatched.increment(counts.enriched.saturating_sub(m));
@@ -227,10 +252,10 @@ pub fn watch_scanned(dataset: &str) {
 }
 
 /// A data set's index was built (at start or after a load) and is now in use.
-pub fn index_built(dataset: &str, took: Duration, index: &Index) {
+pub fn index_built(dataset: &str, took: Duration, snapshots: usize, pieces: usize) {
     histogram!(INDEX_BUILD_SECONDS, "dataset" => dataset.to_string()).record(took.as_secs_f64());
-    gauge!(DATASET_SNAPSHOTS, "dataset" => dataset.to_string()).set(index.snapshot_count() as f64);
-    gauge!(DATASET_RANGES, "dataset" => dataset.to_string()).set(index.piece_count() as f64);
+    gauge!(DATASET_SNAPSHOTS, "dataset" => dataset.to_string()).set(snapshots as f64);
+    gauge!(DATASET_RANGES, "dataset" => dataset.to_string()).set(pieces as f64);
 }
 
 pub fn ready(ready: bool) {

@@ -65,7 +65,7 @@ pub fn read(
     progress: &ReadProgress,
 ) -> Result<SnapshotFile, SnapshotError> {
     let fail = |line, kind| SnapshotError::new(path, line, kind);
-    let (reader, _) = crate::source::open_file(path, progress.file_bytes.clone())
+    let (reader, _) = crate::io::open_file(path, progress.file_bytes.clone())
         .map_err(|e| fail(None, Rule::Io(e)))?;
     let mut hashing = Hashing::new(reader);
     let mut csv = csv::ReaderBuilder::new()

@@ -16,6 +16,7 @@ use jiff::tz::TimeZone;
 
 use super::ParseError;
 use crate::time::Timestamp;
+use crate::value::UnknownValue;
 
 /// How to read a time that is not in the format's own notation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,20 +33,24 @@ pub enum TimeFormat {
 }
 
 impl std::str::FromStr for TimeFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "auto" => TimeFormat::Auto,
-            "rfc3339" | "iso8601" => TimeFormat::Rfc3339,
-            "clf" | "apache" | "nginx" => TimeFormat::Clf,
-            "epoch" | "unix" => TimeFormat::Epoch,
-            "epoch_ms" | "unix_ms" => TimeFormat::EpochMillis,
-            _ => {
-                return Err(format!(
-                    "unknown time format {s:?} (auto, rfc3339, clf, epoch, epoch_ms)"
-                ))
-            }
-        })
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        crate::value::pick(
+            "time format",
+            s,
+            &[
+                ("auto", TimeFormat::Auto),
+                ("rfc3339", TimeFormat::Rfc3339),
+                ("iso8601", TimeFormat::Rfc3339),
+                ("clf", TimeFormat::Clf),
+                ("apache", TimeFormat::Clf),
+                ("nginx", TimeFormat::Clf),
+                ("epoch", TimeFormat::Epoch),
+                ("unix", TimeFormat::Epoch),
+                ("epoch_ms", TimeFormat::EpochMillis),
+                ("unix_ms", TimeFormat::EpochMillis),
+            ],
+        )
     }
 }
 
@@ -63,17 +68,31 @@ impl PartialEq for Zone {
     }
 }
 
-impl Zone {
+/// A `--timezone` that names no zone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown time zone {name:?}: {reason}")]
+pub struct UnknownZone {
+    pub name: String,
+    pub reason: String,
+}
+
+impl std::str::FromStr for Zone {
+    type Err = UnknownZone;
     /// An IANA zone name (`Europe/Berlin`) or `UTC`.
-    pub fn parse(name: &str) -> Result<Zone, String> {
+    fn from_str(name: &str) -> Result<Zone, UnknownZone> {
         if name.eq_ignore_ascii_case("utc") || name == "Etc/UTC" {
             return Ok(Zone::Utc);
         }
         TimeZone::get(name)
             .map(|tz| Zone::Named(name.to_string(), tz))
-            .map_err(|e| format!("unknown time zone {name:?}: {e}"))
+            .map_err(|e| UnknownZone {
+                name: name.to_string(),
+                reason: e.to_string(),
+            })
     }
+}
 
+impl Zone {
     pub fn name(&self) -> &str {
         match self {
             Zone::Utc => "UTC",
@@ -130,7 +149,8 @@ pub fn clf(s: &str, zone: &Zone) -> Result<Timestamp, ParseError> {
     }
     buf[..n].copy_from_slice(b);
     buf[n..n + 6].copy_from_slice(b" +0000");
-    let wall = Timestamp::parse_clf(&buf[..n + 6]).map_err(|e| ParseError::BadTime(e.to_string()))?;
+    let wall =
+        Timestamp::parse_clf(&buf[..n + 6]).map_err(|e| ParseError::BadTime(e.to_string()))?;
     zone.localize(wall)
 }
 
@@ -255,7 +275,7 @@ mod tests {
 
     #[test]
     fn offset_less_times_are_in_the_zone() {
-        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        let berlin = "Europe/Berlin".parse::<Zone>().unwrap();
         let utc = Zone::Utc;
         assert_eq!(
             rfc(clf("06/Feb/2009:12:14:14.655", &utc).unwrap()),
@@ -290,8 +310,8 @@ mod tests {
         // on 2024-10-27: neither is guessed.
         assert!(iso("2024-03-31T02:30:00", &berlin).is_err());
         assert!(iso("2024-10-27T02:30:00", &berlin).is_err());
-        assert!(Zone::parse("Mars/Olympus_Mons").is_err());
-        assert_eq!(Zone::parse("UTC").unwrap(), Zone::Utc);
+        assert!("Mars/Olympus_Mons".parse::<Zone>().is_err());
+        assert_eq!("UTC".parse::<Zone>().unwrap(), Zone::Utc);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::tokens::dash_is_none;
 use super::w3c::Columns;
 use crate::json::{write_key, write_opt_str, write_str, write_u64};
+use crate::output_fields as names;
 
 /// The fields every format maps onto.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,22 +87,22 @@ impl<'a> Common<'a> {
     fn write_json(&self, out: &mut Vec<u8>) {
         if self.request.is_some() && self.protocol.is_none() {
             out.push(b',');
-            write_key(out, "request");
+            write_key(out, names::REQUEST);
             write_opt_str(out, self.request.as_deref());
         }
         let pairs: [(&str, Option<&str>); 5] = [
-            ("user", self.user.as_deref()),
-            ("method", self.method.as_deref()),
-            ("path", self.path.as_deref()),
-            ("protocol", self.protocol.as_deref()),
-            ("referer", self.referer.as_deref()),
+            (names::USER, self.user.as_deref()),
+            (names::METHOD, self.method.as_deref()),
+            (names::PATH, self.path.as_deref()),
+            (names::PROTOCOL, self.protocol.as_deref()),
+            (names::REFERER, self.referer.as_deref()),
         ];
         for (k, v) in pairs {
             out.push(b',');
             write_key(out, k);
             write_opt_str(out, v);
         }
-        for (k, v) in [("status", self.status), ("bytes", self.bytes)] {
+        for (k, v) in [(names::STATUS, self.status), (names::BYTES, self.bytes)] {
             out.push(b',');
             write_key(out, k);
             match v {
@@ -110,9 +111,9 @@ impl<'a> Common<'a> {
             }
         }
         out.push(b',');
-        write_key(out, "user_agent");
+        write_key(out, names::USER_AGENT);
         write_opt_str(out, self.user_agent.as_deref());
-        for (k, v) in [("host", &self.host), ("upstream", &self.upstream)] {
+        for (k, v) in [(names::HOST, &self.host), (names::UPSTREAM, &self.upstream)] {
             if let Some(v) = v {
                 out.push(b',');
                 write_key(out, k);
@@ -122,7 +123,7 @@ impl<'a> Common<'a> {
         if let Some(d) = self.duration {
             use std::io::Write;
             out.push(b',');
-            write_key(out, "duration");
+            write_key(out, names::DURATION);
             // Finite by construction ([`seconds`]); `{}` prints the shortest
             // text that reads back as the same number.
             let _ = write!(out, "{d}");
@@ -170,7 +171,7 @@ impl<'a> Fields<'a> {
         self.common.write_json(out);
         if !self.extra.is_empty() {
             out.push(b',');
-            write_key(out, "extra");
+            write_key(out, names::EXTRA);
             out.push(b'[');
             for (i, e) in self.extra.iter().enumerate() {
                 if i > 0 {
@@ -187,7 +188,7 @@ impl<'a> Fields<'a> {
             Raw::None => {}
             Raw::Json(obj) => {
                 out.push(b',');
-                write_key(out, "fields");
+                write_key(out, names::FIELDS);
                 out.extend_from_slice(obj.as_bytes());
             }
             Raw::Named(groups) => {
@@ -200,7 +201,7 @@ impl<'a> Fields<'a> {
             }
             Raw::Columns(columns, values) => {
                 out.push(b',');
-                write_key(out, "fields");
+                write_key(out, names::FIELDS);
                 out.push(b'{');
                 for (i, (name, value)) in columns.names().iter().zip(values).enumerate() {
                     if i > 0 {

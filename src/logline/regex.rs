@@ -13,27 +13,15 @@ use regex::Regex;
 use super::clock;
 use super::fields::{number, seconds, text, Common, Fields, Raw};
 use super::tokens::dash_is_none;
-use super::{Found, LineParser, ParseError};
+use super::{Found, LineParser, ParseError, ParserError};
 use crate::ip::IpKey;
 use crate::time::Timestamp;
 
-/// Group names that fill common fields rather than being written as they are.
-const COMMON_GROUPS: &[&str] = &[
-    "ip",
-    "time",
-    "user",
-    "request",
-    "method",
-    "path",
-    "protocol",
-    "status",
-    "bytes",
-    "referer",
-    "user_agent",
-    "host",
-    "upstream",
-    "duration",
-];
+/// Group names that fill common fields rather than being written as they are:
+/// the address, the time, and the output's common fields.
+fn is_common_group(name: &str) -> bool {
+    name == "ip" || name == "time" || crate::output_fields::COMMON.contains(&name)
+}
 
 /// Patterns built once per parser.
 #[derive(Debug)]
@@ -43,16 +31,16 @@ pub struct Searches {
 }
 
 impl Searches {
-    pub fn new() -> Result<Searches, String> {
+    pub fn new() -> Result<Searches, ParserError> {
         // Constant patterns; a failure would be a bug caught by tests.
         let any_ip = Regex::new(
             r"(?:\b\d{1,3}(?:\.\d{1,3}){3}\b)|(?:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*:[0-9A-Fa-f.]*[0-9A-Fa-f])",
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ParserError::Internal(e.to_string()))?;
         let any_time = Regex::new(
             r"\[(\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2}(?:\.\d+)? [+-]\d{4})\]|(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|z|[+-]\d{2}:?\d{2})?)",
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ParserError::Internal(e.to_string()))?;
         Ok(Searches { any_ip, any_time })
     }
 }
@@ -61,7 +49,7 @@ impl Searches {
 pub fn other_groups(re: &Regex) -> Vec<String> {
     re.capture_names()
         .flatten()
-        .filter(|n| !COMMON_GROUPS.contains(n))
+        .filter(|n| !is_common_group(n))
         .map(String::from)
         .collect()
 }

@@ -248,7 +248,7 @@ impl Aggregate {
         };
         // A data set's answer is an object (the record) or null (no match).
         let is_set = |(k, v): &(&String, &Value)| {
-            !crate::enrich::OUTPUT_FIELDS.contains(&k.as_str()) && (v.is_object() || v.is_null())
+            !crate::output_fields::is_output_field(k) && (v.is_object() || v.is_null())
         };
         if !line.iter().any(|e| is_set(&e)) {
             self.unreadable += 1;

@@ -49,8 +49,8 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Map(String),
+    #[error(transparent)]
+    Map(#[from] world::MapDataError),
     #[error("{flag} {name}: the input has no data set {name:?} (it has: {found})")]
     NoSuchSet {
         flag: &'static str,
@@ -141,7 +141,7 @@ pub fn run(
     }
     for path in inputs {
         let name = path.display().to_string();
-        let (r, _) = crate::source::open_file(path, read_bytes.clone()).map_err(|source| {
+        let (r, _) = crate::io::open_file(path, read_bytes.clone()).map_err(|source| {
             ReportError::Input {
                 path: name.clone(),
                 source,

@@ -24,14 +24,21 @@ struct Countries {
     countries: Vec<Country>,
 }
 
+/// The embedded map data could not be read (a broken build, said rather than
+/// hidden).
+#[derive(Debug, thiserror::Error)]
+pub enum MapDataError {
+    #[error("embedded map data: {0}")]
+    Gzip(#[from] std::io::Error),
+    #[error("embedded map data: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
 /// The country outlines.
-pub fn countries() -> Result<Vec<Country>, String> {
+pub fn countries() -> Result<Vec<Country>, MapDataError> {
     let mut text = String::new();
-    flate2::read::GzDecoder::new(COUNTRIES_GZ)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("embedded map data: {e}"))?;
-    let c: Countries =
-        serde_json::from_str(&text).map_err(|e| format!("embedded map data: {e}"))?;
+    flate2::read::GzDecoder::new(COUNTRIES_GZ).read_to_string(&mut text)?;
+    let c: Countries = serde_json::from_str(&text)?;
     Ok(c.countries)
 }
 

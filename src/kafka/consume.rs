@@ -16,344 +16,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
-};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::FutureProducer;
 
+use super::delivery::{handle_delivery, send, DeliveryFuture, Pending};
+use super::group::{commit, GroupContext};
 use super::offsets::OffsetTracker;
+use super::settings::{client_config, KafkaConfig, KafkaSummary, Role, StartFrom, TimeSource};
 use crate::enrich::{Counts, Enricher, TimeOrigin};
 use crate::telemetry;
 use crate::time::Timestamp;
-
-/// Where a new consumer group starts reading (partitions with a committed
-/// offset always resume from it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartFrom {
-    Beginning,
-    End,
-    /// The first message whose timestamp is at or after this instant (offsets for
-    /// times): re-enrich an old topic from a day on.
-    Time(Timestamp),
-}
-
-impl StartFrom {
-    /// `beginning` (`earliest`), `end` (`latest`) or a time.
-    pub fn parse(s: &str) -> Result<StartFrom, String> {
-        match s {
-            "beginning" | "earliest" => Ok(StartFrom::Beginning),
-            "end" | "latest" => Ok(StartFrom::End),
-            _ => Timestamp::parse(s)
-                .map(StartFrom::Time)
-                .map_err(|e| format!("expected beginning, end or a time: {e}")),
-        }
-    }
-}
-
-/// Which time a message without a time of its own is enriched at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimeSource {
-    /// The line's own time; without one, `--at`, else the message timestamp.
-    Line,
-    /// The Kafka message timestamp for every message.
-    Kafka,
-}
-
-impl TimeSource {
-    pub fn parse(s: &str) -> Result<TimeSource, String> {
-        match s {
-            "line" => Ok(TimeSource::Line),
-            "kafka" => Ok(TimeSource::Kafka),
-            _ => Err(format!("unknown time source {s:?} (line, kafka)")),
-        }
-    }
-}
-
-/// Validated Kafka settings.
-#[derive(Clone, Debug)]
-pub struct KafkaConfig {
-    pub brokers: String,
-    pub input_topic: String,
-    pub output_topic: String,
-    pub dead_letter_topic: Option<String>,
-    pub group_id: String,
-    /// Any librdkafka settings (TLS, SASL, compression, batching...).
-    pub properties: Vec<(String, String)>,
-    pub start_from: StartFrom,
-    pub time_source: TimeSource,
-    pub commit_interval: Duration,
-    /// How long shutdown waits for in-flight deliveries.
-    pub drain_timeout: Duration,
-}
-
-impl KafkaConfig {
-    /// How often done offsets are committed.
-    pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
-    /// How long a graceful stop waits for deliveries.
-    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-}
-
-/// A `--kafka-property` argument: `KEY=VALUE`.
-pub fn parse_property(p: &str) -> Result<(String, String), String> {
-    let (key, value) = p
-        .split_once('=')
-        .ok_or_else(|| format!("{p:?}: expected KEY=VALUE"))?;
-    Ok((key.trim().to_string(), value.trim().to_string()))
-}
-
-/// Counts of a Kafka run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KafkaSummary {
-    pub consumed: u64,
-    pub enriched: u64,
-    pub dead_lettered: u64,
-    pub redelivered: u64,
-    pub commits: u64,
-    /// The lines' counts (matches, times, before the first snapshot).
-    pub counts: Counts,
-}
-
-/// Consumer context: commits the done part of revoked partitions and, for
-/// `--from TIME`, places new partitions at the offsets for that time.
-struct GroupContext {
-    tracker: Arc<Mutex<OffsetTracker>>,
-    start_time_ms: Option<i64>,
-}
-
-impl ClientContext for GroupContext {
-    /// Consumer lag per partition, from librdkafka's periodic statistics.
-    fn stats(&self, statistics: Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (&partition, p) in &t.partitions {
-                // -1 is librdkafka's "unknown" (e.g. the internal UA partition).
-                if partition >= 0 && p.consumer_lag >= 0 {
-                    telemetry::kafka_consumer_lag(topic, partition, p.consumer_lag);
-                }
-            }
-        }
-    }
-
-    /// Global errors (broker down...) come back through `recv` as well, where the
-    /// loop logs them with its backoff; logging both would say everything twice.
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!("librdkafka: {error}: {reason}");
-    }
-}
-
-const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
-
-impl GroupContext {
-    /// Partitions of `tpl` without a committed offset start at the first message
-    /// at or after the start time.
-    fn place_new_partitions(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        tpl: &mut TopicPartitionList,
-        ms: i64,
-    ) {
-        let committed = match consumer.committed_offsets(tpl.clone(), BROKER_TIMEOUT) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(
-                    "cannot read committed offsets, starting per auto.offset.reset: {e}"
-                );
-                return;
-            }
-        };
-        let mut times = TopicPartitionList::new();
-        for e in committed.elements() {
-            if !matches!(e.offset(), Offset::Offset(_)) {
-                let _ = times.add_partition_offset(e.topic(), e.partition(), Offset::Offset(ms));
-            }
-        }
-        if times.count() == 0 {
-            return;
-        }
-        match consumer.offsets_for_times(times, BROKER_TIMEOUT) {
-            Ok(found) => {
-                for e in found.elements() {
-                    // No message at or after the time: start at the end.
-                    let offset = match e.offset() {
-                        Offset::Offset(o) => Offset::Offset(o),
-                        _ => Offset::End,
-                    };
-                    let _ = tpl.set_partition_offset(e.topic(), e.partition(), offset);
-                }
-            }
-            Err(e) => {
-                tracing::warn!("offsets for times failed, starting per auto.offset.reset: {e}")
-            }
-        }
-    }
-
-    /// Commits the done part of revoked partitions and forgets their work.
-    fn revoke(&self, consumer: &BaseConsumer<Self>, revoked: &TopicPartitionList) {
-        let Ok(mut tracker) = self.tracker.lock() else {
-            return;
-        };
-        let mut tpl = TopicPartitionList::new();
-        for e in revoked.elements() {
-            if let Some(o) = tracker.committable(e.topic(), e.partition()) {
-                let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o));
-            }
-            tracker.revoke(e.topic(), e.partition());
-        }
-        if tpl.count() > 0 {
-            // A commit during a revoke can fail (e.g. RebalanceInProgress); the new
-            // owner then re-reads from the previous commit: duplicates, no loss.
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                tracing::warn!("commit of revoked partitions failed: {e}");
-            }
-        }
-    }
-}
-
-impl ConsumerContext for GroupContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                if let Some(ms) = self.start_time_ms {
-                    self.place_new_partitions(consumer, tpl, ms);
-                }
-                tracing::info!("assigned {} partition(s)", tpl.count());
-                if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.revoke(consumer, tpl);
-                tracing::info!("revoked {} partition(s)", tpl.count());
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
-            other => {
-                tracing::warn!("rebalance error: {other:?}");
-                consumer.unassign()
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!("rebalance: {e}");
-        }
-    }
-}
-
-/// One output in flight, kept whole so that it can be sent again.
-struct Pending {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    to: String,
-    key: Option<Vec<u8>>,
-    value: Vec<u8>,
-    headers: Option<OwnedHeaders>,
-    attempt: u32,
-}
-
-/// Which client a configuration is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    Consumer,
-    Producer,
-}
-
-/// `defaults` are ours and yield to `--kafka-property`; settings the delivery
-/// guarantee depends on are set after this by the caller. A property named
-/// `consumer.KEY` or `producer.KEY` is for that client only (librdkafka warns
-/// about consumer settings given to a producer, and the other way round).
-fn client_config(c: &KafkaConfig, role: Role, defaults: &[(&str, &str)]) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &c.brokers);
-    for (k, v) in defaults {
-        cfg.set(*k, *v);
-    }
-    for (k, v) in &c.properties {
-        let key = match (k.split_once('.'), role) {
-            (Some(("consumer", rest)), Role::Consumer)
-            | (Some(("producer", rest)), Role::Producer) => rest,
-            (Some(("consumer" | "producer", _)), _) => continue,
-            _ => k.as_str(),
-        };
-        cfg.set(key, v);
-    }
-    cfg
-}
-
-type DeliveryFuture =
-    std::pin::Pin<Box<dyn Future<Output = (Pending, Result<(), KafkaError>)> + Send>>;
-
-fn send(producer: &FutureProducer, p: Pending) -> DeliveryFuture {
-    let producer = producer.clone();
-    Box::pin(async move {
-        if p.attempt > 0 {
-            // Backoff before sending again: 100 ms, doubling, at most 5 s.
-            let ms = (100u64 << p.attempt.min(6)).min(5000);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        let mut record = FutureRecord::to(&p.to).payload(&p.value);
-        if let Some(k) = &p.key {
-            record = record.key(k);
-        }
-        if let Some(h) = &p.headers {
-            record = record.headers(h.clone());
-        }
-        let result = match producer.send(record, Duration::from_secs(30)).await {
-            Ok(_) => Ok(()),
-            Err((e, _)) => Err(e),
-        };
-        (p, result)
-    })
-}
-
-/// Commits what the tracker allows. Synchronous, so that a failure is seen and
-/// the offsets handed out again (rdkafka's stream consumer did not report async
-/// commit results in tests); run off the async workers, it costs one round trip
-/// per commit interval, not per message.
-fn commit(consumer: &StreamConsumer<GroupContext>, tracker: &Mutex<OffsetTracker>) -> u64 {
-    let commits = match tracker.lock() {
-        Ok(mut t) => t.take_commits(),
-        Err(_) => return 0,
-    };
-    if commits.is_empty() {
-        return 0;
-    }
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in &commits {
-        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
-    }
-    let result = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
-    telemetry::kafka_commit(result.is_ok());
-    match result {
-        Ok(()) => 1,
-        Err(e) => {
-            tracing::warn!("offset commit failed (will retry): {e}");
-            // Hand the same offsets out again at the next commit.
-            if let Ok(mut t) = tracker.lock() {
-                t.forget_commits(&commits);
-            }
-            0
-        }
-    }
-}
 
 /// Logs a run of failed fetches (broker down, network gone): the first error is
 /// a warning, repeats are debug, and the recovery is said once, so a broker that
@@ -427,7 +101,7 @@ pub async fn run(
     let mut in_flight: FuturesUnordered<DeliveryFuture> = FuturesUnordered::new();
     let mut ticker = tokio::time::interval(config.commit_interval);
     let mut out = Vec::with_capacity(4096);
-    let lines = telemetry::LineCounters::new("kafka", enricher.datasets());
+    let lines = telemetry::LineCounters::new("kafka", enricher.dataset_names());
     let mut outage = Outage::default();
     tokio::pin!(shutdown);
     // Bounded in-flight work: stop fetching while too much is unacknowledged.
@@ -466,7 +140,7 @@ pub async fn run(
                 out.clear();
                 let mut counts = Counts::default();
                 let result = enricher.enrich_one(value, fallback, config.time_source == TimeSource::Kafka, &mut out, &mut counts);
-                lines.add(&counts);
+                lines.add(counts.line_counts());
                 summary.counts.add(&counts);
                 let (to, payload, headers) = match result {
                     Ok(_) => {
@@ -474,6 +148,7 @@ pub async fn run(
                         (Some(config.output_topic.clone()), std::mem::take(&mut out), msg.headers().map(|h| h.detach()))
                     }
                     Err(reason) => {
+                        let reason = reason.to_string();
                         summary.dead_lettered += 1;
                         let source = format!("{}[{}]@{}", msg.topic(), msg.partition(), msg.offset());
                         let mut h = msg.headers().map(|h| h.detach()).unwrap_or_else(OwnedHeaders::new);
@@ -543,33 +218,6 @@ pub async fn run(
     Ok(summary)
 }
 
-fn handle_delivery(
-    producer: &FutureProducer,
-    tracker: &Mutex<OffsetTracker>,
-    in_flight: &mut FuturesUnordered<DeliveryFuture>,
-    summary: &mut KafkaSummary,
-    mut p: Pending,
-    result: Result<(), KafkaError>,
-) {
-    match result {
-        Ok(()) => {
-            if let Ok(mut t) = tracker.lock() {
-                // A partition revoked meanwhile is no longer tracked: fine.
-                if let Err(e) = t.acknowledged(&p.topic, p.partition, p.offset) {
-                    tracing::debug!("{e}");
-                }
-            }
-        }
-        Err(e) => {
-            summary.redelivered += 1;
-            telemetry::kafka_delivery_retry();
-            tracing::warn!("delivery to {} failed (sending again): {e}", p.to);
-            p.attempt += 1;
-            in_flight.push(send(producer, p));
-        }
-    }
-}
-
 /// Fast checks of the loop against librdkafka's in-process mock cluster. The
 /// proof against a real broker is in `tests/kafka.rs`.
 #[cfg(test)]
@@ -580,10 +228,12 @@ mod tests {
     use crate::index::Index;
     use crate::logline::{LineParser, ParserConfig};
     use crate::snapshot::SnapshotFile;
+    use rdkafka::config::ClientConfig;
     use rdkafka::consumer::BaseConsumer;
     use rdkafka::message::Headers;
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::types::RDKafkaRespErr;
 
     fn enricher() -> Arc<Enricher> {
         let f = SnapshotFile::from_lines(
@@ -765,26 +415,6 @@ mod tests {
         produce(&brokers, &[GOOD]);
         let again = run_until_outputs(&brokers, "g", 3).await;
         assert_eq!(again.consumed, 1, "{again:?}");
-    }
-
-    #[test]
-    fn scoped_properties_reach_one_client() {
-        let mut c = config("b:9092", "g");
-        c.properties = vec![
-            ("consumer.session.timeout.ms".into(), "7000".into()),
-            ("producer.linger.ms".into(), "20".into()),
-            ("client.id".into(), "x".into()),
-        ];
-        let consumer = client_config(&c, Role::Consumer, &[]);
-        let producer = client_config(&c, Role::Producer, &[]);
-        assert_eq!(consumer.get("session.timeout.ms"), Some("7000"));
-        assert_eq!(consumer.get("linger.ms"), None);
-        assert_eq!(producer.get("linger.ms"), Some("20"));
-        assert_eq!(producer.get("session.timeout.ms"), None);
-        assert_eq!(
-            (consumer.get("client.id"), producer.get("client.id")),
-            (Some("x"), Some("x"))
-        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

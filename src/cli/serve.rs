@@ -1,0 +1,40 @@
+//! `whipstream serve`: Whip's REST API over one store, following its loads.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+
+use super::args::ServeArgs;
+use super::open_index;
+use crate::index_file::Check;
+use crate::shutdown::{self, Stop};
+
+pub fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
+    let index = open_index(&a.db.db, Check::Header)?;
+    let shared = Arc::new(ArcSwap::from_pointee(index));
+    let runtime = shutdown::runtime().context("cannot start the async runtime")?;
+    let stop = Stop::new();
+    shutdown::stop_on_signals(&runtime, &stop).context("cannot install the signal handlers")?;
+    // Loads by other processes are picked up from the index file they write.
+    let follower = crate::follow::spawn("default", &a.db.db, shared.clone(), stop.flag());
+    let metrics = crate::telemetry::install_prometheus()?;
+    let stopped = stop.stopped();
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        let local = listener.local_addr()?;
+        eprintln!(
+            "whipstream: serving {} on http://{local}",
+            a.db.db.display()
+        );
+        let state = crate::http::AppState::single(shared, Some(metrics));
+        crate::http::serve(listener, state, stopped).await?;
+        Ok::<_, anyhow::Error>(())
+    });
+    stop.raise();
+    let _ = follower.join();
+    served.map(|()| ExitCode::SUCCESS)
+}

@@ -1,0 +1,154 @@
+//! The stdin and files source of a flow and its sink (a file or stdout, dead
+//! letters to a file or stderr), joined through the parallel, order-keeping
+//! [`pipeline`].
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use super::{warn, Ended, Lifetime, RunOptions};
+use crate::enrich::Enricher;
+use crate::pipeline;
+use crate::shutdown::Stop;
+use crate::source::{expand, Chunker, Input as Source};
+
+/// Lines being read (the reader thread runs ahead of the workers).
+pub struct Input {
+    reading: pipeline::Reading,
+    /// Bytes of the files, for the progress bar.
+    total_bytes: u64,
+    reads_stdin: bool,
+    only_stdin: bool,
+}
+
+impl Input {
+    /// Starts reading `files` (none or `-`: stdin) until they end or `stop`.
+    pub fn start(files: &[PathBuf], max_line_bytes: usize, stop: &Stop) -> Result<Input> {
+        let inputs = expand(files)?;
+        let total_bytes = inputs
+            .iter()
+            .filter_map(|i| match i {
+                Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+                Source::Stdin => None,
+            })
+            .sum();
+        let reads_stdin = inputs.contains(&Source::Stdin);
+        let only_stdin = inputs.iter().all(|i| *i == Source::Stdin);
+        let reading =
+            pipeline::start_reading(Chunker::new(inputs, max_line_bytes).stop_on(stop.flag()))?;
+        Ok(Input {
+            reading,
+            total_bytes,
+            reads_stdin,
+            only_stdin,
+        })
+    }
+}
+
+/// Where enriched lines and dead letters go.
+pub struct Sinks<'a> {
+    /// stdout when none.
+    pub output: Option<&'a Path>,
+    /// stderr when none.
+    pub dead_letter: Option<&'a Path>,
+    /// Append to the files (`run`) rather than replace them (`enrich`).
+    pub append: bool,
+}
+
+impl Sinks<'_> {
+    fn open(&self, path: &Path) -> Result<std::fs::File> {
+        let mut o = std::fs::OpenOptions::new();
+        if self.append {
+            o.create(true).append(true);
+        } else {
+            o.create(true).write(true).truncate(true);
+        }
+        o.open(path)
+            .with_context(|| format!("cannot create {}", path.display()))
+    }
+}
+
+/// Enriches `input` into `sinks` to its end (or the stop), prints the summary.
+pub fn run(
+    input: Input,
+    enricher: &Arc<Enricher>,
+    sinks: Sinks<'_>,
+    options: &RunOptions,
+    stop: &Stop,
+) -> Result<Ended> {
+    let mut out: Box<dyn Write> = match sinks.output {
+        Some(p) => Box::new(io::BufWriter::with_capacity(1 << 20, sinks.open(p)?)),
+        None => Box::new(io::BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+    };
+    let mut dead: Box<dyn Write> = match sinks.dead_letter {
+        Some(p) => Box::new(io::BufWriter::new(sinks.open(p)?)),
+        None => Box::new(io::BufWriter::new(io::stderr())),
+    };
+    let workers = options.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let bar = crate::progress::bytes_bar(
+        options.progress && !input.reads_stdin,
+        input.total_bytes,
+        "lines",
+    );
+    let mut update = |bytes: u64, lines: u64| {
+        if let Some(b) = &bar {
+            b.update(bytes, lines);
+        }
+    };
+    let summary = pipeline::run(
+        input.reading,
+        enricher.clone(),
+        workers,
+        &mut out,
+        &mut dead,
+        Some(&mut update),
+    )?;
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    drop(out);
+    drop(dead);
+
+    let c = &summary.counts;
+    let headers = if c.headers > 0 {
+        format!(", {} header lines", c.headers)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "whipstream {}: {} lines read, {} enriched ({}), {} dead-lettered{} in {:.2} s ({:.0} lines/s)",
+        options.command,
+        c.read,
+        c.enriched,
+        enricher.describe_matches(c),
+        c.dead_lettered,
+        headers,
+        summary.seconds,
+        c.read as f64 / summary.seconds.max(1e-9)
+    );
+    warn(enricher, c, options.command);
+    let ends_with_input = options.lifetime == Lifetime::UntilInputEnds;
+    if ends_with_input && stop.is_raised() && !input.only_stdin {
+        bail!("stopped by a signal before the end of the input (the summary counts what was done)");
+    }
+    if !summary.input_errors.is_empty() {
+        let errors = summary.input_errors.join("; ");
+        if ends_with_input {
+            bail!(
+                "{} input(s) could not be read to the end: {errors}",
+                summary.input_errors.len()
+            );
+        }
+        // A long-running process reports them and goes on serving.
+        tracing::error!("input: {errors}");
+    }
+    Ok(Ended {
+        counts: summary.counts,
+    })
+}
