@@ -140,6 +140,10 @@ pub struct KafkaFileConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: Option<String>,
+    /// Connection limits (see `whipstream run --help`).
+    pub header_timeout_seconds: Option<f64>,
+    pub idle_timeout_seconds: Option<f64>,
+    pub max_connections: Option<usize>,
 }
 
 /// `[log]`: diagnostics on stderr.
@@ -173,6 +177,7 @@ pub struct RunFlags {
     /// `NAME=DIR` watched directories.
     pub watches: Vec<String>,
     pub listen: Option<String>,
+    pub http_limits: crate::http::conn::LimitSettings,
     pub files: Vec<PathBuf>,
     pub format: Option<String>,
     pub regex: Option<String>,
@@ -238,6 +243,7 @@ pub struct Settings {
     pub parser: ParserConfig,
     pub options: EnrichOptions,
     pub listen: Option<SocketAddr>,
+    pub http_limits: crate::http::Limits,
     pub log_format: LogFormat,
     pub log_level: Option<String>,
     pub poll_interval: Duration,
@@ -304,6 +310,15 @@ impl FileConfig {
             ),
             None => None,
         };
+        let http_limits = flags
+            .http_limits
+            .or(&crate::http::conn::LimitSettings {
+                header_timeout_seconds: self.http.header_timeout_seconds,
+                idle_timeout_seconds: self.http.idle_timeout_seconds,
+                max_connections: self.http.max_connections,
+            })
+            .limits()
+            .map_err(|e| invalid("http", e))?;
         let log_format = match flags
             .log_format
             .as_deref()
@@ -353,6 +368,7 @@ impl FileConfig {
             parser,
             options,
             listen,
+            http_limits,
             log_format,
             log_level: self.log.level,
             poll_interval: Duration::from_secs_f64(poll),
