@@ -62,6 +62,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Check a store's invariants (exit 1 when a problem is found).
     Verify(VerifyArgs),
+    /// Repair a damaged store in place with RocksDB's repair (copy the directory
+    /// first) and report what it kept (exit 1 when what was kept is inconsistent).
+    Repair(RepairArgs),
     /// List the access-log formats `--format auto` recognises, and how each
     /// gives the client address and the event time.
     Formats,
@@ -87,6 +90,8 @@ pub struct RunArgs {
     /// HTTP listener for REST lookups, /metrics, /healthz, /readyz [http.listen].
     #[arg(long, value_name = "ADDR", env = "WHIPSTREAM_LISTEN")]
     pub listen: Option<String>,
+    #[command(flatten)]
+    pub http_limits: crate::http::conn::LimitSettings,
     /// Log files or directories to enrich instead of stdin [input.files].
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
@@ -410,6 +415,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the address is logged).
     #[arg(long, default_value = "127.0.0.1:8080", env = "WHIPSTREAM_LISTEN")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub http_limits: crate::http::conn::LimitSettings,
 }
 
 #[derive(Args, Debug)]
@@ -480,6 +487,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(a) => cmd_serve(a),
         Command::Snapshots(a) => cmd_snapshots(a),
         Command::Verify(a) => cmd_verify(a),
+        Command::Repair(a) => cmd_repair(a),
         Command::Export(a) => cmd_export(a),
         Command::Report(a) => cmd_report(a),
         Command::Formats => cmd_formats(),
@@ -541,6 +549,7 @@ fn cmd_run(a: RunArgs, log: Option<String>) -> Result<ExitCode> {
         dbs: a.dbs,
         watches: a.watches,
         listen: a.listen,
+        http_limits: a.http_limits,
         files: a.inputs,
         format: a.format,
         regex: a.regex,
@@ -777,18 +786,31 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
             .unwrap_or(2)
     });
 
+    // Each output names itself, with the lines it holds, if a write fails.
+    use crate::output_file::OutputFile;
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(io::BufWriter::with_capacity(
             1 << 20,
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+            OutputFile::new(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot create {}", p.display()))?,
+                format!("output file {}", p.display()),
+            ),
         )),
-        None => Box::new(io::BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+        None => Box::new(io::BufWriter::with_capacity(
+            1 << 20,
+            OutputFile::new(io::stdout().lock(), "standard output"),
+        )),
     };
     let mut dead: Box<dyn Write> = match &a.dead_letter {
-        Some(p) => Box::new(io::BufWriter::new(
+        Some(p) => Box::new(io::BufWriter::new(OutputFile::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
-        None => Box::new(io::BufWriter::new(io::stderr())),
+            format!("dead-letter file {}", p.display()),
+        ))),
+        None => Box::new(io::BufWriter::new(OutputFile::new(
+            io::stderr(),
+            "standard error (dead letters)",
+        ))),
     };
     let bar = crate::progress::bytes_bar(!a.no_progress && !reads_stdin, total_bytes, "lines");
     let mut update = |bytes: u64, lines: u64| {
@@ -796,7 +818,7 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
             b.update(bytes, lines);
         }
     };
-    let summary = crate::pipeline::run(
+    let mut summary = crate::pipeline::run(
         reading,
         enricher.clone(),
         workers,
@@ -809,6 +831,11 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
     }
     drop(out);
     drop(dead);
+    // A reader that went away (`| head`) is a normal end: no summary then.
+    let output_error = match summary.output_error.take() {
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(e.into()),
+        other => other,
+    };
 
     let c = &summary.counts;
     let headers = if c.headers > 0 {
@@ -828,6 +855,9 @@ fn cmd_enrich(a: EnrichArgs) -> Result<ExitCode> {
     );
     for w in enricher.warnings(c) {
         eprintln!("whipstream enrich: warning: {w}");
+    }
+    if let Some(e) = output_error {
+        bail!("{e} (the summary above counts the lines handed to it)");
     }
     if stop.load(Ordering::SeqCst) && !only_stdin {
         bail!("stopped by a signal before the end of the input (the summary counts what was done)");
@@ -852,6 +882,7 @@ fn cmd_formats() -> Result<ExitCode> {
 }
 
 fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
+    let limits = a.http_limits.limits().map_err(anyhow::Error::msg)?;
     let index = open_index(&a.db.db, Check::Header)?;
     let shared = Arc::new(ArcSwap::from_pointee(index));
     // Loads by other processes are picked up from the index file they write.
@@ -874,7 +905,7 @@ fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
             a.db.db.display()
         );
         let state = crate::http::AppState::single(shared, Some(metrics));
-        crate::http::serve(listener, state, shutdown_signal()).await?;
+        crate::http::serve(listener, state, limits, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     stop_following.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1091,5 +1122,46 @@ fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
         "{} problem(s) found in {}",
         problems.len(),
         a.db.db.display()
+    )
+}
+
+// `repair`: one self-contained block (arguments, command).
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+fn cmd_repair(a: RepairArgs) -> Result<ExitCode> {
+    let r = crate::repair::repair(&a.db.db)?;
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "repaired {}: kept {} snapshots, {} range pieces, {} records; {} unreadable table files moved to {}",
+        r.path.display(),
+        r.snapshots.len(),
+        r.pieces,
+        r.records,
+        r.lost_tables,
+        r.path.join("lost").display()
+    )?;
+    for s in &r.snapshots {
+        writeln!(
+            out,
+            "kept: {} ({}, {} ranges)",
+            s.datetime, s.file, s.ranges
+        )?;
+    }
+    if r.is_consistent() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &r.problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    bail!(
+        "the repaired store {} is inconsistent ({} problem(s)): load the snapshot files again into a new store",
+        r.path.display(),
+        r.problems.len()
     )
 }

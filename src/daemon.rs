@@ -95,7 +95,12 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
                 metrics: Some(metrics),
                 ready: ready.clone(),
             };
-            Some(runtime.spawn(http::serve(listener, state, stopped())))
+            Some(runtime.spawn(http::serve(
+                listener,
+                state,
+                settings.http_limits,
+                stopped(),
+            )))
         }
         None => None,
     };
@@ -275,7 +280,7 @@ fn run_lines(
         .map(|n| n.get())
         .unwrap_or(2);
     let reading = pipeline::start_reading(chunker)?;
-    let summary = pipeline::run(
+    let mut summary = pipeline::run(
         reading,
         enricher.clone(),
         workers,
@@ -285,6 +290,7 @@ fn run_lines(
     )?;
     drop(out);
     drop(dead);
+    let output_error = summary.output_error.take();
     let c = &summary.counts;
     eprintln!(
         "whipstream run: {} lines read, {} enriched ({}), {} dead-lettered, {} header lines",
@@ -300,7 +306,10 @@ fn run_lines(
     for e in &summary.input_errors {
         tracing::error!("input: {e}");
     }
-    Ok(())
+    match output_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// The scans at start: again and again until no file in the directory is
