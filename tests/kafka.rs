@@ -528,7 +528,7 @@ fn from_time_starts_a_new_group_at_that_time() {
     let refs: Vec<&str> = lines[..2000].iter().map(String::as_str).collect();
     produce_from(&broker.addr, "raw", &refs[..1000], 0);
     std::thread::sleep(Duration::from_millis(1500));
-    let from = whipstream::time::Instant::now().to_rfc3339();
+    let from = whipstream::time::Timestamp::now().to_rfc3339();
     std::thread::sleep(Duration::from_millis(1500));
     produce_from(&broker.addr, "raw", &refs[1000..], 1000);
     let child = spawn_enricher_at(&broker.addr, "from-time", &["--from", &from]);
