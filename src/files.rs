@@ -62,6 +62,16 @@ pub fn kind(path: &Path) -> Result<Kind, FileError> {
 /// The regular files of `dir` whose names `keep` accepts, sorted by name. Links
 /// are followed; subdirectories are not descended into.
 pub fn list_dir(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, FileError> {
+    list_dir_entries(dir, keep)?.into_iter().collect()
+}
+
+/// Like [`list_dir`], but a bad entry (a dangling link, a FIFO) is an error of
+/// its own among the others: for a reader that carries on past it (a watched
+/// directory). Only failing to read `dir` itself fails the whole listing.
+pub fn list_dir_entries(
+    dir: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<Result<PathBuf, FileError>>, FileError> {
     let io_err = |error| FileError::Io {
         path: dir.to_path_buf(),
         error,
@@ -73,13 +83,23 @@ pub fn list_dir(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>,
             continue;
         }
         let path = entry.path();
-        match kind(&path)? {
-            Kind::File => files.push(path),
-            Kind::Dir => {}
+        match kind(&path) {
+            Ok(Kind::File) => files.push(Ok(path)),
+            Ok(Kind::Dir) => {}
+            // Gone since the listing: not an entry any more.
+            Err(FileError::Io { error, .. }) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => files.push(Err(e)),
         }
     }
-    files.sort();
+    files.sort_by(|a, b| entry_path(a).cmp(entry_path(b)));
     Ok(files)
+}
+
+fn entry_path(entry: &Result<PathBuf, FileError>) -> &Path {
+    match entry {
+        Ok(path) => path,
+        Err(e) => e.path(),
+    }
 }
 
 /// A failed `metadata` call: a link that leads nowhere or in a loop is named as such.

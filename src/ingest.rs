@@ -87,6 +87,9 @@ pub enum Outcome {
     AlreadyLoaded,
     /// Moved to `rejected/`; the reason is in the `.error` file too.
     Rejected(String),
+    /// Deleted from the directory before its load ended: nothing loaded,
+    /// nothing written.
+    Gone,
     /// Not loaded this time (the store could not be used); tried again later.
     Retry(String),
     /// Still being written (its size or modification time changed within the
@@ -124,6 +127,8 @@ pub struct Watcher {
     /// Files not yet settled: their stamp and since when it has not changed.
     settling: HashMap<PathBuf, (Stamp, Instant)>,
     settle: Duration,
+    /// Entries that cannot be read (dangling links, loops), already reported.
+    unreadable: HashSet<PathBuf>,
 }
 
 impl Watcher {
@@ -143,6 +148,7 @@ impl Watcher {
             seen: HashMap::new(),
             settling: HashMap::new(),
             settle: DEFAULT_SETTLE,
+            unreadable: HashSet::new(),
         }
     }
 
@@ -168,21 +174,36 @@ impl Watcher {
 
     /// Looks at the directory once; loads, recognises or rejects each new file.
     pub fn scan(&mut self) -> Vec<(PathBuf, Outcome)> {
-        let mut files: Vec<(PathBuf, Stamp)> = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries
-                .flatten()
-                .filter(|e| e.file_name().to_str().is_some_and(is_snapshot_name))
-                .filter_map(|e| {
-                    let m = e.metadata().ok()?;
-                    m.is_file()
-                        .then(|| (e.path(), (m.len(), m.modified().ok())))
-                })
-                .collect(),
+        // Links are followed (a directory of links into release folders); a
+        // link that leads nowhere is named once, and the other files are read.
+        let entries = match crate::files::list_dir_entries(&self.dir, is_snapshot_name) {
+            Ok(entries) => entries,
             Err(e) => {
-                tracing::warn!(dataset = %self.dataset, "cannot read {}: {e}", self.dir.display());
+                tracing::warn!(dataset = %self.dataset, "cannot read the watched directory: {e}");
                 return Vec::new();
             }
         };
+        let mut files: Vec<(PathBuf, Stamp)> = Vec::new();
+        let mut unreadable = HashSet::new();
+        for entry in entries {
+            match entry {
+                Ok(path) => {
+                    // The stamp of the file a link leads to.
+                    if let Ok(m) = std::fs::metadata(&path) {
+                        files.push((path, (m.len(), m.modified().ok())));
+                    }
+                }
+                Err(e) => {
+                    let path = e.path().to_path_buf();
+                    if !self.unreadable.contains(&path) {
+                        tracing::error!(dataset = %self.dataset, "not loaded: {e}");
+                    }
+                    unreadable.insert(path);
+                }
+            }
+        }
+        // Named again only once it was fixed and broke again.
+        self.unreadable = unreadable;
         // Names usually carry the date: oldest first reads best in the log.
         files.sort();
         let mut out = Vec::new();
@@ -223,6 +244,17 @@ impl Watcher {
             && crate::snapshot::content_sha256(path).is_ok_and(|sha| self.known.contains(&sha))
     }
 
+    /// A file deleted from the directory before or while it was loaded: not an
+    /// error, nothing to reject; the store is as it was.
+    fn gone(&self, path: &Path) -> Outcome {
+        tracing::info!(
+            dataset = %self.dataset,
+            "{}: deleted from the watched directory before its load ended; nothing loaded",
+            path.display()
+        );
+        Outcome::Gone
+    }
+
     /// A settled file that is not whole: left where it is until it changes.
     fn incomplete(&self, path: &Path, reason: String) -> Outcome {
         telemetry::snapshot_ingested(&self.dataset, "incomplete", 0.0);
@@ -237,9 +269,7 @@ impl Watcher {
     fn ingest(&mut self, path: &Path) -> Outcome {
         let sha = match crate::snapshot::content_sha256(path) {
             Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Outcome::Retry(format!("{}: gone", path.display()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.gone(path),
             // A gzip stream that stops before its end: not complete yet.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return self.incomplete(path, format!("the gzip stream ends early ({e})"));
@@ -295,11 +325,8 @@ impl Watcher {
                 tracing::warn!(dataset = %self.dataset, "{}: store unavailable, will retry: {e}", path.display());
                 Outcome::Retry(e.to_string())
             }
-            Err(LoadError::File(crate::files::FileError::Io { error, .. }))
-                if error.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Outcome::Retry(format!("{}: gone", path.display()))
-            }
+            // Deleted while it was read (whatever step noticed): simply gone.
+            Err(_) if !exists(path) => self.gone(path),
             Err(e) => {
                 let reason = e.to_string();
                 telemetry::snapshot_ingested(
@@ -308,6 +335,7 @@ impl Watcher {
                     started.elapsed().as_secs_f64(),
                 );
                 match reject(&self.dir, path, &reason) {
+                    Err(io) if io.kind() == std::io::ErrorKind::NotFound => return self.gone(path),
                     Ok(to) => tracing::error!(
                         dataset = %self.dataset,
                         "rejected {} (moved to {}): {reason}",
@@ -362,9 +390,16 @@ fn reject(dir: &Path, path: &Path, reason: &str) -> std::io::Result<PathBuf> {
     let to = rejected.join(name);
     let mut error_name = name.to_os_string();
     error_name.push(".error");
-    std::fs::write(rejected.join(error_name), format!("{reason}\n"))?;
+    // The move first: a file that is gone leaves no `.error` without its file.
     std::fs::rename(path, &to)?;
+    std::fs::write(rejected.join(error_name), format!("{reason}\n"))?;
     Ok(to)
+}
+
+/// Whether `path` is still an entry of its directory (a link counts, even one
+/// whose target went away: that is for the load to name).
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// Drops a replaced index here, once readers are done with it, not on an
@@ -519,5 +554,39 @@ mod tests {
             out.iter().all(|(_, o)| matches!(o, Outcome::AlreadyLoaded)),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn a_file_gone_before_its_load_ends_is_gone_not_rejected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, dir) = (tmp.path().join("store"), tmp.path().join("in"));
+        std::fs::create_dir(&dir).unwrap();
+        let mut w = Watcher::new("geo", &store, &dir, shared()).settle(Duration::ZERO);
+        // Listed, then deleted before the load reads it.
+        let out = w.ingest(&dir.join("deleted.jsonl"));
+        assert!(matches!(out, Outcome::Gone), "{out:?}");
+        assert!(!dir.join("rejected").exists(), "nothing written");
+    }
+
+    #[test]
+    fn linked_files_are_loaded_and_a_dangling_link_is_named_not_fatal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, dir) = (tmp.path().join("store"), tmp.path().join("in"));
+        std::fs::create_dir(&dir).unwrap();
+        let target = tmp.path().join("release-a.jsonl");
+        std::fs::write(&target, format!("{V1}\n")).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("a.jsonl")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("nowhere"), dir.join("b.jsonl")).unwrap();
+        let index = shared();
+        let mut w = Watcher::new("geo", &store, &dir, index.clone()).settle(Duration::ZERO);
+        let out = w.scan();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            matches!(out[0].1, Outcome::Loaded { ranges: 1, .. }),
+            "{out:?}"
+        );
+        assert_eq!(index.load().snapshot_count(), 1);
+        assert!(w.unreadable.contains(&dir.join("b.jsonl")));
+        assert!(!dir.join("rejected").exists(), "a link is not moved away");
     }
 }

@@ -64,8 +64,13 @@ impl IpKey {
         if let Ok(v4) = Ipv4Addr::from_str(text) {
             return Ok(IpKey::from_v4(v4));
         }
-        if text.contains('%') {
-            return Err(IpParseError::ZoneId(crate::lines::excerpt(text)));
+        // A zone id only follows an IPv6 address (`fe80::1%eth0`); any other
+        // `%` (`%zz`, an undecoded escape) is just not an address.
+        if let Some((addr, _zone)) = text.split_once('%') {
+            if Ipv6Addr::from_str(addr).is_ok() {
+                return Err(IpParseError::ZoneId(crate::lines::excerpt(text)));
+            }
+            return Err(IpParseError::Invalid(crate::lines::excerpt(text)));
         }
         // Bracketed IPv6 (`[2001:db8::1]`) is common in logs and URLs.
         let inner = text
@@ -253,6 +258,13 @@ mod tests {
         ));
         assert!(IpKey::parse("1.2.3").is_err());
         assert!(IpKey::parse("hello").is_err());
+        // A `%` after no address is not a zone id.
+        for text in ["%zz", "1.2.3.4%eth0", "nope%1"] {
+            assert!(
+                matches!(IpKey::parse(text), Err(IpParseError::Invalid(_))),
+                "{text}"
+            );
+        }
     }
 
     #[test]

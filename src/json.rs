@@ -144,6 +144,139 @@ pub fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// The deepest `[`/`{` nesting of a JSON log line whipstream passes through:
+/// strict parsers (serde_json, many others) stop at 128 levels, and the line is
+/// written a level or two down in an enriched line.
+pub const MAX_DEPTH: usize = 32;
+
+/// Why JSON text is not what strict parsers read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StrictError {
+    #[error("a value nested deeper than {0} levels")]
+    TooDeep(usize),
+    #[error("not strict JSON: {0}")]
+    NotStrict(String),
+}
+
+/// Checks JSON text the way a strict parser reads it: string escapes decoded (no
+/// lone surrogate such as `"\ud800"`), numbers within `f64` (no `1e5000`), no
+/// nesting deeper than `max_depth`. Lenient readers (a scan, a `RawValue`) let
+/// such values through, and every line they are copied into would then be
+/// refused downstream.
+pub fn check_strict(json: &[u8], max_depth: usize) -> Result<(), StrictError> {
+    if nesting_depth(json) > max_depth {
+        return Err(StrictError::TooDeep(max_depth));
+    }
+    serde_json::from_slice::<Strict>(json).map_err(|e| {
+        // The position is often in a rebuilt text, not the input: keep the message.
+        let message = e.to_string();
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(&*message, |(m, _)| m);
+        // serde_json names a lone surrogate by where it noticed it.
+        if message.contains("surrogate") || message.contains("end of hex escape") {
+            return StrictError::NotStrict(format!(
+                "{message} (a lone surrogate: a \\u escape of \\ud800 to \\udfff without its pair)"
+            ));
+        }
+        StrictError::NotStrict(message.to_string())
+    })?;
+    Ok(())
+}
+
+/// Whether [`check_strict`] could refuse `json`: it has a `\u` escape, more
+/// than 300 digits (a number beyond `f64` needs 309 without an exponent), an
+/// `e`/`E` after a digit or a point (an exponent), or more than `max_depth`
+/// brackets. Strings are not told apart (a false alarm only costs the strict
+/// parse); the common line passes with two vectorised counts and two memchr
+/// searches, so it is not parsed twice.
+pub fn may_not_be_strict(json: &[u8], max_depth: usize) -> bool {
+    if memchr::memmem::find(json, b"\\u").is_some() {
+        return true;
+    }
+    let (mut brackets, mut digits) = (0usize, 0usize);
+    for &b in json {
+        brackets += usize::from(b == b'[' || b == b'{');
+        digits += usize::from(b.is_ascii_digit());
+    }
+    if brackets > max_depth || digits > 300 {
+        return true;
+    }
+    memchr::memchr2_iter(b'e', b'E', json)
+        .any(|i| i > 0 && matches!(json[i - 1], b'0'..=b'9' | b'.'))
+}
+
+/// The deepest `[`/`{` nesting of JSON text, strings skipped.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Any JSON value, read completely (strings decoded, numbers converted) and kept
+/// nowhere: a strict parse without building a tree.
+struct Strict;
+
+impl<'de> de::Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        while map.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +329,33 @@ mod tests {
             write_u64(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn strict_check_refuses_what_strict_parsers_refuse() {
+        for bad in [r#"{"a":"\ud800"}"#, r#"{"a":1e5000}"#, r#"{"a":-1e400}"#] {
+            assert!(may_not_be_strict(bad.as_bytes(), MAX_DEPTH), "{bad}");
+            assert!(
+                matches!(
+                    check_strict(bad.as_bytes(), MAX_DEPTH),
+                    Err(StrictError::NotStrict(_))
+                ),
+                "{bad}"
+            );
+        }
+        let huge = format!("{{\"a\":1{}}}", "0".repeat(400));
+        assert!(may_not_be_strict(huge.as_bytes(), MAX_DEPTH));
+        assert!(check_strict(huge.as_bytes(), MAX_DEPTH).is_err());
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(may_not_be_strict(deep.as_bytes(), MAX_DEPTH));
+        assert_eq!(
+            check_strict(deep.as_bytes(), MAX_DEPTH),
+            Err(StrictError::TooDeep(MAX_DEPTH))
+        );
+        // What strict parsers read is kept; the common line is not even parsed.
+        let good = r#"{"a":"caf\u00e9 \ud83d\ude00","b":1.5e3,"c":[true,false,null]}"#;
+        assert_eq!(check_strict(good.as_bytes(), MAX_DEPTH), Ok(()));
+        let plain = r#"{"ip":"1.2.3.4","status":200,"t":-1.5,"ok":true,"s":"e10 \" x5 e"}"#;
+        assert!(!may_not_be_strict(plain.as_bytes(), MAX_DEPTH));
     }
 }

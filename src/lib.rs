@@ -12,6 +12,8 @@
 //! - [`export`]: the data at an instant, written as a Whip snapshot file.
 //! - [`history`]: the in-memory model: snapshots, range pieces, changes; merging.
 //! - [`store`]: the durable RocksDB store and its atomic commits.
+//! - [`repair`]: `whipstream repair`: RocksDB's repair of a damaged store, and
+//!   an account of what it kept.
 //! - [`load`]: the `load` pipeline (parallel read, ordered merge, one commit).
 //! - [`index`]: the immutable lookup structure and record output.
 //! - [`index_file`]: the persisted index: one checked file per store, mapped by
@@ -29,7 +31,10 @@
 //! - [`enrich`]: the join of a log line with the data sets (event-time policy,
 //!   times before the first snapshot), its JSON output and its counts.
 //! - [`pipeline`]: the parallel, order-keeping enrichment of chunks of lines.
-//! - [`json`]: hand-written JSON output helpers for the hot path.
+//! - [`json`]: hand-written JSON output helpers for the hot path, and the strict
+//!   check of JSON text passed through.
+//! - [`output_file`]: an output of lines that names itself and the lines it
+//!   holds when a write fails (a full disk).
 //! - [`kafka`]: Kafka topic enrichment: settings, offset bookkeeping, the group's
 //!   rebalances and commits, delivery with retry, the consume loop.
 //! - [`ingest`]: watched snapshot directories: wait until complete, load, recognise,
@@ -41,7 +46,8 @@
 //! - [`runner`]: the one runner of a flow (data sets, listener, watchers,
 //!   source -> parse -> join -> sink) for `enrich` (until the input ends) and
 //!   `run` (until stopped).
-//! - [`http`]: Whip's REST API, `/healthz`, `/readyz`, `/metrics`.
+//! - [`http`]: Whip's REST API, `/healthz`, `/readyz`, `/metrics`; its listener's
+//!   connection limits and timeouts ([`http::conn`]).
 //! - [`report`]: `whipstream report`: map, timeline, tables, clusters and what event
 //!   time changed, from an enriched log.
 //! - [`telemetry`]: every metric, named in one place (names and numbers only).
@@ -71,8 +77,10 @@ pub mod load;
 pub mod logline;
 pub mod lookup;
 pub mod output_fields;
+pub mod output_file;
 pub mod pipeline;
 pub mod progress;
+pub mod repair;
 pub mod report;
 pub mod runner;
 pub mod shutdown;

@@ -251,6 +251,72 @@ pub fn load_and_index(
 ) -> Result<(LoadSummary, Index), LoadError> {
     let started = Instant::now();
     let files = expand_inputs(inputs)?;
+    let fresh = FreshStore::note(db);
+    let result = load_files(db, &files, opts, started);
+    if let Err(e) = &result {
+        fresh.remove_after(e);
+    }
+    result
+}
+
+/// A store directory as it was before a first load: missing or empty. A first
+/// load that fails (a bad file, a full disk) removes what it created (RocksDB's
+/// files, a partial write-ahead log), so that it leaves nothing behind.
+enum FreshStore {
+    Missing(PathBuf),
+    Empty(PathBuf),
+    /// A store already, or something else: never touched.
+    Existing,
+}
+
+impl FreshStore {
+    fn note(db: &Path) -> FreshStore {
+        match std::fs::read_dir(db).map(|mut entries| entries.next().is_none()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FreshStore::Missing(db.into()),
+            Ok(true) => FreshStore::Empty(db.into()),
+            _ => FreshStore::Existing,
+        }
+    }
+
+    /// Removes what the failed load created, unless the failure was that the
+    /// directory is another process's (it created the files, not this load).
+    fn remove_after(self, error: &LoadError) {
+        if matches!(error, LoadError::Store(StoreError::Locked { .. })) {
+            return;
+        }
+        let removed = match &self {
+            FreshStore::Existing => return,
+            FreshStore::Missing(db) => std::fs::remove_dir_all(db),
+            FreshStore::Empty(db) => std::fs::read_dir(db).and_then(|entries| {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        std::fs::remove_dir_all(&path)?;
+                    } else {
+                        std::fs::remove_file(&path)?;
+                    }
+                }
+                Ok(())
+            }),
+        };
+        if let (Err(e), FreshStore::Missing(db) | FreshStore::Empty(db)) = (removed, &self) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(
+                    "cannot remove what the failed load created in {}: {e}",
+                    db.display()
+                );
+            }
+        }
+    }
+}
+
+/// [`load_and_index`] of expanded files.
+fn load_files(
+    db: &Path,
+    files: &[PathBuf],
+    opts: LoadOptions,
+    started: Instant,
+) -> Result<(LoadSummary, Index), LoadError> {
     let store = Store::open(db, crate::store::Mode::ReadWrite)?;
     let mut history = store.read_history()?;
     let before = Base::of(&history);
@@ -300,7 +366,7 @@ pub fn load_and_index(
             }
             Ok(())
         };
-        let r = read_in_order(&files, &opts, &progress, |file| {
+        let r = read_in_order(files, &opts, &progress, |file| {
             if opts.one_snapshot {
                 parts.push(file);
                 Ok(())

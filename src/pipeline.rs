@@ -24,6 +24,9 @@ pub struct RunSummary {
     /// Inputs that could not be opened or read to the end (the run went on).
     pub input_errors: Vec<String>,
     pub seconds: f64,
+    /// The write that ended the run early (a closed pipe, a full disk); the
+    /// counts are of the lines handed to the writers before it.
+    pub output_error: Option<io::Error>,
 }
 
 /// Progress display hook: called with (bytes read from files, lines done).
@@ -83,8 +86,9 @@ pub fn start_reading(mut chunker: Chunker) -> io::Result<Reading> {
     })
 }
 
-/// Runs the pipeline to the end of the input. Output errors (e.g. a closed pipe)
-/// stop the run and are returned.
+/// Runs the pipeline to the end of the input. Output errors (e.g. a closed pipe,
+/// a full disk) stop the run and are returned in the summary, with the counts
+/// of what was done before.
 pub fn run(
     reading: Reading,
     enricher: Arc<Enricher>,
@@ -157,14 +161,16 @@ pub fn run(
     // Registered when a source first shows up, so that /metrics lists only
     // the sources in use.
     let mut counters: [Option<LineCounters>; 2] = [None, None];
-    loop {
+    'run: loop {
         let msg = match done_rx.try_recv() {
             Ok(m) => m,
             Err(TryRecvError::Empty) => {
                 // Nothing ready: make what was written visible, then wait.
                 if dirty {
-                    out.flush()?;
-                    dead.flush()?;
+                    if let Err(e) = out.flush().and_then(|()| dead.flush()) {
+                        summary.output_error = Some(e);
+                        break;
+                    }
                     dirty = false;
                 }
                 match done_rx.recv() {
@@ -184,8 +190,13 @@ pub fn run(
             }
         }
         while let Some(done) = pending.remove(&next_seq) {
-            out.write_all(&done.out)?;
-            dead.write_all(&done.dead)?;
+            if let Err(e) = out
+                .write_all(&done.out)
+                .and_then(|()| dead.write_all(&done.dead))
+            {
+                summary.output_error = Some(e);
+                break 'run;
+            }
             pool.put(done.out);
             summary.counts.add(&done.counts);
             let (slot, source) = if done.live { (0, "stdin") } else { (1, "file") };
@@ -205,8 +216,13 @@ pub fn run(
             }
         }
     }
-    out.flush()?;
-    dead.flush()?;
+    if summary.output_error.is_none() {
+        if let Err(e) = out.flush().and_then(|()| dead.flush()) {
+            summary.output_error = Some(e);
+        }
+    }
+    // Workers still sending end when nobody receives.
+    drop(done_rx);
     for h in handles {
         let _ = h.join();
     }

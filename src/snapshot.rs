@@ -747,98 +747,19 @@ impl LineRules {
     }
 }
 
-/// Checks a payload (an object body) the way a strict JSON parser reads it: string
-/// escapes decoded (no lone surrogate), numbers within `f64` (no `1e5000`), and no
-/// nesting deeper than [`MAX_DEPTH`]. The line was only scanned so far, so such
+/// Checks a payload (an object body) the way a strict JSON parser reads it (see
+/// [`crate::json::check_strict`]). The line was only scanned so far, so such
 /// values would otherwise pass through into every enriched line.
 fn check_strict(payload: &[u8]) -> Result<(), Rule> {
-    if nesting_depth(payload) > MAX_DEPTH {
-        return Err(Rule::TooDeep);
-    }
     let mut object = Vec::with_capacity(payload.len() + 2);
     object.push(b'{');
     object.extend_from_slice(payload);
     object.push(b'}');
-    serde_json::from_slice::<Strict>(&object).map_err(|e| {
-        // The position is in the rebuilt object, not the line: keep the message.
-        let message = e.to_string();
-        let message = message
-            .rsplit_once(" at line ")
-            .map_or(&*message, |(m, _)| m);
-        Rule::NotStrictJson(message.to_string())
-    })?;
-    Ok(())
-}
-
-/// The deepest `[`/`{` nesting of JSON text, strings skipped.
-fn nesting_depth(json: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in json {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
-}
-
-/// Any JSON value, read completely (strings decoded, numbers converted) and kept
-/// nowhere: a strict parse without building a tree.
-struct Strict;
-
-impl<'de> de::Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
-        d.deserialize_any(StrictVisitor)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Strict;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_unit<E>(self) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
-        while seq.next_element::<Strict>()?.is_some() {}
-        Ok(Strict)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-        while map.next_entry::<Strict, Strict>()?.is_some() {}
-        Ok(Strict)
-    }
+    // The braces added are one level more than the payload's own.
+    crate::json::check_strict(&object, MAX_DEPTH + 1).map_err(|e| match e {
+        crate::json::StrictError::TooDeep(_) => Rule::TooDeep,
+        crate::json::StrictError::NotStrict(message) => Rule::NotStrictJson(message),
+    })
 }
 
 fn ip_field(raw: Option<&RawValue>, field: &'static str) -> Result<IpKey, Rule> {

@@ -57,6 +57,10 @@ pub enum SourceError {
         #[source]
         source: io::Error,
     },
+    /// A directory entry that cannot be read as a file (a dangling link, a
+    /// link loop, a FIFO): named, never skipped silently.
+    #[error(transparent)]
+    Entry(#[from] crate::files::FileError),
 }
 
 /// Is this a file a directory scan should read? Hidden and `.tmp` files are
@@ -83,14 +87,9 @@ pub fn expand(names: &[PathBuf]) -> Result<Vec<Input>, SourceError> {
         };
         let meta = std::fs::metadata(name).map_err(open_err)?;
         if meta.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(name)
-                .map_err(open_err)?
-                .flatten()
-                .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-                .filter(|e| e.file_name().to_str().is_some_and(is_log_name))
-                .map(|e| e.path())
-                .collect();
-            files.sort();
+            // Links to log files are followed (a directory of links into the
+            // servers' log folders is a common layout).
+            let files = crate::files::list_dir(name, is_log_name)?;
             inputs.extend(files.into_iter().map(Input::File));
         } else {
             inputs.push(Input::File(name.clone()));

@@ -63,6 +63,25 @@ pub enum StoreError {
     Version { path: PathBuf, found: String },
     #[error("{0} is not empty and holds no whipstream store: refusing to create a store in it (give a new or empty directory)")]
     NotAStore(PathBuf),
+    #[error("store {0} is damaged: its CURRENT file is missing while its MANIFEST and table files are there; copy the directory, then run `whipstream repair --db {0}` to keep what can be read (or load the snapshot files again into a new store)")]
+    Damaged(PathBuf),
+}
+
+/// A store directory that lost its `CURRENT` file (the pointer to the live
+/// MANIFEST) but still holds RocksDB's MANIFEST or table files: not "no store",
+/// a damaged one, which opening would otherwise mistake for a new store.
+pub fn is_damaged(path: &Path) -> bool {
+    if path.join("CURRENT").exists() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.starts_with("MANIFEST-") || name.ends_with(".sst")
+    })
 }
 
 /// How to open a store.
@@ -206,6 +225,9 @@ impl Store {
                 }
             }
         };
+        if is_damaged(path) {
+            return Err(StoreError::Damaged(path.to_path_buf()));
+        }
         let mut opts = options();
         let db = match mode {
             Mode::ReadWrite => {
@@ -234,6 +256,9 @@ impl Store {
     pub fn check_new_location(path: &Path) -> Result<(), StoreError> {
         if path.join("CURRENT").is_file() {
             return Ok(());
+        }
+        if is_damaged(path) {
+            return Err(StoreError::Damaged(path.to_path_buf()));
         }
         match std::fs::read_dir(path).map(|mut entries| entries.next().is_some()) {
             Ok(true) => Err(StoreError::NotAStore(path.to_path_buf())),

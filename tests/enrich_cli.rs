@@ -280,9 +280,14 @@ fn dead_letter_corpus_every_line_accounted_for() {
     let dead = json_lines(&std::fs::read(&dead_file).unwrap());
     assert_eq!(out.len() + dead.len(), total_lines);
     // Line 6's time has no offset: read as UTC (`--timezone` would say otherwise).
-    assert_eq!(out.len(), 4);
+    assert_eq!(out.len(), 5);
     assert_eq!(out[1]["timestamp"], "2024-10-02T10:00:00Z");
-    assert_eq!(out[3]["path"], "/after-giant");
+    // Line 19: escapes and an exponent strict parsers read are kept as they are.
+    assert_eq!(out[3]["fields"]["note"], "caf\u{e9} \u{1f600}");
+    assert_eq!(out[4]["path"], "/after-giant");
+    // Every line written parses in strict parsers (serde_json above, Python here).
+    assert_strict_json_lines(&out_file);
+    assert_strict_json_lines(&dead_file);
     let name = corpus.display().to_string();
     let reasons: Vec<(String, String)> = dead
         .iter()
@@ -306,7 +311,13 @@ fn dead_letter_corpus_every_line_accounted_for() {
         (12, "empty line"),
         (14, "invalid UTF-8"),
         (15, "invalid UTF-8"),
-        (16, "line longer than 65536 bytes"),
+        (
+            16,
+            "not strict JSON: unexpected end of hex escape (a lone surrogate",
+        ),
+        (17, "not strict JSON: number out of range"),
+        (18, "invalid JSON: a value nested deeper than 32 levels"),
+        (20, "line longer than 65536 bytes"),
     ];
     assert_eq!(reasons.len(), expect.len(), "{reasons:#?}");
     for ((source, reason), (line, needle)) in reasons.iter().zip(expect) {
@@ -315,10 +326,10 @@ fn dead_letter_corpus_every_line_accounted_for() {
     }
     let summary = String::from_utf8_lossy(&res.stderr);
     assert!(
-        summary.contains(&format!("{total_lines} lines read, 4 enriched")),
+        summary.contains(&format!("{total_lines} lines read, 5 enriched")),
         "{summary}"
     );
-    assert!(summary.contains("13 dead-lettered"), "{summary}");
+    assert!(summary.contains("16 dead-lettered"), "{summary}");
 
     // --strict turns dead letters into a failing exit status, after the whole run.
     let strict = run(
@@ -334,7 +345,7 @@ fn dead_letter_corpus_every_line_accounted_for() {
         None,
     );
     assert_eq!(strict.status.code(), Some(3));
-    assert_eq!(json_lines(&std::fs::read(&out_file).unwrap()).len(), 4);
+    assert_eq!(json_lines(&std::fs::read(&out_file).unwrap()).len(), 5);
 }
 
 #[test]

@@ -2,61 +2,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use common::serve::Server;
 use common::*;
-use serde_json::Value;
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(db: &std::path::Path) -> Server {
-        let mut child = Command::new(bin())
-            .args(["serve", "--db", s(db), "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        stderr
-            .read_line(&mut line)
-            .expect("serve announces its address");
-        let addr = line
-            .trim()
-            .rsplit("http://")
-            .next()
-            .expect("address in announcement")
-            .to_string();
-        // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = stderr.read_to_string(&mut sink);
-        });
-        Server { child, addr }
-    }
-
-    fn get(&self, path: &str) -> (u16, String, String) {
-        http_get(&self.addr, path)
-    }
-
-    fn get_json(&self, path: &str) -> (u16, Value) {
-        let (status, ctype, body) = self.get(path);
-        assert_eq!(ctype, "application/json", "{path}");
-        (status, serde_json::from_str(&body).expect("json body"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn whip_rest_api() {
@@ -129,4 +78,67 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(status.success());
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit}");
+}
+
+/// Every error answer is JSON with a message that says what is wrong: the
+/// corpus of bad requests in `tests/fixtures/bad-http`, and requests too large
+/// to keep as files.
+#[test]
+fn every_error_is_json_with_a_correct_message() {
+    let server = Server::start(geoip_store());
+    let mut cases: Vec<(String, u16, Vec<u8>)> = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(fixture("bad-http"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "http"))
+        .collect();
+    names.sort();
+    for path in names {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let status = name[..3].parse().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        cases.push((name, status, text.replace('\n', "\r\n").into_bytes()));
+    }
+    assert!(cases.len() >= 10, "the corpus is there");
+    let long_uri = format!("GET /ip/{} HTTP/1.1\r\nHost: x\r\n\r\n", "1".repeat(70_000));
+    cases.push(("uri of 70000 bytes".into(), 414, long_uri.into_bytes()));
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    cases.push(("200 headers".into(), 431, many.into_bytes()));
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(500 * 1024)
+    );
+    cases.push(("a header of 500 KiB".into(), 431, huge.into_bytes()));
+
+    for (name, status, request) in &cases {
+        let answer = server.raw(request);
+        assert_eq!(answer.status, *status, "{name}: {answer:?}");
+        let message = answer.json_error();
+        assert!(!message.is_empty(), "{name}");
+        assert!(!message.contains("zone"), "{name}: {message}");
+        match status {
+            405 => {
+                assert_eq!(answer.header("allow"), Some("get, head"), "{name}");
+                assert!(
+                    message.starts_with("method not allowed"),
+                    "{name}: {message}"
+                );
+            }
+            414 => assert!(message.starts_with("uri too long"), "{name}: {message}"),
+            431 => assert!(
+                message.starts_with("request header fields too large"),
+                "{name}: {message}"
+            ),
+            _ if name.starts_with("400-ip-") => {
+                assert!(
+                    message.starts_with("not an IP address"),
+                    "{name}: {message}"
+                )
+            }
+            _ => assert!(message.starts_with("bad request"), "{name}: {message}"),
+        }
+    }
+    // The server is still there for everyone else.
+    assert_eq!(server.get_json("/ip/1.0.1.5").0, 200);
 }

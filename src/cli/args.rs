@@ -2,7 +2,6 @@
 //! `enrich` and `run` flatten [`FlowFlags`] and [`DaemonFlags`], defined once
 //! beside the config file's keys ([`crate::config::sections`]).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -103,9 +102,10 @@ pub struct LookupArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Address to listen on (port 0 picks a free port; the address is logged).
-    #[arg(long, default_value = "127.0.0.1:8080", env = "WHIPSTREAM_LISTEN")]
-    pub listen: SocketAddr,
+    /// The listener (127.0.0.1:8080 unless `--listen`; port 0 picks a free
+    /// port, the address is logged) and its connection limits.
+    #[command(flatten)]
+    pub http: crate::config::HttpSection,
 }
 
 #[derive(Args, Debug)]
@@ -159,6 +159,12 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
     #[command(flatten)]
     pub db: DbArg,
 }

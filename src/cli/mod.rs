@@ -11,6 +11,7 @@ mod enrich;
 mod export;
 mod load;
 mod lookup;
+mod repair;
 mod report;
 mod run;
 mod serve;
@@ -64,6 +65,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Check a store's invariants (exit 1 when a problem is found).
     Verify(VerifyArgs),
+    /// Repair a damaged store in place with RocksDB's repair (copy the directory
+    /// first) and report what it kept (exit 1 when what was kept is inconsistent).
+    Repair(RepairArgs),
     /// List the access-log formats `--format auto` recognises, and how each
     /// gives the client address and the event time.
     Formats,
@@ -85,6 +89,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(a) => serve::cmd_serve(a),
         Command::Snapshots(a) => snapshots::cmd_snapshots(a),
         Command::Verify(a) => verify::cmd_verify(a),
+        Command::Repair(a) => repair::cmd_repair(a),
         Command::Export(a) => export::cmd_export(a),
         Command::Report(a) => report::cmd_report(a),
         Command::Formats => cmd_formats(),

@@ -178,6 +178,8 @@ pub struct Flow {
     pub parser: ParserConfig,
     pub options: EnrichOptions,
     pub listen: Option<SocketAddr>,
+    /// Bounds on the listener's connections.
+    pub http_limits: crate::http::Limits,
     pub log_format: LogFormat,
     pub log_level: Option<String>,
     pub poll_interval: Duration,

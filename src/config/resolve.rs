@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::sections::defaults;
+use super::sections::{defaults, HttpSection};
 use super::spec::{check_dataset_name, parse_db, parse_watch};
 use super::{invalid, ConfigError, DataSetSettings, FileConfig, Flags, Flow, Io, LogFormat};
 use crate::enrich::{BeforeFirst, EnrichOptions, MissingTime};
+use crate::http::{conn, Limits};
 use crate::ingest::LoadPriority;
 use crate::ip::Cidr;
 use crate::kafka::{parse_property, KafkaConfig, StartFrom, TimeSource};
@@ -67,26 +68,7 @@ pub(super) fn resolve(file: FileConfig, flags: &Flags) -> Result<Flow, ConfigErr
     let options = resolve_options(&file, flags)?;
     let io = resolve_io(&file, flags)?;
     let d = &flags.daemon;
-    let listen = parsed::<SocketAddr>(given(
-        &d.http.listen,
-        &file.http.listen,
-        name("--listen", "http.listen"),
-    ))
-    .map_err(|e| match e {
-        // The address text helps more than the parser's words alone.
-        ConfigError::Invalid { key, message } => ConfigError::Invalid {
-            message: format!(
-                "{:?}: {message}",
-                d.http
-                    .listen
-                    .as_ref()
-                    .or(file.http.listen.as_ref())
-                    .map_or("", |s| s)
-            ),
-            key,
-        },
-        e => e,
-    })?;
+    let (listen, http_limits) = resolve_http(&d.http, &file.http)?;
     let log_format = parsed::<LogFormat>(given(
         &d.log.format,
         &file.log.format,
@@ -125,12 +107,73 @@ pub(super) fn resolve(file: FileConfig, flags: &Flags) -> Result<Flow, ConfigErr
         parser,
         options,
         listen,
+        http_limits,
         log_format,
         log_level: file.log.level,
         poll_interval: poll,
         settle,
         load_priority,
     })
+}
+
+/// The `[http]` section, flags laid over the file's: the listener's address
+/// (none: no listener) and its connection limits. `serve` uses it too, with no
+/// file.
+pub fn resolve_http(
+    flags: &HttpSection,
+    file: &HttpSection,
+) -> Result<(Option<SocketAddr>, Limits), ConfigError> {
+    let listen = parsed::<SocketAddr>(given(
+        &flags.listen,
+        &file.listen,
+        name("--listen", "http.listen"),
+    ))
+    .map_err(|e| match e {
+        // The address text helps more than the parser's words alone.
+        ConfigError::Invalid { key, message } => ConfigError::Invalid {
+            message: format!(
+                "{:?}: {message}",
+                flags
+                    .listen
+                    .as_ref()
+                    .or(file.listen.as_ref())
+                    .map_or("", |s| s)
+            ),
+            key,
+        },
+        e => e,
+    })?;
+    let limits = Limits {
+        header_timeout: seconds(
+            given(
+                &flags.header_timeout_seconds,
+                &file.header_timeout_seconds,
+                name("--http-header-timeout", "http.header_timeout_seconds"),
+            ),
+            conn::DEFAULT_HEADER_TIMEOUT_SECONDS as f64,
+            0.001..=86_400.0,
+        )?,
+        idle_timeout: seconds(
+            given(
+                &flags.idle_timeout_seconds,
+                &file.idle_timeout_seconds,
+                name("--http-idle-timeout", "http.idle_timeout_seconds"),
+            ),
+            conn::DEFAULT_IDLE_TIMEOUT_SECONDS as f64,
+            0.001..=86_400.0,
+        )?,
+        max_connections: match given(
+            &flags.max_connections,
+            &file.max_connections,
+            name("--http-max-connections", "http.max_connections"),
+        ) {
+            None => conn::DEFAULT_MAX_CONNECTIONS,
+            // The semaphore's own bound is far above any real file limit.
+            Some((&n, _)) if (1..=1_000_000).contains(&n) => n,
+            Some((n, key)) => return Err(invalid(key, format!("{n}: expected 1 to 1000000"))),
+        },
+    };
+    Ok((listen, limits))
 }
 
 /// Seconds within `range`, or `default`.

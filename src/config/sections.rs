@@ -50,6 +50,30 @@ pub mod defaults {
         )
     }
 
+    pub fn http_header_timeout() -> String {
+        format!(
+            "Seconds for a whole request head to arrive (slow clients are closed) \
+             [http.header_timeout_seconds; default {}]",
+            crate::http::conn::DEFAULT_HEADER_TIMEOUT_SECONDS
+        )
+    }
+
+    pub fn http_idle_timeout() -> String {
+        format!(
+            "Seconds without a byte read or written before a connection is closed \
+             [http.idle_timeout_seconds; default {}]",
+            crate::http::conn::DEFAULT_IDLE_TIMEOUT_SECONDS
+        )
+    }
+
+    pub fn http_max_connections() -> String {
+        format!(
+            "Connections served at once; more are answered 503 [http.max_connections; \
+             default {}]",
+            crate::http::conn::DEFAULT_MAX_CONNECTIONS
+        )
+    }
+
     pub fn xff_fields() -> String {
         format!(
             "The X-Forwarded-For field: a JSON field or regex group name, or for combined \
@@ -230,6 +254,27 @@ pub struct HttpSection {
     /// HTTP listener for REST lookups, /metrics, /healthz, /readyz [http.listen].
     #[arg(long, value_name = "ADDR", env = "WHIPSTREAM_LISTEN")]
     pub listen: Option<String>,
+    #[arg(
+        long = "http-header-timeout",
+        value_name = "SECONDS",
+        env = "WHIPSTREAM_HTTP_HEADER_TIMEOUT",
+        help = defaults::http_header_timeout()
+    )]
+    pub header_timeout_seconds: Option<f64>,
+    #[arg(
+        long = "http-idle-timeout",
+        value_name = "SECONDS",
+        env = "WHIPSTREAM_HTTP_IDLE_TIMEOUT",
+        help = defaults::http_idle_timeout()
+    )]
+    pub idle_timeout_seconds: Option<f64>,
+    #[arg(
+        long = "http-max-connections",
+        value_name = "N",
+        env = "WHIPSTREAM_HTTP_MAX_CONNECTIONS",
+        help = defaults::http_max_connections()
+    )]
+    pub max_connections: Option<usize>,
 }
 
 /// `[log]`: diagnostics on stderr (the level is the global `--log`).

@@ -230,3 +230,54 @@ fn kafka_needs_its_keys() {
         vec![("security.protocol".into(), "SSL".into())]
     );
 }
+
+#[test]
+fn http_limits_default_are_checked_and_flags_win() {
+    use super::resolve::resolve_http;
+    use crate::http::Limits;
+    let none = HttpSection::default();
+    assert_eq!(
+        resolve_http(&none, &none).unwrap(),
+        (None, Limits::default())
+    );
+    let file = HttpSection {
+        header_timeout_seconds: Some(0.5),
+        idle_timeout_seconds: Some(2.0),
+        max_connections: Some(3),
+        ..HttpSection::default()
+    };
+    let (_, l) = resolve_http(&none, &file).unwrap();
+    assert_eq!(l.header_timeout, Duration::from_millis(500));
+    assert_eq!(l.idle_timeout, Duration::from_secs(2));
+    assert_eq!(l.max_connections, 3);
+    let flags = HttpSection {
+        max_connections: Some(7),
+        ..HttpSection::default()
+    };
+    assert_eq!(resolve_http(&flags, &file).unwrap().1.max_connections, 7);
+    // A refused value names what gave it.
+    let bad = |h: HttpSection, from_file: bool| {
+        let e = if from_file {
+            resolve_http(&none, &h)
+        } else {
+            resolve_http(&h, &none)
+        };
+        e.unwrap_err().to_string()
+    };
+    let zero = HttpSection {
+        header_timeout_seconds: Some(0.0),
+        ..HttpSection::default()
+    };
+    assert!(bad(zero.clone(), true).starts_with("http.header_timeout_seconds"));
+    assert!(bad(zero, false).starts_with("--http-header-timeout"));
+    let nan = HttpSection {
+        idle_timeout_seconds: Some(f64::NAN),
+        ..HttpSection::default()
+    };
+    assert!(bad(nan, true).starts_with("http.idle_timeout_seconds"));
+    let no_connections = HttpSection {
+        max_connections: Some(0),
+        ..HttpSection::default()
+    };
+    assert!(bad(no_connections, false).starts_with("--http-max-connections"));
+}

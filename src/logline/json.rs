@@ -297,6 +297,13 @@ fn value_text(raw: &RawValue) -> Option<Cow<'_, str>> {
 
 impl LineParser {
     pub(super) fn parse_json<'a>(&self, line: &'a str) -> Result<Found<'a>, ParseError> {
+        // The object is passed through into the enriched line as it is: what a
+        // strict parser refuses there (a lone surrogate, `1e5000`, deep
+        // nesting) makes the line a dead letter here, with the rule it broke.
+        if crate::json::may_not_be_strict(line.as_bytes(), crate::json::MAX_DEPTH) {
+            crate::json::check_strict(line.as_bytes(), crate::json::MAX_DEPTH)
+                .map_err(|e| ParseError::Json(e.to_string()))?;
+        }
         let doc = Doc::parse(line)?;
         let cfg = &self.config;
         let remote_hit = doc.first(&cfg.ip_fields)?;

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 
 use super::{warn, Ended, Lifetime, RunOptions};
 use crate::enrich::Enricher;
+use crate::output_file::OutputFile;
 use crate::pipeline;
 use crate::shutdown::Stop;
 use crate::source::{expand, Chunker, Input as Source};
@@ -78,13 +79,26 @@ pub fn run(
     options: &RunOptions,
     stop: &Stop,
 ) -> Result<Ended> {
+    // Each output names itself, with the lines it holds, if a write fails.
     let mut out: Box<dyn Write> = match sinks.output {
-        Some(p) => Box::new(io::BufWriter::with_capacity(1 << 20, sinks.open(p)?)),
-        None => Box::new(io::BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+        Some(p) => Box::new(io::BufWriter::with_capacity(
+            1 << 20,
+            OutputFile::new(sinks.open(p)?, format!("output file {}", p.display())),
+        )),
+        None => Box::new(io::BufWriter::with_capacity(
+            1 << 20,
+            OutputFile::new(io::stdout().lock(), "standard output"),
+        )),
     };
     let mut dead: Box<dyn Write> = match sinks.dead_letter {
-        Some(p) => Box::new(io::BufWriter::new(sinks.open(p)?)),
-        None => Box::new(io::BufWriter::new(io::stderr())),
+        Some(p) => Box::new(io::BufWriter::new(OutputFile::new(
+            sinks.open(p)?,
+            format!("dead-letter file {}", p.display()),
+        ))),
+        None => Box::new(io::BufWriter::new(OutputFile::new(
+            io::stderr(),
+            "standard error (dead letters)",
+        ))),
     };
     let workers = options.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -101,7 +115,7 @@ pub fn run(
             b.update(bytes, lines);
         }
     };
-    let summary = pipeline::run(
+    let mut summary = pipeline::run(
         input.reading,
         enricher.clone(),
         workers,
@@ -114,6 +128,11 @@ pub fn run(
     }
     drop(out);
     drop(dead);
+    // A reader that went away (`| head`) is a normal end: no summary then.
+    let output_error = match summary.output_error.take() {
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(e.into()),
+        other => other,
+    };
 
     let c = &summary.counts;
     let headers = if c.headers > 0 {
@@ -133,6 +152,9 @@ pub fn run(
         c.read as f64 / summary.seconds.max(1e-9)
     );
     warn(enricher, c, options.command);
+    if let Some(e) = output_error {
+        bail!("{e} (the summary above counts the lines handed to it)");
+    }
     let ends_with_input = options.lifetime == Lifetime::UntilInputEnds;
     if ends_with_input && stop.is_raised() && !input.only_stdin {
         bail!("stopped by a signal before the end of the input (the summary counts what was done)");

@@ -126,7 +126,12 @@ pub fn run(flow: Flow, options: RunOptions) -> Result<Ended> {
                 metrics,
                 ready: ready.clone(),
             };
-            Some(runtime.spawn(http::serve(listener, state, stop.stopped())))
+            Some(runtime.spawn(http::serve(
+                listener,
+                state,
+                flow.http_limits,
+                stop.stopped(),
+            )))
         }
         (None, _) => None,
     };

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -182,4 +183,37 @@ pub fn http_get_with_headers(addr: &str, path: &str) -> (u16, String, String) {
         head.to_ascii_lowercase(),
         body.to_string(),
     )
+}
+
+/// Asserts that every line of `path` is JSON that Python's `json` reads strictly:
+/// no `NaN`/`Infinity`, no number that overflows to infinity, no lone surrogate
+/// (Python accepts one in a string; encoding it as UTF-8 then fails).
+pub fn assert_strict_json_lines(path: &Path) {
+    const CHECK: &str = r#"
+import json, math, sys
+def const(name):
+    raise ValueError("not JSON: " + name)
+def number(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range: " + text[:40])
+    return value
+with open(sys.argv[1], "rb") as f:
+    for n, raw in enumerate(f, 1):
+        try:
+            value = json.loads(raw, parse_constant=const, parse_float=number)
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except Exception as e:
+            sys.exit("line %d: %s" % (n, e))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", CHECK, s(path)])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

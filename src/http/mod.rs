@@ -10,16 +10,25 @@
 //! its watched directory's content loaded at start) a lookup in it is a 503
 //! with a JSON error and `Retry-After`, never a `{}` from data not yet there.
 //!
-//! Every answer is `application/json`. Bad input gets a 4xx with `{"error":..}`
-//! (Whip answered 500). Handlers read the index through [`SharedIndex`], so a load
-//! swapping in a new index never blocks a request.
+//! Every answer is `application/json` (but `/metrics`). Bad input gets a 4xx with
+//! `{"error":..}` (Whip answered 500), including a method other than GET and HEAD
+//! (`405` with `Allow`), a path that is not UTF-8, and what hyper refuses before a
+//! handler runs ([`conn`]). Handlers read the index through [`SharedIndex`], so a
+//! load swapping in a new index never blocks a request.
+//!
+//! Layout: this module is the API (routes and answers); [`conn`] is the listener
+//! and its connections (limits, timeouts, hyper's own error answers).
+
+pub mod conn;
+
+pub use conn::Limits;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,10 +97,18 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 async fn ip_handler(
     State(state): State<AppState>,
-    Path(ip): Path<String>,
+    ip: Result<Path<String>, PathRejection>,
     query: Result<Query<IpQuery>, QueryRejection>,
 ) -> Response {
-    let response = answer(&state, &ip, query);
+    let response = match ip {
+        Ok(Path(ip)) => answer(&state, &ip, query),
+        // The only path parameter is the address: percent-escapes that do not
+        // decode to UTF-8 (`/ip/%ff%fe`) are not an address.
+        Err(_) => error(
+            StatusCode::BAD_REQUEST,
+            "not an IP address: the path does not decode to UTF-8 text",
+        ),
+    };
     telemetry::http_request("ip", response.status().as_u16());
     response
 }
@@ -225,6 +242,19 @@ async fn not_found() -> Response {
     )
 }
 
+/// Every route answers GET (and HEAD); any other method is this.
+async fn method_not_allowed() -> Response {
+    telemetry::http_request("other", 405);
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: the API answers GET and HEAD",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ip/{ip}", get(ip_handler))
@@ -232,16 +262,16 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes.
+/// Serves within `limits` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    conn::serve(listener, router(state), limits, shutdown).await
 }
