@@ -116,7 +116,8 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("latest_batched", |b| {
-        let latest: Vec<(IpKey, Timestamp)> = qs.iter().map(|&(ip, _)| (ip, Timestamp::MAX)).collect();
+        let latest: Vec<(IpKey, Timestamp)> =
+            qs.iter().map(|&(ip, _)| (ip, Timestamp::MAX)).collect();
         let mut out = Vec::with_capacity(qs.len());
         b.iter(|| {
             out.clear();

@@ -341,7 +341,8 @@ impl Enricher {
             dead_letter(&chunk.source, line_no, &reason, line, dead);
         }
         counts.enriched += parsed.len() as u64;
-        let queries: Vec<(IpKey, Timestamp)> = parsed.iter().map(|(p, t, _, _)| (p.ip, *t)).collect();
+        let queries: Vec<(IpKey, Timestamp)> =
+            parsed.iter().map(|(p, t, _, _)| (p.ip, *t)).collect();
         let lookups_started = std::time::Instant::now();
         let answers: Vec<Vec<Option<Match<'_>>>> = guards
             .iter()

@@ -130,7 +130,8 @@ pub fn clf(s: &str, zone: &Zone) -> Result<Timestamp, ParseError> {
     }
     buf[..n].copy_from_slice(b);
     buf[n..n + 6].copy_from_slice(b" +0000");
-    let wall = Timestamp::parse_clf(&buf[..n + 6]).map_err(|e| ParseError::BadTime(e.to_string()))?;
+    let wall =
+        Timestamp::parse_clf(&buf[..n + 6]).map_err(|e| ParseError::BadTime(e.to_string()))?;
     zone.localize(wall)
 }
 

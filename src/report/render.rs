@@ -80,7 +80,10 @@ impl Summary<'_> {
 }
 
 fn time_text(micros: Option<i64>) -> String {
-    micros.map_or_else(|| "-".to_string(), |t| Timestamp::from_micros(t).to_rfc3339())
+    micros.map_or_else(
+        || "-".to_string(),
+        |t| Timestamp::from_micros(t).to_rfc3339(),
+    )
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

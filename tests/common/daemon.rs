@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Timestamp};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -123,7 +123,7 @@ impl Daemon {
 
     /// Waits until `check` holds of the daemon (polling), or fails with `what`.
     pub fn wait_for(&self, what: &str, check: impl Fn(&Daemon) -> bool) {
-        let started = Timestamp::now();
+        let started = Instant::now();
         while !check(self) {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
