@@ -4,7 +4,7 @@
 //!
 //! Invariant: the answers are exactly those of [`Index::at`], query by query.
 
-use super::{value_at, Index, Match};
+use super::{Index, Match};
 use crate::history::NO_LINE;
 use crate::ip::IpKey;
 use crate::time::Timestamp;
@@ -56,11 +56,11 @@ impl Index {
             }
             for &p in &piece[..group.len()] {
                 let at = self.offsets.get(p).map_or(0, |&o| o as usize);
-                prefetch(self.changes.as_ptr().wrapping_add(at));
+                prefetch(self.changes.address(at));
             }
             for k in 0..group.len() {
                 if let Some(p) = pos[k] {
-                    line[k] = value_at(self.changes(piece[k]), p);
+                    line[k] = self.piece_line(piece[k], p);
                     prefetch(self.lines.as_ptr().wrapping_add(line[k] as usize));
                 }
             }

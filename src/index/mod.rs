@@ -21,10 +21,14 @@
 //!
 //! - this module: the [`Index`], one lookup at a time, and record output;
 //! - [`tables`](self::tables): the bucket tables that find an address's piece;
+//! - [`changes`](self::changes): each piece's changes as the file packs them;
 //! - [`batch`](self::batch): many lookups at once, their cache misses overlapped.
 
 mod batch;
+pub(crate) mod changes;
 mod tables;
+
+use changes::Changes;
 
 pub(crate) use tables::Tables;
 
@@ -32,7 +36,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::history::{Change, History, Line, Snapshot, SnapshotMeta, NO_LINE};
+use crate::history::{History, Line, Snapshot, SnapshotMeta, NO_LINE};
 use crate::index_file::{FileLine, Image, Section, View};
 use crate::ip::IpKey;
 use crate::store::StoreState;
@@ -59,7 +63,7 @@ pub struct Index {
     starts: View<u128>,
     /// Changes of piece `i` are `changes[offsets[i]..offsets[i+1]]`.
     offsets: View<u32>,
-    changes: View<Change>,
+    changes: Changes,
     lines: View<FileLine>,
     /// Payload `p` is `payloads[payload_offsets[p]..payload_offsets[p+1]]`.
     payload_offsets: View<u32>,
@@ -148,7 +152,7 @@ impl Index {
             instants,
             starts: image.view(Section::Starts),
             offsets: image.view(Section::Offsets),
-            changes: image.view(Section::Changes),
+            changes: Changes::of(&image),
             lines: image.view(Section::Lines),
             payload_offsets: image.view(Section::PayloadOffsets),
             payloads: image.view(Section::Payloads),
@@ -197,11 +201,19 @@ impl Index {
         })
     }
 
+    /// The span of piece `piece`'s changes.
     #[inline]
-    fn changes(&self, piece: usize) -> &[Change] {
+    fn change_span(&self, piece: usize) -> (usize, usize) {
         let lo = self.offsets.get(piece).map_or(0, |&o| o as usize);
         let hi = self.offsets.get(piece + 1).map_or(0, |&o| o as usize);
-        self.changes.get(lo..hi).unwrap_or_default()
+        (lo, hi)
+    }
+
+    /// The line answering for piece `piece` in the snapshot at `pos`.
+    #[inline]
+    fn piece_line(&self, piece: usize, pos: usize) -> u32 {
+        let (lo, hi) = self.change_span(piece);
+        self.changes.line_at(lo, hi, pos)
     }
 
     /// The record line `id`: its range (from the pieces it spans) and payload.
@@ -263,7 +275,7 @@ impl Index {
     pub fn records_at(&self, pos: usize) -> impl Iterator<Item = Match<'_>> + '_ {
         let mut previous = NO_LINE;
         (0..self.starts.len()).filter_map(move |i| {
-            let line = value_at(self.changes(i), pos);
+            let line = self.piece_line(i, pos);
             if line == previous {
                 return None;
             }
@@ -283,17 +295,14 @@ impl Index {
     /// The line id answering for `ip` in the snapshot at `pos` (`NO_LINE` if none).
     #[inline]
     pub fn line_at(&self, ip: IpKey, pos: usize) -> u32 {
-        value_at(self.changes(self.piece(ip)), pos)
+        self.piece_line(self.piece(ip), pos)
     }
 
     /// The record in the newest snapshot.
     #[inline]
     pub fn latest(&self, ip: IpKey) -> Option<Match<'_>> {
         let pos = self.instants.len().checked_sub(1)?;
-        let line = self
-            .changes(self.piece(ip))
-            .last()
-            .map_or(NO_LINE, |c| c.line);
+        let line = self.piece_line(self.piece(ip), pos);
         self.matched(line, pos)
     }
 
@@ -301,8 +310,9 @@ impl Index {
     /// datetime of the snapshot in which it first answered. Periods without a match
     /// are not listed.
     pub fn history_of(&self, ip: IpKey) -> Vec<Match<'_>> {
-        self.changes(self.piece(ip))
-            .iter()
+        let (lo, hi) = self.change_span(self.piece(ip));
+        self.changes
+            .iter(lo, hi)
             .rev()
             .filter_map(|c| self.matched(c.line, c.pos.into()))
             .collect()
@@ -311,16 +321,6 @@ impl Index {
     pub fn snapshot_count(&self) -> usize {
         self.instants.len()
     }
-}
-
-/// The line answering at snapshot position `pos`, given a piece's changes.
-#[inline]
-pub(super) fn value_at(changes: &[Change], pos: usize) -> u32 {
-    changes
-        .iter()
-        .rev()
-        .find(|c| usize::from(c.pos) <= pos)
-        .map_or(NO_LINE, |c| c.line)
 }
 
 /// Writes a `{"history":[...]}` object.

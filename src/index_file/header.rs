@@ -6,7 +6,8 @@ use super::layout::SECTIONS;
 use crate::store::StoreState;
 
 const MAGIC: &[u8; 8] = b"WHIPIDX\0";
-const VERSION: u32 = 1;
+/// 2: changes packed into u32s, smaller bucket tables.
+pub(super) const VERSION: u32 = 2;
 const BYTE_ORDER: u32 = 0x0102_0304;
 pub(super) const HEADER_LEN: usize = 4096;
 const SECTION_ENTRY: usize = 24;
@@ -25,6 +26,7 @@ pub(super) struct Header {
     pub(super) len: usize,
     pub(super) v4_shift: u32,
     pub(super) global_shift: u32,
+    pub(super) line_bits: u32,
     pub(super) sections: [(usize, usize, u32); SECTIONS.len()],
 }
 
@@ -38,6 +40,7 @@ pub(super) fn write_header(
     len: usize,
     v4_shift: u32,
     global_shift: u32,
+    line_bits: u32,
     sections: &[(usize, usize, u32)],
 ) {
     buf[0..8].copy_from_slice(MAGIC);
@@ -49,6 +52,7 @@ pub(super) fn write_header(
     buf[48..52].copy_from_slice(&v4_shift.to_le_bytes());
     buf[52..56].copy_from_slice(&global_shift.to_le_bytes());
     buf[56..60].copy_from_slice(&(sections.len() as u32).to_le_bytes());
+    buf[60..64].copy_from_slice(&line_bits.to_le_bytes());
     for (i, &(off, size, crc)) in sections.iter().enumerate() {
         let e = 64 + i * SECTION_ENTRY;
         buf[e..e + 8].copy_from_slice(&(off as u64).to_le_bytes());
@@ -58,6 +62,13 @@ pub(super) fn write_header(
     let at = header_crc_at();
     let crc = header_crc(buf);
     buf[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The version of a whipstream index file written in another format version
+/// (an older whipstream's file: rebuilt, not corrupt).
+pub(super) fn other_version(b: &[u8]) -> Option<u32> {
+    let version = u32::from_le_bytes(b.get(8..12)?.try_into().ok()?);
+    (b.get(0..8)? == MAGIC && version != VERSION).then_some(version)
 }
 
 pub(super) fn read_header(b: &[u8]) -> Result<Header, String> {
@@ -106,6 +117,7 @@ pub(super) fn read_header(b: &[u8]) -> Result<Header, String> {
         len: word(40),
         v4_shift: u32_at(48).unwrap_or(0),
         global_shift: u32_at(52).unwrap_or(0),
+        line_bits: u32_at(60).unwrap_or(0),
         sections,
     })
 }

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::header::{read_header, HEADER_LEN};
+use super::header::{other_version, read_header, HEADER_LEN};
 use super::layout::{FileLine, Section, ALIGN, SECTIONS};
 use super::{Check, IndexFileError};
 use crate::history::Change;
@@ -39,6 +39,8 @@ pub struct Image {
     pub(super) state: StoreState,
     pub(crate) v4_shift: u32,
     pub(crate) global_shift: u32,
+    /// Line bits of a packed change; 0 for 8-byte changes.
+    pub(crate) line_bits: u32,
     pub(super) sections: [(usize, usize, u32); SECTIONS.len()],
     pub(super) path: Option<PathBuf>,
 }
@@ -65,6 +67,16 @@ pub(crate) struct View<T> {
 unsafe impl<T: Sync> Send for View<T> {}
 // SAFETY: as above; nothing is ever written through a view.
 unsafe impl<T: Sync> Sync for View<T> {}
+
+impl<T> View<T> {
+    /// A view of nothing (the unused form of a section).
+    pub(crate) fn empty() -> View<T> {
+        View {
+            ptr: std::ptr::NonNull::dangling().as_ptr(),
+            len: 0,
+        }
+    }
+}
 
 impl<T> std::ops::Deref for View<T> {
     type Target = [T];
@@ -143,6 +155,12 @@ impl Image {
             what,
         };
         let b = bytes.as_slice();
+        if let Some(found) = other_version(b) {
+            return Err(IndexFileError::Version {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
         let header = read_header(b).map_err(corrupt)?;
         if header.len != b.len() {
             return Err(corrupt(format!(
@@ -170,7 +188,9 @@ impl Image {
             && table_ok(Section::V4, 32 - header.v4_shift)
             && table_ok(Section::V6, 16)
             && (8..=22).contains(&(124u32.wrapping_sub(header.global_shift)))
-            && table_ok(Section::Global, 124 - header.global_shift);
+            && table_ok(Section::Global, 124 - header.global_shift)
+            && header.line_bits <= 31
+            && (header.line_bits != 0 || header.sections[Section::Changes as usize].1 % 8 == 0);
         if !layout_ok {
             return Err(corrupt("section sizes do not fit together".into()));
         }
@@ -188,6 +208,7 @@ impl Image {
             state: header.state,
             v4_shift: header.v4_shift,
             global_shift: header.global_shift,
+            line_bits: header.line_bits,
             sections: header.sections,
             bytes,
             path: Some(path.to_path_buf()),

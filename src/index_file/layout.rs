@@ -6,6 +6,7 @@ use super::header::{write_header, HEADER_LEN};
 use super::image::{covered, Bytes, Image};
 use super::BuildError;
 use crate::history::{Change, History, NO_LINE};
+use crate::index::changes;
 use crate::ip::IpKey;
 use crate::store::StoreState;
 
@@ -20,7 +21,8 @@ pub(crate) enum Section {
     Starts,
     /// Change offsets per piece (u32, pieces + 1).
     Offsets,
-    /// Changes ([`Change`], 8 bytes).
+    /// Changes: packed u32s, or 8-byte [`Change`]s when the header's line bits
+    /// are 0 (see [`crate::index::changes`]).
     Changes,
     /// Lines ([`FileLine`]).
     Lines,
@@ -68,7 +70,8 @@ impl Section {
         match self {
             Section::Snapshots | Section::Payloads => 1,
             Section::Starts => 16,
-            Section::Changes => std::mem::size_of::<Change>(),
+            // Packed u32s, or 8-byte changes (see [`crate::index::changes`]).
+            Section::Changes => 4,
             Section::Lines => std::mem::size_of::<FileLine>(),
             _ => 4,
         }
@@ -89,6 +92,16 @@ pub(crate) struct FileLine {
 impl Image {
     /// Lays out `history` (built from the store at `state`) as an index image.
     pub fn build(history: &History, state: StoreState) -> Result<Image, BuildError> {
+        Image::build_as(history, state, false)
+    }
+
+    /// [`Image::build`], with 8-byte changes even where packed ones fit when
+    /// `wide` (so that tests reach the form only huge histories take).
+    pub(crate) fn build_as(
+        history: &History,
+        state: StoreState,
+        wide: bool,
+    ) -> Result<Image, BuildError> {
         let starts = &history.starts;
         if starts.first() != Some(&IpKey::MIN) || history.offsets.len() != starts.len() + 1 {
             return Err(BuildError::Pieces);
@@ -146,6 +159,11 @@ impl Image {
             };
             changes.push(Change { pos: c.pos, line });
         }
+        let line_bits = match wide {
+            true => 0,
+            false => changes::line_bits(lines.len(), history.snapshots.len()),
+        };
+        let change_bytes = if line_bits == 0 { 8 } else { 4 };
         let tables = crate::index::Tables::of(history);
         let metas: Vec<_> = history.snapshots.iter().map(|s| &s.meta).collect();
         // Serialising plain metadata into a Vec cannot fail.
@@ -156,7 +174,7 @@ impl Image {
             snapshots_json.len(),
             starts.len() * 16,
             history.offsets.len() * 4,
-            changes.len() * std::mem::size_of::<Change>(),
+            changes.len() * change_bytes,
             lines.len() * std::mem::size_of::<FileLine>(),
             payload_offsets.len() * 4,
             payload_total,
@@ -180,12 +198,18 @@ impl Image {
         fill(&mut buf[at(Section::Offsets)], &history.offsets, |o| {
             o.to_le_bytes()
         });
-        fill(&mut buf[at(Section::Changes)], &changes, |c| {
-            let mut b = [0u8; 8];
-            b[..2].copy_from_slice(&c.pos.to_le_bytes());
-            b[4..].copy_from_slice(&c.line.to_le_bytes());
-            b
-        });
+        if line_bits == 0 {
+            fill(&mut buf[at(Section::Changes)], &changes, |c| {
+                let mut b = [0u8; 8];
+                b[..2].copy_from_slice(&c.pos.to_le_bytes());
+                b[4..].copy_from_slice(&c.line.to_le_bytes());
+                b
+            });
+        } else {
+            fill(&mut buf[at(Section::Changes)], &changes, |&c| {
+                changes::pack(c, line_bits).to_le_bytes()
+            });
+        }
         fill(&mut buf[at(Section::Lines)], &lines, |l| {
             let mut b = [0u8; 12];
             b[..4].copy_from_slice(&l.first_piece.to_le_bytes());
@@ -218,6 +242,7 @@ impl Image {
             len,
             tables.v4_shift,
             tables.global_shift,
+            line_bits,
             &sections,
         );
         Ok(Image {
@@ -226,6 +251,7 @@ impl Image {
             state,
             v4_shift: tables.v4_shift,
             global_shift: tables.global_shift,
+            line_bits,
             sections,
             path: None,
         })
@@ -242,7 +268,9 @@ fn fill<T, const N: usize>(dst: &mut [u8], items: &[T], bytes: impl Fn(&T) -> [u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index_file::tests::{history, state, A};
+    use crate::index::Index;
+    use crate::index_file::tests::{history, state, A, B};
+    use crate::time::Timestamp;
 
     #[test]
     fn lines_off_piece_boundaries_are_refused() {
@@ -254,5 +282,39 @@ mod tests {
             Image::build(&h, state(1)),
             Err(BuildError::LineOffPieces { .. })
         ));
+    }
+
+    #[test]
+    fn packed_and_wide_changes_give_the_same_answers() {
+        let h = history(&[A, B]);
+        let packed = Index::from_image(Image::build(&h, state(1)).unwrap()).unwrap();
+        let wide = Index::from_image(Image::build_as(&h, state(1), true).unwrap()).unwrap();
+        assert_ne!(packed.image().line_bits, 0);
+        assert_eq!(wide.image().line_bits, 0);
+        let ips = ["1.0.0.5", "1.0.0.200", "2001:db8::1", "9.9.9.9"];
+        for ip in ips {
+            let ip = IpKey::parse(ip).unwrap();
+            for t in ["2023-01-01", "2024-01-15", "2024-03-01"] {
+                let t = Timestamp::parse(t).unwrap();
+                let json = |ix: &Index| ix.at(ip, t).map(|m| m.to_json());
+                assert_eq!(json(&packed), json(&wide));
+            }
+            let history = |ix: &Index| -> Vec<String> {
+                ix.history_of(ip).iter().map(|m| m.to_json()).collect()
+            };
+            assert_eq!(history(&packed), history(&wide));
+            assert_eq!(
+                packed.latest(ip).map(|m| m.to_json()),
+                wide.latest(ip).map(|m| m.to_json())
+            );
+        }
+        assert_eq!(history_of_all(&packed), history_of_all(&wide));
+        assert!(!history_of_all(&packed).is_empty());
+    }
+
+    fn history_of_all(ix: &Index) -> Vec<String> {
+        (0..ix.snapshot_count())
+            .flat_map(|pos| ix.records_at(pos).map(|m| m.to_json()).collect::<Vec<_>>())
+            .collect()
     }
 }

@@ -25,13 +25,14 @@
 //! | bytes | content |
 //! |---|---|
 //! | 0..8 | magic `WHIPIDX\0` |
-//! | 8..12 | format version (1) |
+//! | 8..12 | format version (2) |
 //! | 12..16 | byte-order mark `0x01020304` |
 //! | 16..32 | store id (u128) |
 //! | 32..40 | store generation |
 //! | 40..48 | file length |
 //! | 48..52, 52..56 | IPv4 and global-unicast bucket shifts |
-//! | 56..64 | number of sections, reserved |
+//! | 56..60 | number of sections |
+//! | 60..64 | line bits of a packed change, 0 for 8-byte changes |
 //! | 64.. | per section: offset (u64), length (u64), CRC-32, reserved |
 //! | then | CRC-32 of the header's 4096 bytes but these 4 |
 //! | 4096.. | sections, in [`Section`] order |
@@ -47,7 +48,7 @@ mod header;
 mod image;
 mod layout;
 
-use header::{read_header, HEADER_LEN};
+use header::{read_header, HEADER_LEN, VERSION};
 use image::Bytes;
 pub use image::Image;
 pub(crate) use image::View;
@@ -86,6 +87,8 @@ pub enum IndexFileError {
         found: String,
         current: String,
     },
+    #[error("{}: index format version {found}, this whipstream writes version {VERSION}", path.display())]
+    Version { path: PathBuf, found: u32 },
     #[error("{}: corrupt: {what}", path.display())]
     Corrupt { path: PathBuf, what: String },
     #[error("{}: {source}", path.display())]
@@ -273,9 +276,11 @@ pub enum Status {
 pub fn verify(db: &Path, history: &History, state: StoreState) -> Status {
     let image = match map(db, state, Check::Full) {
         Ok(image) => image,
-        Err(e @ (IndexFileError::Missing { .. } | IndexFileError::Stale { .. })) => {
-            return Status::WillRebuild(e.to_string())
-        }
+        Err(
+            e @ (IndexFileError::Missing { .. }
+            | IndexFileError::Stale { .. }
+            | IndexFileError::Version { .. }),
+        ) => return Status::WillRebuild(e.to_string()),
         Err(e) => return Status::Bad(e.to_string()),
     };
     match Image::build(history, state) {
@@ -312,7 +317,7 @@ mod tests {
 
     pub(crate) const A: &str = r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}
 {"begin":"2001:db8::","end":"2001:db8::ffff","datetime":"2024-01-01T00:00:00Z","cc":"DE"}"#;
-    const B: &str =
+    pub(crate) const B: &str =
         r#"{"begin":"1.0.0.0","end":"1.0.0.127","datetime":"2024-02-01T00:00:00Z","cc":"NZ"}"#;
 
     pub(crate) fn state(generation: u64) -> StoreState {
@@ -385,6 +390,25 @@ mod tests {
         assert!(matches!(
             map(dir.path(), state(1), Check::Header),
             Err(IndexFileError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_of_another_format_version_is_rebuilt_not_called_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = history(&[A, B]);
+        persist(dir.path(), &Image::build(&h, state(1)).unwrap()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let mut old = std::fs::read(&path).unwrap();
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(&path, &old).unwrap();
+        assert!(matches!(
+            map(dir.path(), state(1), Check::Header),
+            Err(IndexFileError::Version { found: 1, .. })
+        ));
+        assert!(matches!(
+            verify(dir.path(), &h, state(1)),
+            Status::WillRebuild(_)
         ));
     }
 
