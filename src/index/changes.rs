@@ -2,7 +2,7 @@
 //! `u32` each (`pos << line_bits | line`, the all-ones line meaning "no match")
 //! when snapshot positions and line ids fit in 32 bits together, which halves
 //! the largest section of a real history; as 8-byte [`Change`]s otherwise
-//! (thousands of snapshots, or hundreds of millions of records).
+//! (1.2 M records leave room for 2,048 snapshots, 50 M records for 64).
 //!
 //! Invariant: `line_bits` is 0 exactly when the wide form is used, else in
 //! `1..=31`; the other form's view is empty.
