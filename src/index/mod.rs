@@ -16,85 +16,31 @@
 //! A match is written as the snapshot line's JSON object: `begin`, `end`, the
 //! answering snapshot's `datetime`, then the payload bytes as loaded, so the hot
 //! path copies bytes instead of serialising values.
+//!
+//! # Layout
+//!
+//! - this module: the [`Index`], one lookup at a time, and record output;
+//! - [`tables`](self::tables): the bucket tables that find an address's piece;
+//! - [`changes`](self::changes): each piece's changes as the file packs them;
+//! - [`batch`](self::batch): many lookups at once, their cache misses overlapped.
+
+mod batch;
+pub(crate) mod changes;
+mod tables;
+
+use changes::Changes;
+
+pub(crate) use tables::Tables;
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::history::{Change, History, Line, Snapshot, SnapshotMeta, NO_LINE};
+use crate::history::{History, Line, Snapshot, SnapshotMeta, NO_LINE};
 use crate::index_file::{FileLine, Image, Section, View};
-use crate::ip::{Family, IpKey};
+use crate::ip::IpKey;
 use crate::store::StoreState;
 use crate::time::Timestamp;
-
-/// Queries resolved together by [`Index::at_many`]: their memory accesses overlap.
-const GROUP: usize = 16;
-
-/// Hints the CPU to fetch the cache line at `p`; never faults, even if `p` is not
-/// a valid address.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint; it does not dereference `p`.
-    #[allow(unused_unsafe)]
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-const GLOBAL_FIRST: u128 = 0x2 << 124;
-const GLOBAL_LAST: u128 = (0x3 << 124) - 1;
-
-/// `table[b]` = the piece containing `first + (b << shift)`, for `b` in
-/// `0..=2^bits` (the last entry closes the range; past the end of the space it is
-/// the last piece).
-fn block_table(history: &History, first: u128, bits: u32, shift: u32) -> Vec<u32> {
-    let mut table = Vec::with_capacity((1 << bits) + 1);
-    let mut i = history.piece_of(IpKey(first));
-    for b in 0..=(1u128 << bits) {
-        let at = b
-            .checked_mul(1 << shift)
-            .and_then(|offset| first.checked_add(offset))
-            .unwrap_or(u128::MAX);
-        while i + 1 < history.starts.len() && history.starts[i + 1].0 <= at {
-            i += 1;
-        }
-        table.push(i as u32);
-    }
-    table
-}
-
-/// The bucket tables of a history, sized to its data.
-pub(crate) struct Tables {
-    pub v4: Vec<u32>,
-    pub v4_shift: u32,
-    pub v6: Vec<u32>,
-    pub global: Vec<u32>,
-    pub global_shift: u32,
-}
-
-impl Tables {
-    pub(crate) fn of(history: &History) -> Tables {
-        // IPv4: about 16 table entries per IPv4 piece, at most one per /24, so
-        // that most blocks lie inside one piece and need no search at all.
-        let v4_pieces = history.piece_of(IpKey::V4_LAST) - history.piece_of(IpKey::V4_FIRST) + 1;
-        let v4_bits = (usize::BITS - (v4_pieces * 16).leading_zeros()).clamp(8, 24);
-        let v4_shift = 32 - v4_bits;
-        let global_pieces =
-            history.piece_of(IpKey(GLOBAL_LAST)) - history.piece_of(IpKey(GLOBAL_FIRST)) + 1;
-        let global_bits = (usize::BITS - (global_pieces * 8).leading_zeros()).clamp(8, 22);
-        let global_shift = 124 - global_bits;
-        Tables {
-            v4: block_table(history, IpKey::V4_FIRST.0, v4_bits, v4_shift),
-            v4_shift,
-            v6: block_table(history, 0, 16, 112),
-            global: block_table(history, GLOBAL_FIRST, global_bits, global_shift),
-            global_shift,
-        }
-    }
-}
 
 /// Why an image cannot be used as an index.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +63,7 @@ pub struct Index {
     starts: View<u128>,
     /// Changes of piece `i` are `changes[offsets[i]..offsets[i+1]]`.
     offsets: View<u32>,
-    changes: View<Change>,
+    changes: Changes,
     lines: View<FileLine>,
     /// Payload `p` is `payloads[payload_offsets[p]..payload_offsets[p+1]]`.
     payload_offsets: View<u32>,
@@ -206,7 +152,7 @@ impl Index {
             instants,
             starts: image.view(Section::Starts),
             offsets: image.view(Section::Offsets),
-            changes: image.view(Section::Changes),
+            changes: Changes::of(&image),
             lines: image.view(Section::Lines),
             payload_offsets: image.view(Section::PayloadOffsets),
             payloads: image.view(Section::Payloads),
@@ -255,34 +201,19 @@ impl Index {
         })
     }
 
-    /// The piece containing `ip`.
+    /// The span of piece `piece`'s changes.
     #[inline]
-    fn piece(&self, ip: IpKey) -> usize {
-        let (table, b) = self.bucket(ip);
-        let lo = table.get(b).map_or(0, |&p| p as usize);
-        let hi = table.get(b + 1).map_or(0, |&p| p as usize);
-        let candidates = self.starts.get(lo + 1..=hi).unwrap_or_default();
-        lo + candidates.partition_point(|&s| s <= ip.0)
-    }
-
-    /// The bucket table and slot for `ip`.
-    #[inline]
-    fn bucket(&self, ip: IpKey) -> (&[u32], usize) {
-        match ip.family() {
-            Family::V4 => (&self.v4, ((ip.0 as u32) >> self.v4_shift) as usize),
-            Family::V6 if (GLOBAL_FIRST..=GLOBAL_LAST).contains(&ip.0) => (
-                &self.global,
-                ((ip.0 - GLOBAL_FIRST) >> self.global_shift) as usize,
-            ),
-            Family::V6 => (&self.v6, (ip.0 >> 112) as usize),
-        }
-    }
-
-    #[inline]
-    fn changes(&self, piece: usize) -> &[Change] {
+    fn change_span(&self, piece: usize) -> (usize, usize) {
         let lo = self.offsets.get(piece).map_or(0, |&o| o as usize);
         let hi = self.offsets.get(piece + 1).map_or(0, |&o| o as usize);
-        self.changes.get(lo..hi).unwrap_or_default()
+        (lo, hi)
+    }
+
+    /// The line answering for piece `piece` in the snapshot at `pos`.
+    #[inline]
+    fn piece_line(&self, piece: usize, pos: usize) -> u32 {
+        let (lo, hi) = self.change_span(piece);
+        self.changes.line_at(lo, hi, pos)
     }
 
     /// The record line `id`: its range (from the pieces it spans) and payload.
@@ -344,7 +275,7 @@ impl Index {
     pub fn records_at(&self, pos: usize) -> impl Iterator<Item = Match<'_>> + '_ {
         let mut previous = NO_LINE;
         (0..self.starts.len()).filter_map(move |i| {
-            let line = value_at(self.changes(i), pos);
+            let line = self.piece_line(i, pos);
             if line == previous {
                 return None;
             }
@@ -364,72 +295,14 @@ impl Index {
     /// The line id answering for `ip` in the snapshot at `pos` (`NO_LINE` if none).
     #[inline]
     pub fn line_at(&self, ip: IpKey, pos: usize) -> u32 {
-        value_at(self.changes(self.piece(ip)), pos)
-    }
-
-    /// Answers many `(ip, t)` queries at once, pushing one answer per query to
-    /// `out`. Same answers as [`Index::at`], faster: queries go through each step
-    /// (bucket, piece, changes, record) in groups, prefetching the next step's
-    /// memory for the whole group so that the cache misses overlap.
-    pub fn at_many<'a>(&'a self, queries: &[(IpKey, Timestamp)], out: &mut Vec<Option<Match<'a>>>) {
-        for group in queries.chunks(GROUP) {
-            let mut piece = [0usize; GROUP];
-            let mut pos = [None; GROUP];
-            let mut line = [NO_LINE; GROUP];
-            for &(ip, _) in group {
-                let (table, b) = self.bucket(ip);
-                prefetch(table.as_ptr().wrapping_add(b));
-            }
-            for &(ip, _) in group {
-                let (table, b) = self.bucket(ip);
-                // The candidate starts the search will read (up to 4 cache lines).
-                let lo = table.get(b).map_or(0, |&p| p as usize);
-                let hi = table.get(b + 1).map_or(0, |&p| p as usize);
-                for i in (lo + 1..=hi).step_by(4).take(4) {
-                    prefetch(self.starts.as_ptr().wrapping_add(i));
-                }
-            }
-            for (k, &(ip, t)) in group.iter().enumerate() {
-                piece[k] = self.piece(ip);
-                pos[k] = self.snapshot_position(t);
-                prefetch(self.offsets.as_ptr().wrapping_add(piece[k]));
-            }
-            for &p in &piece[..group.len()] {
-                let at = self.offsets.get(p).map_or(0, |&o| o as usize);
-                prefetch(self.changes.as_ptr().wrapping_add(at));
-            }
-            for k in 0..group.len() {
-                if let Some(p) = pos[k] {
-                    line[k] = value_at(self.changes(piece[k]), p);
-                    prefetch(self.lines.as_ptr().wrapping_add(line[k] as usize));
-                }
-            }
-            // A record's range comes from the starts of the pieces it spans.
-            for &l in &line[..group.len()] {
-                if let Some(l) = self.lines.get(l as usize) {
-                    prefetch(self.starts.as_ptr().wrapping_add(l.first_piece as usize));
-                    prefetch(self.starts.as_ptr().wrapping_add(l.last_piece as usize + 1));
-                    prefetch(
-                        self.payload_offsets
-                            .as_ptr()
-                            .wrapping_add(l.payload as usize),
-                    );
-                }
-            }
-            for k in 0..group.len() {
-                out.push(pos[k].and_then(|p| self.matched(line[k], p)));
-            }
-        }
+        self.piece_line(self.piece(ip), pos)
     }
 
     /// The record in the newest snapshot.
     #[inline]
     pub fn latest(&self, ip: IpKey) -> Option<Match<'_>> {
         let pos = self.instants.len().checked_sub(1)?;
-        let line = self
-            .changes(self.piece(ip))
-            .last()
-            .map_or(NO_LINE, |c| c.line);
+        let line = self.piece_line(self.piece(ip), pos);
         self.matched(line, pos)
     }
 
@@ -437,8 +310,9 @@ impl Index {
     /// datetime of the snapshot in which it first answered. Periods without a match
     /// are not listed.
     pub fn history_of(&self, ip: IpKey) -> Vec<Match<'_>> {
-        self.changes(self.piece(ip))
-            .iter()
+        let (lo, hi) = self.change_span(self.piece(ip));
+        self.changes
+            .iter(lo, hi)
             .rev()
             .filter_map(|c| self.matched(c.line, c.pos.into()))
             .collect()
@@ -447,16 +321,6 @@ impl Index {
     pub fn snapshot_count(&self) -> usize {
         self.instants.len()
     }
-}
-
-/// The line answering at snapshot position `pos`, given a piece's changes.
-#[inline]
-fn value_at(changes: &[Change], pos: usize) -> u32 {
-    changes
-        .iter()
-        .rev()
-        .find(|c| usize::from(c.pos) <= pos)
-        .map_or(NO_LINE, |c| c.line)
 }
 
 /// Writes a `{"history":[...]}` object.
@@ -495,9 +359,9 @@ pub(crate) mod tests {
             .map(|m| m.to_json())
     }
 
-    const A: &str = r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}
+    pub(crate) const A: &str = r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}
 {"begin":"2001:db8::","end":"2001:db8::ffff","datetime":"2024-01-01T00:00:00Z","cc":"DE"}"#;
-    const B: &str =
+    pub(crate) const B: &str =
         r#"{"begin":"1.0.0.0","end":"1.0.0.127","datetime":"2024-02-01T00:00:00+00:00","cc":"AU"}"#;
 
     #[test]
@@ -529,33 +393,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn at_many_answers_like_at() {
-        let ix = index(&[A, B]);
-        let mut queries = Vec::new();
-        for ip in [
-            "1.0.0.0",
-            "1.0.0.200",
-            "::ffff:1.0.0.5",
-            "2001:db8::1",
-            "9.9.9.9",
-            "::",
-        ] {
-            for t in ["2023-12-31", "2024-01-15", "2024-02-01", "2030-01-01"] {
-                queries.push((IpKey::parse(ip).unwrap(), Timestamp::parse(t).unwrap()));
-            }
-        }
-        let mut out = Vec::new();
-        ix.at_many(&queries, &mut out);
-        assert_eq!(out.len(), queries.len());
-        for (q, got) in queries.iter().zip(&out) {
-            assert_eq!(
-                got.map(|m| m.to_json()),
-                ix.at(q.0, q.1).map(|m| m.to_json())
-            );
-        }
-    }
-
-    #[test]
     fn history_is_newest_first() {
         let ix = index(&[A, B]);
         let h = ix.history_of(IpKey::parse("1.0.0.1").unwrap());
@@ -577,54 +414,5 @@ pub(crate) mod tests {
                 Timestamp::parse("2024-01-01").unwrap()
             )
             .is_none());
-    }
-
-    #[test]
-    fn bucket_edges_find_the_right_piece() {
-        let text = r#"{"begin":"0.0.0.0","end":"0.0.255.255","datetime":"2024-01-01","n":0}
-{"begin":"0.1.0.0","end":"0.1.0.0","datetime":"2024-01-01","n":1}
-{"begin":"255.255.255.255","end":"255.255.255.255","datetime":"2024-01-01","n":2}
-{"begin":"2000::","end":"2000::ff","datetime":"2024-01-01","n":4}
-{"begin":"2fff:ffff:ffff:ffff:ffff:ffff:ffff:ff00","end":"3000::5","datetime":"2024-01-01","n":5}
-{"begin":"ffff::","end":"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff","datetime":"2024-01-01","n":3}"#;
-        let ix = index(&[text]);
-        let n = |ip: &str| {
-            ix.latest(IpKey::parse(ip).unwrap())
-                .map(|m| String::from_utf8_lossy(m.payload).into_owned())
-        };
-        assert_eq!(n("0.0.255.255").as_deref(), Some(r#""n":0"#));
-        assert_eq!(n("0.1.0.0").as_deref(), Some(r#""n":1"#));
-        assert_eq!(n("0.1.0.1"), None);
-        assert_eq!(n("255.255.255.255").as_deref(), Some(r#""n":2"#));
-        assert_eq!(n("255.255.255.254"), None);
-        assert_eq!(
-            n("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").as_deref(),
-            Some(r#""n":3"#)
-        );
-        assert_eq!(n("fffe::"), None);
-        assert_eq!(n("2000::").as_deref(), Some(r#""n":4"#));
-        assert_eq!(n("2000::100"), None);
-        assert_eq!(n("1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), None);
-        assert_eq!(
-            n("2fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").as_deref(),
-            Some(r#""n":5"#)
-        );
-        assert_eq!(n("3000::5").as_deref(), Some(r#""n":5"#));
-        assert_eq!(n("3000::6"), None);
-        let mut out = Vec::new();
-        let probes: Vec<_> = [
-            "2000::",
-            "3000::5",
-            "0.1.0.0",
-            "ffff::1",
-            "2fff:ffff:ffff:ffff:ffff:ffff:ffff:ff00",
-        ]
-        .iter()
-        .map(|ip| (IpKey::parse(ip).unwrap(), Timestamp::MAX))
-        .collect();
-        ix.at_many(&probes, &mut out);
-        let got: Vec<_> = out.iter().map(|m| m.is_some()).collect();
-        assert_eq!(got, [true, true, true, true, true]);
-        assert_eq!(n("::"), None);
     }
 }

@@ -1,0 +1,430 @@
+//! The persisted index: the lookup structure of a store as one immutable file,
+//! mapped read-only by every process that opens the store.
+//!
+//! RocksDB stays the source of truth; `DB/whipstream.index` is derived from it and
+//! records the [`StoreState`] it was built from. Opening a store is a header check:
+//! the file is mapped (`mmap`), its header and small metadata are checked, and
+//! the pages come in as lookups touch them, shared between processes through the
+//! page cache (they count as file-backed, not anonymous, memory).
+//!
+//! Invariants:
+//! - The file is only ever replaced whole: written to `whipstream.index.tmp`,
+//!   synced, renamed over the old one, the directory synced, all under an
+//!   exclusive lock on `whipstream.index.lock`. A `kill -9` at any moment leaves
+//!   the previous file in place; a mapped file is never modified.
+//! - A file is used only if its header checksum holds, its length and layout
+//!   match the header, and its state equals the store's; with [`Check::Full`]
+//!   every section's CRC-32 (which covers the padding after it: every byte of
+//!   the file is under a checksum) is checked too. Anything else (missing, stale,
+//!   corrupt) is logged and the index is rebuilt from RocksDB and persisted again.
+//! - The layout is deterministic: the same history and state give the same bytes,
+//!   which `verify` uses to compare the file with the store.
+//!
+//! Layout (little-endian; each section starts at a multiple of 64 bytes):
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0..8 | magic `WHIPIDX\0` |
+//! | 8..12 | format version (2) |
+//! | 12..16 | byte-order mark `0x01020304` |
+//! | 16..32 | store id (u128) |
+//! | 32..40 | store generation |
+//! | 40..48 | file length |
+//! | 48..52, 52..56 | IPv4 and global-unicast bucket shifts |
+//! | 56..60 | number of sections |
+//! | 60..64 | line bits of a packed change, 0 for 8-byte changes |
+//! | 64.. | per section: offset (u64), length (u64), CRC-32, reserved |
+//! | then | CRC-32 of the header's 4096 bytes but these 4 |
+//! | 4096.. | sections, in [`Section`] order |
+//!
+//! # Layout of this module
+//!
+//! - this module: mapping, persisting, opening and verifying a store's file;
+//! - [`image`](self::image): an image's bytes, checked, and views of its sections;
+//! - [`layout`](self::layout): the sections and laying a history out as an image;
+//! - [`header`](self::header): the header's bytes and its checksum.
+
+mod header;
+mod image;
+mod layout;
+
+use header::{read_header, HEADER_LEN, VERSION};
+use image::Bytes;
+pub use image::Image;
+pub(crate) use image::View;
+pub(crate) use layout::{FileLine, Section};
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::history::History;
+use crate::index::Index;
+use crate::store::{Mode, Store, StoreError, StoreState};
+
+/// The index file's name inside the store directory.
+pub const FILE_NAME: &str = "whipstream.index";
+const TMP_NAME: &str = "whipstream.index.tmp";
+const LOCK_NAME: &str = "whipstream.index.lock";
+
+/// How much of a file to check when mapping it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Header, layout, state and the snapshot list: constant time.
+    Header,
+    /// Also every section's checksum: reads the whole file.
+    Full,
+}
+
+/// Why a persisted index cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexFileError {
+    #[error("{}: no index file", path.display())]
+    Missing { path: PathBuf },
+    #[error("{}: stale: built from store state {found}, the store is at {current}", path.display())]
+    Stale {
+        path: PathBuf,
+        found: String,
+        current: String,
+    },
+    #[error("{}: index format version {found}, this whipstream writes version {VERSION}", path.display())]
+    Version { path: PathBuf, found: u32 },
+    #[error("{}: corrupt: {what}", path.display())]
+    Corrupt { path: PathBuf, what: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a history cannot be laid out as an index (only a corrupt store does this).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the pieces do not start at address 0 or their offsets do not match them")]
+    Pieces,
+    #[error("line {line} does not start and end at piece boundaries")]
+    LineOffPieces { line: u32 },
+    #[error("line {line} refers to missing payload {payload}")]
+    MissingPayload { line: u32, payload: u32 },
+    #[error("a change refers to missing line {0}")]
+    MissingLine(u32),
+    #[error("the index would exceed 4 GiB of {0}")]
+    TooBig(&'static str),
+}
+
+fn state_text(s: &StoreState) -> String {
+    format!("{:032x}/{}", s.id, s.generation)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexFileError + '_ {
+    move |source| IndexFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Maps the index file of the store at `db` and checks it against `state`.
+pub fn map(db: &Path, state: StoreState, check: Check) -> Result<Image, IndexFileError> {
+    let path = db.join(FILE_NAME);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(IndexFileError::Missing { path })
+        }
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let len = file.metadata().map_err(io_err(&path))?.len();
+    if len < HEADER_LEN as u64 {
+        return Err(IndexFileError::Corrupt {
+            path,
+            what: format!("{len} bytes long, shorter than a header"),
+        });
+    }
+    // SAFETY: the file is never modified once renamed into place (a new index
+    // replaces it by rename), so the mapping's contents cannot change under us.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(&path))?;
+    let image = Image::from_bytes(Bytes::Mapped(map), &path, check)?;
+    if image.state != state {
+        return Err(IndexFileError::Stale {
+            found: state_text(&image.state),
+            current: state_text(&state),
+            path,
+        });
+    }
+    Ok(image)
+}
+
+/// An exclusive lock on the store's index lock file, released on drop.
+struct WriteLock(File);
+
+impl WriteLock {
+    fn take(db: &Path) -> std::io::Result<WriteLock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(db.join(LOCK_NAME))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(WriteLock(file))
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        // SAFETY: unlocking our own descriptor (closing it would too).
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&self.0), libc::LOCK_UN) };
+    }
+}
+
+/// Writes `image` as the store's index file, atomically: temp file, sync,
+/// rename, directory sync. Keeps the file in place instead when it already holds
+/// a newer state of the same store (another process got there first). Returns
+/// whether it wrote.
+pub fn persist(db: &Path, image: &Image) -> Result<bool, IndexFileError> {
+    let path = db.join(FILE_NAME);
+    let tmp = db.join(TMP_NAME);
+    let _lock = WriteLock::take(db).map_err(io_err(&db.join(LOCK_NAME)))?;
+    if let Some(found) = persisted_state(&path) {
+        // A newer state of the same store is never replaced by an older one.
+        if found.id == image.state.id && found.generation > image.state.generation {
+            return Ok(false);
+        }
+    }
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(image.as_bytes()).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    File::open(db)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(db))?;
+    Ok(true)
+}
+
+/// The state recorded in the header of the index file at `path`, if it has a
+/// valid header.
+fn persisted_state(path: &Path) -> Option<StoreState> {
+    let mut head = vec![0u8; HEADER_LEN];
+    let mut f = File::open(path).ok()?;
+    std::io::Read::read_exact(&mut f, &mut head).ok()?;
+    read_header(&head).ok().map(|h| h.state)
+}
+
+/// Opens the index of the store at `db`: maps the persisted file when it is
+/// valid for the store's current state; otherwise (missing, stale, corrupt) says
+/// why in the log, rebuilds it from the store, persists it for the next process
+/// (best effort: a read-only directory still gets answers) and maps that.
+pub fn open(db: &Path, check: Check) -> Result<Index, StoreError> {
+    let store = Store::open(db, Mode::ReadOnly)?;
+    let state = store.state()?;
+    match map(db, state, check) {
+        Ok(image) => {
+            drop(store);
+            return index_of(db, image);
+        }
+        Err(e) => tracing::warn!("{e}: rebuilding the index from the store"),
+    }
+    let history = store.read_history()?;
+    drop(store);
+    rebuild(db, &history, state)
+}
+
+/// Lays out `history` (the store at `state`), persists it and maps the file;
+/// when the file cannot be written the index stays in memory.
+pub fn rebuild(db: &Path, history: &History, state: StoreState) -> Result<Index, StoreError> {
+    let image = Image::build(history, state).map_err(|e| StoreError::Corrupt {
+        path: db.to_path_buf(),
+        what: e.to_string(),
+    })?;
+    if let Err(e) = persist(db, &image) {
+        tracing::warn!("cannot write the index file: {e}; using it from memory");
+        return index_of(db, image);
+    }
+    match map(db, state, Check::Header) {
+        Ok(mapped) => index_of(db, mapped),
+        // Replaced by a newer state meanwhile: the one built here is right for
+        // the state read.
+        Err(_) => index_of(db, image),
+    }
+}
+
+fn index_of(db: &Path, image: Image) -> Result<Index, StoreError> {
+    Index::from_image(image).map_err(|e| StoreError::Corrupt {
+        path: db.join(FILE_NAME),
+        what: e.to_string(),
+    })
+}
+
+/// What `verify` finds about the index file of a store.
+#[derive(Debug)]
+pub enum Status {
+    /// Valid and byte for byte what the store's history gives.
+    Ok { bytes: u64 },
+    /// Missing or stale: rebuilt on the next open (not a fault: a killed load
+    /// leaves the previous one).
+    WillRebuild(String),
+    /// Corrupt, or valid but different from what the store gives.
+    Bad(String),
+}
+
+/// Compares the index file with the index `history` (the store at `state`) gives.
+pub fn verify(db: &Path, history: &History, state: StoreState) -> Status {
+    let image = match map(db, state, Check::Full) {
+        Ok(image) => image,
+        Err(
+            e @ (IndexFileError::Missing { .. }
+            | IndexFileError::Stale { .. }
+            | IndexFileError::Version { .. }),
+        ) => return Status::WillRebuild(e.to_string()),
+        Err(e) => return Status::Bad(e.to_string()),
+    };
+    match Image::build(history, state) {
+        Ok(expected) if expected.as_bytes() == image.as_bytes() => Status::Ok {
+            bytes: image.len() as u64,
+        },
+        Ok(_) => Status::Bad(format!(
+            "{}: differs from the index the store gives",
+            db.join(FILE_NAME).display()
+        )),
+        Err(e) => Status::Bad(format!("the store's history cannot be indexed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header::header_crc_at;
+    use super::*;
+    use crate::history::{Interner, SnapshotMeta};
+    use crate::ip::IpKey;
+    use crate::snapshot::SnapshotFile;
+    use crate::time::Timestamp;
+
+    pub(crate) fn history(files: &[&str]) -> History {
+        let mut h = History::default();
+        let mut interner = Interner::default();
+        for (n, text) in files.iter().enumerate() {
+            let f = SnapshotFile::from_lines(&format!("f{n}"), text).unwrap();
+            h.merge(&mut interner, &f, SnapshotMeta::of_file(&f), false)
+                .unwrap();
+        }
+        h
+    }
+
+    pub(crate) const A: &str = r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}
+{"begin":"2001:db8::","end":"2001:db8::ffff","datetime":"2024-01-01T00:00:00Z","cc":"DE"}"#;
+    pub(crate) const B: &str =
+        r#"{"begin":"1.0.0.0","end":"1.0.0.127","datetime":"2024-02-01T00:00:00Z","cc":"NZ"}"#;
+
+    pub(crate) fn state(generation: u64) -> StoreState {
+        StoreState { id: 7, generation }
+    }
+
+    fn answers(index: &Index) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        for ip in ["1.0.0.5", "1.0.0.200", "2001:db8::1", "9.9.9.9"] {
+            for t in ["2023-01-01", "2024-01-15", "2024-03-01"] {
+                let ip = IpKey::parse(ip).unwrap();
+                out.push(
+                    index
+                        .at(ip, Timestamp::parse(t).unwrap())
+                        .map(|m| m.to_json()),
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_persisted_image_maps_to_the_same_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = history(&[A, B]);
+        let built = Image::build(&h, state(3)).unwrap();
+        let in_memory = Index::from_image(Image::build(&h, state(3)).unwrap()).unwrap();
+        assert!(persist(dir.path(), &built).unwrap());
+        let mapped = map(dir.path(), state(3), Check::Full).unwrap();
+        assert!(mapped.is_mapped());
+        assert_eq!(mapped.as_bytes(), built.as_bytes());
+        let mapped = Index::from_image(mapped).unwrap();
+        assert_eq!(answers(&mapped), answers(&in_memory));
+        assert_eq!(mapped.state(), state(3));
+        assert!(answers(&mapped).iter().flatten().count() >= 4);
+        assert_eq!(
+            mapped.first_snapshot(),
+            Some(Timestamp::parse("2024-01-01").unwrap())
+        );
+    }
+
+    #[test]
+    fn stale_and_corrupt_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = Image::build(&history(&[A]), state(1)).unwrap();
+        assert!(matches!(
+            map(dir.path(), state(1), Check::Header),
+            Err(IndexFileError::Missing { .. })
+        ));
+        persist(dir.path(), &image).unwrap();
+        assert!(matches!(
+            map(dir.path(), state(2), Check::Header),
+            Err(IndexFileError::Stale { .. })
+        ));
+        let path = dir.path().join(FILE_NAME);
+        let good = std::fs::read(&path).unwrap();
+        for at in [0, 17, header_crc_at() + 100, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 1;
+            std::fs::write(&path, &bad).unwrap();
+            assert!(
+                matches!(
+                    map(dir.path(), state(1), Check::Full),
+                    Err(IndexFileError::Corrupt { .. })
+                ),
+                "byte {at}"
+            );
+        }
+        std::fs::write(&path, &good[..good.len() - 64]).unwrap();
+        assert!(matches!(
+            map(dir.path(), state(1), Check::Header),
+            Err(IndexFileError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_of_another_format_version_is_rebuilt_not_called_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = history(&[A, B]);
+        persist(dir.path(), &Image::build(&h, state(1)).unwrap()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let mut old = std::fs::read(&path).unwrap();
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(&path, &old).unwrap();
+        assert!(matches!(
+            map(dir.path(), state(1), Check::Header),
+            Err(IndexFileError::Version { found: 1, .. })
+        ));
+        assert!(matches!(
+            verify(dir.path(), &h, state(1)),
+            Status::WillRebuild(_)
+        ));
+    }
+
+    #[test]
+    fn a_newer_file_is_not_replaced_by_an_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = history(&[A, B]);
+        assert!(persist(dir.path(), &Image::build(&h, state(5)).unwrap()).unwrap());
+        assert!(!persist(dir.path(), &Image::build(&h, state(4)).unwrap()).unwrap());
+        assert!(map(dir.path(), state(5), Check::Full).is_ok());
+        // The same state again, or another store's, is written.
+        assert!(persist(dir.path(), &Image::build(&h, state(5)).unwrap()).unwrap());
+        let other = StoreState {
+            id: 8,
+            generation: 1,
+        };
+        assert!(persist(dir.path(), &Image::build(&h, other).unwrap()).unwrap());
+    }
+}
