@@ -81,8 +81,10 @@ pub struct RunArgs {
     /// file's [[dataset]]s. The store is created when missing.
     #[arg(long = "db", value_name = "[NAME=]DIR")]
     pub dbs: Vec<String>,
-    /// Watch a directory for new snapshot files of data set NAME (`NAME=DIR`).
-    #[arg(long = "watch", value_name = "NAME=DIR")]
+    /// Keep data set NAME current from WHERE: a directory of snapshot files,
+    /// `s3://BUCKET/PREFIX/` (the objects under it) or `https://HOST/PATH/FILE`
+    /// (every new version of it) [dataset.watch].
+    #[arg(long = "watch", value_name = "NAME=WHERE")]
     pub watches: Vec<String>,
     /// HTTP listener for REST lookups, /metrics, /healthz, /readyz [http.listen].
     #[arg(long, value_name = "ADDR", env = "WHIPSTREAM_LISTEN")]

@@ -21,6 +21,7 @@ use crate::ingest::LoadPriority;
 use crate::ip::Cidr;
 use crate::kafka::stream::{KafkaConfig, StartFrom, TimeSource};
 use crate::logline::{ClientIp, Format, ParserConfig, TimeFormat, Zone};
+use crate::remote::WatchSource;
 use crate::time::Timestamp;
 
 /// Why a configuration cannot be used: the file (and the key) or flag, and why.
@@ -73,8 +74,9 @@ pub struct DataSetConfig {
     pub name: String,
     /// The RocksDB store (created empty when missing).
     pub store: PathBuf,
-    /// A directory whose new snapshot files are loaded while running.
-    pub watch: Option<PathBuf>,
+    /// Where new snapshot files come from while running: a directory,
+    /// `s3://BUCKET/PREFIX/` or `http(s)://HOST/PATH/FILE` (see [`WatchSource`]).
+    pub watch: Option<String>,
 }
 
 /// `[input]`: where lines come from and how they are read.
@@ -209,7 +211,7 @@ pub struct RunFlags {
 pub struct DataSetSettings {
     pub name: String,
     pub store: PathBuf,
-    pub watch: Option<PathBuf>,
+    pub watch: Option<WatchSource>,
 }
 
 /// Where lines come from and go to.
@@ -383,7 +385,12 @@ fn resolve_datasets(
             DataSetSettings {
                 name: d.name.clone(),
                 store: d.store.clone(),
-                watch: d.watch.clone(),
+                watch: d
+                    .watch
+                    .as_deref()
+                    .map(WatchSource::parse)
+                    .transpose()
+                    .map_err(|e| invalid("dataset.watch", e))?,
             },
         )?;
     }
@@ -399,14 +406,15 @@ fn resolve_datasets(
         )?;
     }
     for spec in &flags.watches {
-        let (name, dir) = name_dir("--watch", spec)?;
+        let (name, place) = name_dir("--watch", spec)?;
         let Some(d) = out.iter_mut().find(|d| d.name == name) else {
             return Err(invalid(
                 "--watch",
                 format!("no data set {name:?} (give it with --db {name}=DIR)"),
             ));
         };
-        d.watch = Some(dir);
+        let place = place.to_string_lossy();
+        d.watch = Some(WatchSource::parse(&place).map_err(|e| invalid("--watch", e))?);
     }
     if out.is_empty() {
         return Err(invalid(
@@ -788,7 +796,20 @@ mod tests {
         let s = file.resolve(&flags).unwrap();
         assert_eq!(s.listen, Some("127.0.0.1:2".parse().unwrap()));
         assert_eq!(s.datasets.len(), 2);
-        assert_eq!(s.datasets[0].watch, Some(PathBuf::from("/in")));
+        assert_eq!(s.datasets[0].watch, Some(WatchSource::Dir("/in".into())));
+        // A remote source, from a flag or the file; a bad one names its key.
+        let flags = RunFlags {
+            dbs: vec!["/s".into()],
+            watches: vec!["s3://bucket/geo/".into()],
+            ..RunFlags::default()
+        };
+        let s = FileConfig::default().resolve(&flags).unwrap();
+        assert!(matches!(s.datasets[0].watch, Some(WatchSource::Remote(_))));
+        let e = parse("[[dataset]]\nname = \"geo\"\nstore = \"/s\"\nwatch = \"ftp://x/a.mmdb\"\n")
+            .unwrap()
+            .resolve(&RunFlags::default())
+            .unwrap_err();
+        assert!(e.to_string().starts_with("dataset.watch:"), "{e}");
         // No file at all.
         let s = FileConfig::default()
             .resolve(&RunFlags {

@@ -1,5 +1,6 @@
 //! The daemon (`whipstream run`): data sets kept current from watched
-//! directories while lines are enriched and lookups answered.
+//! directories (or remote sources mirrored into one, see [`crate::remote`])
+//! while lines are enriched and lookups answered.
 //!
 //! Life cycle: the HTTP listener starts first (`/healthz` answers while stores
 //! open; `/readyz` and lookups say 503), then every store is opened (created
@@ -34,6 +35,7 @@ use crate::enrich::{DataSet, Enricher};
 use crate::index::Index;
 use crate::ingest::{Outcome, Watcher};
 use crate::logline::LineParser;
+use crate::remote::WatchSource;
 use crate::source::{Chunker, Input};
 use crate::{http, pipeline, telemetry};
 
@@ -157,14 +159,38 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
         .map(|(d, s)| crate::follow::spawn(&s.name, &s.store, d.index.clone(), stop.clone()))
         .collect();
     let mut watchers = Vec::new();
+    let mut pollers = Vec::new();
     let mut wakeups = wakeups.into_iter();
+    let mut rescan = rescans.iter();
     for ((d, s), loaded) in datasets.iter().zip(&settings.datasets).zip(&loaded) {
-        let Some(dir) = s.watch.clone() else { continue };
-        let Some(wake) = wakeups.next() else { break };
+        let Some(watch) = &s.watch else { continue };
+        let (Some(wake), Some(rescan)) = (wakeups.next(), rescan.next()) else {
+            break;
+        };
+        let dir = watch.local_dir(&s.store);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create watched directory {}", dir.display()))?;
-        let mut watcher =
-            Watcher::new(&s.name, &s.store, &dir, d.index.clone()).settle(settings.settle);
+        // A remote source's files arrive whole, by rename: no settling.
+        let (settle, synced) = match watch {
+            WatchSource::Dir(_) => (settings.settle, None),
+            WatchSource::Remote(source) => {
+                let poller = crate::remote::poller::spawn(
+                    &s.name,
+                    source.clone(),
+                    &dir,
+                    crate::remote::Limits::default(),
+                    settings.poll_interval,
+                    d.index.clone(),
+                    stop.clone(),
+                    rescan.clone(),
+                )
+                .map_err(|e| anyhow::anyhow!("data set {:?}: {e}", s.name))?;
+                tracing::info!(dataset = %s.name, "snapshots from {source}, mirrored in {}", dir.display());
+                pollers.push(poller.thread);
+                (Duration::ZERO, Some(poller.synced))
+            }
+        };
+        let mut watcher = Watcher::new(&s.name, &s.store, &dir, d.index.clone()).settle(settle);
         let (stop, poll, name) = (stop.clone(), settings.poll_interval, s.name.clone());
         let (priority, loaded) = (settings.load_priority, loaded.clone());
         watchers.push(
@@ -172,6 +198,14 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
                 .name(format!("whipstream-watch-{name}"))
                 .spawn(move || {
                     priority.apply();
+                    // A remote source's first poll comes first.
+                    while synced
+                        .as_ref()
+                        .is_some_and(|s| !s.load(Ordering::Acquire))
+                        && !stop.load(Ordering::SeqCst)
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                     first_scan(&mut watcher, &stop, poll);
                     loaded.store(true, Ordering::Release);
                     watch_loop(&mut watcher, &stop, &wake, poll);
@@ -235,7 +269,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
     // Whatever ended the flow, everything else stops now.
     stop.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
-    for w in watchers.into_iter().chain(followers) {
+    for w in watchers.into_iter().chain(followers).chain(pollers) {
         let _ = w.join();
     }
     if let Some(server) = server {

@@ -29,6 +29,8 @@
 //! - [`kafka`]: Kafka topic enrichment: offset bookkeeping and the group member.
 //! - [`ingest`]: watched snapshot directories: wait until complete, load, recognise,
 //!   reject, swap.
+//! - [`remote`]: snapshots from S3 buckets and HTTP URLs, downloaded whole into a
+//!   local mirror that [`ingest`] watches; what was fetched is recorded.
 //! - [`config`]: the daemon's TOML configuration and flags, checked.
 //! - [`daemon`]: `whipstream run`: the long-running process and its life cycle.
 //! - [`http`]: Whip's REST API, `/healthz`, `/readyz`, `/metrics`.
@@ -60,6 +62,7 @@ pub mod logline;
 pub mod lookup;
 pub mod pipeline;
 pub mod progress;
+pub mod remote;
 pub mod report;
 pub mod snapshot;
 pub mod source;

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Timestamp};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
@@ -352,7 +352,7 @@ fn a_line_on_stdin_comes_out_at_once() {
         .enumerate()
     {
         let limit = Duration::from_secs(if i == 0 { 30 } else { 1 });
-        let sent = Timestamp::now();
+        let sent = Instant::now();
         writeln!(
             stdin,
             "{ip} - - [02/Oct/2024:10:00:0{i} +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"t\""

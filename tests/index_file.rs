@@ -8,7 +8,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Timestamp};
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -217,9 +217,9 @@ impl Server {
 
     /// Waits (up to a minute on a slow machine) until `check` holds.
     fn wait_for(&self, what: &str, check: impl Fn(&Server) -> bool) {
-        let deadline = Timestamp::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !check(self) {
-            assert!(Timestamp::now() < deadline, "timed out waiting for {what}");
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }

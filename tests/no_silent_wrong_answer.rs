@@ -9,7 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Timestamp};
+use std::time::{Duration, Instant};
 
 use common::daemon::*;
 use common::*;
@@ -109,7 +109,7 @@ fn rest_says_503_until_the_data_is_loaded_then_answers_right() {
         "/ip/129.151.103.92?datetime=2026-02-20T23:48:00Z",
         "/ip/129.151.103.92?datetime=2026-02-20T23:48:00Z&dataset=geo",
     ];
-    let started = Timestamp::now();
+    let started = Instant::now();
     let mut unavailable = 0;
     let mut answered = [false, false];
     while !answered.iter().all(|a| *a) {
