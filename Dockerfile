@@ -15,14 +15,22 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 ENV CARGO_TARGET_DIR=/src/target
-RUN cargo build --release --locked --bin whipstream
+RUN cargo build --release --locked --bin whipstream \
+ && cd target/release \
+ && objcopy --only-keep-debug whipstream whipstream.debug \
+ && objcopy --strip-all --add-gnu-debuglink=whipstream.debug whipstream
+# The shipped binary is fully stripped (about 27 MB); its debug information
+# (line tables of whipstream's own code, symbols) stays in this stage as
+# target/release/whipstream.debug for symbolising a crash.
 
 FROM debian:bookworm-slim
-# What the binary links beyond the base image: OpenSSL 3 (librdkafka's TLS
-# and SASL), and the CA certificates that both librdkafka and the S3/HTTPS
-# client (rustls, system roots) verify servers against.
+# What the binary links (`ldd`: libssl.so.3 and libcrypto.so.3 for librdkafka's
+# TLS and SASL, libstdc++ for RocksDB, libz), and the CA certificates that both
+# librdkafka and the S3/HTTPS client (rustls, system roots) verify servers
+# against. libstdc++6 and zlib1g are in the base image already; listed so that
+# a change of base image cannot drop them silently.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+ && apt-get install -y --no-install-recommends libssl3 libstdc++6 zlib1g ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 whipstream \
  && useradd --system --uid 10001 --gid 10001 --home /var/lib/whipstream whipstream \
