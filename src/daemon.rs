@@ -199,9 +199,7 @@ pub fn run(settings: Settings) -> Result<ExitCode> {
                 .spawn(move || {
                     priority.apply();
                     // A remote source's first poll comes first.
-                    while synced
-                        .as_ref()
-                        .is_some_and(|s| !s.load(Ordering::Acquire))
+                    while synced.as_ref().is_some_and(|s| !s.load(Ordering::Acquire))
                         && !stop.load(Ordering::SeqCst)
                     {
                         std::thread::sleep(Duration::from_millis(20));

@@ -45,8 +45,8 @@ fn validate(files: &[PathBuf]) -> (bool, String) {
         .args(files)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -60,7 +60,11 @@ fn by_kind(kind: &str) -> Value {
         .args(manifests())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -114,7 +118,10 @@ fn the_deployment_runs_the_configmap_as_one_consumer_group_fed_from_s3() {
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["ports"][0]["containerPort"], port);
     assert_eq!(c["args"][2], "/etc/whipstream/whipstream.toml");
-    assert_eq!(pod["spec"]["volumes"][0]["configMap"]["name"], config["metadata"]["name"]);
+    assert_eq!(
+        pod["spec"]["volumes"][0]["configMap"]["name"],
+        config["metadata"]["name"]
+    );
     let requests = &c["resources"]["requests"];
     assert!(requests["cpu"].is_string() && requests["memory"].is_string());
     // The store's directory (and its mirror beside it) is writable.

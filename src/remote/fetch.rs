@@ -67,7 +67,10 @@ where
         match result {
             Err(e) if e.retryable() && tries < limits.retries => {
                 tries += 1;
-                tracing::warn!("{what}: {e}; trying again in {pause:?} ({tries}/{})", limits.retries);
+                tracing::warn!(
+                    "{what}: {e}; trying again in {pause:?} ({tries}/{})",
+                    limits.retries
+                );
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
                     () = stopped(stop) => return Err(FetchError::Stopped),

@@ -75,7 +75,10 @@ impl HttpSource {
                 return Ok(Got::NotModified);
             }
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                return Err(FetchError::Transport(format!("{}: HTTP {status}", self.url)));
+                return Err(FetchError::Transport(format!(
+                    "{}: HTTP {status}",
+                    self.url
+                )));
             }
             if !status.is_success() {
                 return Err(FetchError::Refused(format!("{}: HTTP {status}", self.url)));

@@ -217,13 +217,18 @@ mod tests {
         let reason = broken.expect("a cut gzip is not whole");
         m.refuse(staged, "b.jsonl.gz", &reason).unwrap();
         assert!(m.dir().join("rejected/b.jsonl.gz").exists());
-        assert!(std::fs::read_to_string(m.dir().join("rejected/b.jsonl.gz.error"))
-            .unwrap()
-            .contains("gzip"));
+        assert!(
+            std::fs::read_to_string(m.dir().join("rejected/b.jsonl.gz.error"))
+                .unwrap()
+                .contains("gzip")
+        );
 
         // Over the cap, or dropped unfinished: nothing is left behind.
         let mut s = m.stage("c.jsonl", 4).unwrap();
-        assert!(matches!(s.write(b"12345"), Err(FetchError::TooLarge { cap: 4 })));
+        assert!(matches!(
+            s.write(b"12345"),
+            Err(FetchError::TooLarge { cap: 4 })
+        ));
         drop(s);
         let mut names: Vec<String> = std::fs::read_dir(m.dir())
             .unwrap()
@@ -240,6 +245,8 @@ mod tests {
             "GeoLite2-City.ab12.mmdb"
         );
         assert_eq!(versioned_name("geo.jsonl.gz", "ab12"), "geo.ab12.jsonl.gz");
-        assert!(crate::load::is_snapshot_name(&versioned_name("g.json", "x")));
+        assert!(crate::load::is_snapshot_name(&versioned_name(
+            "g.json", "x"
+        )));
     }
 }

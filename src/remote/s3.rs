@@ -13,9 +13,11 @@
 use std::sync::atomic::AtomicBool;
 
 use futures_util::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientOptions, GetOptions, ObjectMeta, ObjectStore, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientConfigKey, GetOptions, ObjectMeta, ObjectStore, RetryConfig,
+};
 
 use super::fetch::{with_retries, FetchError};
 use super::mirror::Staging;
@@ -48,7 +50,12 @@ impl S3Source {
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_retry(retry)
-            .with_client_options(ClientOptions::new().with_timeout(limits.timeout))
+            // A key, not `with_client_options`: that would replace the client
+            // settings read from the environment (AWS_ALLOW_HTTP, proxy).
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                format!("{}s", limits.timeout.as_secs()),
+            )
             .build()
             .map_err(|e| format!("s3://{bucket}/{prefix}: {e}"))?;
         let prefix = prefix.trim_end_matches('/');
