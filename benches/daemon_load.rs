@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Timestamp};
+use std::time::{Duration, Instant};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -104,10 +104,10 @@ fn main() -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     };
 
-    let started = Timestamp::now();
+    let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     // Batches written: (lines written so far, when).
-    let (batch_tx, batch_rx) = mpsc::channel::<(u64, Timestamp)>();
+    let (batch_tx, batch_rx) = mpsc::channel::<(u64, Instant)>();
     let mut stdin = child.stdin.take().ok_or("stdin")?;
     let writer = {
         let stop = stop.clone();
@@ -115,7 +115,7 @@ fn main() -> Result<()> {
             let mut sent = 0u64;
             let mut i = 0usize;
             let mut buf = Vec::with_capacity(1 << 16);
-            let mut tick = Timestamp::now();
+            let mut tick = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 let n = match paced {
                     Some(rate) => (rate / 100).max(1),
@@ -129,10 +129,10 @@ fn main() -> Result<()> {
                 stdin.write_all(&buf)?;
                 stdin.flush()?;
                 sent += n;
-                let _ = batch_tx.send((sent, Timestamp::now()));
+                let _ = batch_tx.send((sent, Instant::now()));
                 if paced.is_some() {
                     tick += Duration::from_millis(10);
-                    if let Some(wait) = tick.checked_duration_since(Timestamp::now()) {
+                    if let Some(wait) = tick.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
                 }
@@ -142,21 +142,21 @@ fn main() -> Result<()> {
     };
     // Output: lines seen so far, and each batch's delay.
     let seen = Arc::new(AtomicU64::new(0));
-    let (delay_tx, delay_rx) = mpsc::channel::<(Timestamp, Duration)>();
+    let (delay_tx, delay_rx) = mpsc::channel::<(Instant, Duration)>();
     let mut stdout = child.stdout.take().ok_or("stdout")?;
     let reader = {
         let seen = seen.clone();
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 1 << 16];
             let mut count = 0u64;
-            let mut pending: Option<(u64, Timestamp)> = None;
+            let mut pending: Option<(u64, Instant)> = None;
             while let Ok(n) = stdout.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
                 count += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
                 seen.store(count, Ordering::Relaxed);
-                let now = Timestamp::now();
+                let now = Instant::now();
                 while let Some((end, at)) = pending.take().or_else(|| batch_rx.try_recv().ok()) {
                     if end > count {
                         pending = Some((end, at));
@@ -169,18 +169,18 @@ fn main() -> Result<()> {
     };
 
     // Samples of (time, lines out) every 50 ms; the load between two marks.
-    let mut samples: Vec<(Timestamp, u64)> = Vec::new();
+    let mut samples: Vec<(Instant, u64)> = Vec::new();
     let mut renamed = None;
     let mut swapped = None;
     while started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(50));
-        samples.push((Timestamp::now(), seen.load(Ordering::Relaxed)));
+        samples.push((Instant::now(), seen.load(Ordering::Relaxed)));
         if renamed.is_none() && started.elapsed() >= Duration::from_secs(6) {
             std::fs::rename(&hidden, watch.join(name))?;
-            renamed = Some(Timestamp::now());
+            renamed = Some(Instant::now());
         }
         if renamed.is_some() && swapped.is_none() && snapshots(&addr) > before {
-            swapped = Some(Timestamp::now());
+            swapped = Some(Instant::now());
         }
         if let Some(s) = swapped {
             if s.elapsed() >= Duration::from_secs(6) {
@@ -198,7 +198,7 @@ fn main() -> Result<()> {
     let (Some(renamed), Some(swapped)) = (renamed, swapped) else {
         return Err("the snapshot was not loaded within the run".into());
     };
-    let delays: Vec<(Timestamp, Duration)> = delay_rx.try_iter().collect();
+    let delays: Vec<(Instant, Duration)> = delay_rx.try_iter().collect();
     let warm = started + Duration::from_secs(1);
     let phases = [
         ("idle", warm, renamed),
@@ -206,7 +206,7 @@ fn main() -> Result<()> {
         ("after", swapped, swapped + Duration::from_secs(6)),
     ];
     for (phase, from, to) in phases {
-        let count_at = |t: Timestamp| {
+        let count_at = |t: Instant| {
             samples
                 .iter()
                 .rev()

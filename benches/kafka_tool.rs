@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::time::{Duration, Timestamp};
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -94,7 +94,7 @@ fn passthrough(brokers: &str, input: &str, output: &str, group: &str) -> Result<
     // Next offset per partition of what was handed to the producer; committed
     // after a flush, so a commit covers delivered messages only.
     let mut next: HashMap<i32, i64> = HashMap::new();
-    let mut last_commit = Timestamp::now();
+    let mut last_commit = Instant::now();
     loop {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
@@ -119,7 +119,7 @@ fn passthrough(brokers: &str, input: &str, output: &str, group: &str) -> Result<
                 tpl.add_partition_offset(input, partition, Offset::Offset(offset))?;
             }
             consumer.commit(&tpl, CommitMode::Sync)?;
-            last_commit = Timestamp::now();
+            last_commit = Instant::now();
         }
     }
 }
@@ -136,8 +136,8 @@ fn wait(brokers: &str, topic: &str, group: &str, want: i64) -> Result<()> {
             tpl.add_partition(topic, p.id());
         }
     }
-    let started = Timestamp::now();
-    let mut first: Option<(Timestamp, i64)> = None;
+    let started = Instant::now();
+    let mut first: Option<(Instant, i64)> = None;
     loop {
         let committed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))?;
         let total: i64 = committed
@@ -149,7 +149,7 @@ fn wait(brokers: &str, topic: &str, group: &str, want: i64) -> Result<()> {
             })
             .sum();
         if total > 0 && first.is_none() {
-            first = Some((Timestamp::now(), total));
+            first = Some((Instant::now(), total));
         }
         if total >= want {
             let steady = match first {

@@ -12,7 +12,7 @@
 //! nothing (a plain `cargo bench`).
 
 use std::net::IpAddr;
-use std::time::{Duration, Timestamp};
+use std::time::{Duration, Instant};
 
 use whipstream::ip::IpKey;
 
@@ -20,7 +20,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Runs `f` over all addresses until at least 2 s have passed; lookups/s.
 fn rate(n: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
-    let started = Timestamp::now();
+    let started = Instant::now();
     let mut rounds = 0;
     let mut matched = 0;
     while started.elapsed() < Duration::from_secs(2) || rounds == 0 {
@@ -48,7 +48,7 @@ fn main() -> Result<()> {
         .collect::<std::result::Result<_, _>>()?;
     let n = ips.len();
 
-    let t = Timestamp::now();
+    let t = Instant::now();
     let readers = files
         .iter()
         .map(maxminddb::Reader::open_readfile)
@@ -90,7 +90,7 @@ fn main() -> Result<()> {
         matched
     });
 
-    let t = Timestamp::now();
+    let t = Instant::now();
     let index = whipstream::index_file::open(
         std::path::Path::new(store),
         whipstream::index_file::Check::Header,

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Timestamp};
+use std::time::{Duration, Instant};
 
 use common::*;
 use rdkafka::config::ClientConfig;
@@ -138,7 +138,7 @@ fn consume(addr: &str, topic: &str, want: usize, limit: Duration) -> Vec<(i32, S
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
-    let started = Timestamp::now();
+    let started = Instant::now();
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     while seen.len() < want && started.elapsed() < limit {
@@ -417,7 +417,7 @@ fn sigkill_mid_stream_and_restart_lose_nothing() {
             .map(|(_, k, _)| k.clone())
             .collect::<std::collections::HashSet<_>>()
     };
-    let started = Timestamp::now();
+    let started = Instant::now();
     while out.lock().map(|v| distinct(&v).len()).unwrap_or(0) < total
         && started.elapsed() < Duration::from_secs(180)
     {
@@ -570,7 +570,7 @@ fn broker_restart_mid_stream_loses_nothing() {
             })
             .unwrap_or(0)
     };
-    let started = Timestamp::now();
+    let started = Instant::now();
     while count(&out) == 0 && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -579,7 +579,7 @@ fn broker_restart_mid_stream_loses_nothing() {
     let second: Vec<String> = lines[total / 2..total].to_vec();
     let refs: Vec<&str> = second.iter().map(String::as_str).collect();
     produce_from(&addr, "raw", &refs, total / 2);
-    let started = Timestamp::now();
+    let started = Instant::now();
     while count(&out) < total && started.elapsed() < Duration::from_secs(180) {
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -30,7 +30,7 @@ pub enum Got {
     NotModified,
     /// A whole body in the staging file, with the version's headers.
     Body {
-        staging: Staging,
+        staging: Box<Staging>,
         etag: Option<String>,
         last_modified: Option<String>,
         /// Whether the server announced the length (a body without one may
@@ -108,7 +108,7 @@ impl HttpSource {
                 });
             }
             Ok(Got::Body {
-                staging,
+                staging: Box::new(staging),
                 etag,
                 last_modified,
                 length_known: length.is_some(),

@@ -233,7 +233,7 @@ impl Sink {
                     last_modified,
                     size: staging.bytes(),
                 };
-                if self.settle(version, staging, length_known)? {
+                if self.settle(version, *staging, length_known)? {
                     polled.mirrored += 1;
                 }
             }
