@@ -14,8 +14,17 @@ cd "$(dirname "$0")/.."
 # Headless Chromium renders the report in tests/report.rs; the test must not skip.
 SETUP_EXTRA="chromium" source scripts/setup.sh
 export WHIPSTREAM_REQUIRE_CHROMIUM=1
-# The Kafka tests run against a real broker (Tansu), which they start themselves.
+# The Kafka tests run against a real broker (Tansu), which they start themselves;
+# `install` also installs the local S3 server (moto) that tests/remote_sources.rs
+# and the broker's S3 storage use.
 bash scripts/kafka-broker.sh install
+# tests/kubernetes_examples.rs checks examples/kubernetes/ against the Kubernetes
+# API schemas with kubernetes-validate (it ships the schemas: no cluster, offline).
+K8S_VENV=${WHIPSTREAM_K8S_VENV:-$HOME/.cache/whipstream-k8s-venv}
+if [ ! -x "$K8S_VENV/bin/kubernetes-validate" ]; then
+  python3 -m venv "$K8S_VENV"
+  "$K8S_VENV/bin/pip" install --quiet "kubernetes-validate==1.37.0"
+fi
 
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT

@@ -1,4 +1,5 @@
-//! Keeping data sets current while a flow runs: each watched directory has a
+//! Keeping data sets current while a flow runs: each watched directory (or a
+//! remote source's mirror of one, fed by its poller, see [`crate::remote`]) has a
 //! watcher thread that loads new snapshot files into its data set's store and
 //! swaps the new index in (see [`crate::ingest`]); SIGHUP makes every watcher
 //! scan at once.
@@ -22,6 +23,7 @@ use crate::config::Flow;
 use crate::enrich::DataSet;
 use crate::index::Index;
 use crate::ingest::{Outcome, Watcher};
+use crate::remote::WatchSource;
 use crate::shutdown::{self, Stop};
 
 /// Starts a watcher thread for each data set of `flow` with a watched
@@ -39,13 +41,33 @@ pub fn spawn_watchers(
     let mut rescans = Vec::new();
     let mut watchers = Vec::new();
     for ((d, s), loaded) in datasets.iter().zip(&flow.datasets).zip(loaded) {
-        let Some(dir) = s.watch.clone() else { continue };
+        let Some(watch) = &s.watch else { continue };
         let (tx, wake) = mpsc::channel::<()>();
-        rescans.push(tx);
+        rescans.push(tx.clone());
+        let dir = watch.local_dir(&s.store);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create watched directory {}", dir.display()))?;
-        let mut watcher =
-            Watcher::new(&s.name, &s.store, &dir, d.index.clone()).settle(flow.settle);
+        // A remote source's files arrive whole, by rename: no settling.
+        let (settle, synced) = match watch {
+            WatchSource::Dir(_) => (flow.settle, None),
+            WatchSource::Remote(source) => {
+                let poller = crate::remote::poller::spawn(
+                    &s.name,
+                    source.clone(),
+                    &dir,
+                    crate::remote::Limits::default(),
+                    flow.poll_interval,
+                    d.index.clone(),
+                    stop.flag(),
+                    tx,
+                )
+                .map_err(|e| anyhow::anyhow!("data set {:?}: {e}", s.name))?;
+                tracing::info!(dataset = %s.name, "snapshots from {source}, mirrored in {}", dir.display());
+                watchers.push(poller.thread);
+                (Duration::ZERO, Some(poller.synced))
+            }
+        };
+        let mut watcher = Watcher::new(&s.name, &s.store, &dir, d.index.clone()).settle(settle);
         let (stop, poll, name) = (stop.flag(), flow.poll_interval, s.name.clone());
         let (priority, loaded) = (flow.load_priority, loaded.clone());
         watchers.push(
@@ -53,6 +75,12 @@ pub fn spawn_watchers(
                 .name(format!("whipstream-watch-{name}"))
                 .spawn(move || {
                     priority.apply();
+                    // A remote source's first poll comes first.
+                    while synced.as_ref().is_some_and(|s| !s.load(Ordering::Acquire))
+                        && !stop.load(Ordering::SeqCst)
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                     first_scan(&mut watcher, &stop, poll);
                     loaded.store(true, Ordering::Release);
                     watch_loop(&mut watcher, &stop, &wake, poll);

@@ -363,7 +363,7 @@ const MMDB_METADATA_MAX: u64 = 128 * 1024;
 /// its end), or `None`. A gzip file's framing is checked as its checksum is
 /// taken (a stream without its end is an `UnexpectedEof`); JSON lines have no
 /// framing beyond the settle interval.
-fn framing_incomplete(path: &Path) -> Option<String> {
+pub(crate) fn framing_incomplete(path: &Path) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
     if path.extension().is_none_or(|e| e != "mmdb") {
         return None;
@@ -384,9 +384,19 @@ fn framing_incomplete(path: &Path) -> Option<String> {
 
 /// Moves `path` to `dir/rejected/` and writes `NAME.error` beside it.
 fn reject(dir: &Path, path: &Path, reason: &str) -> std::io::Result<PathBuf> {
+    reject_as(dir, path, path.file_name().unwrap_or_default(), reason)
+}
+
+/// Moves `path` to `dir/rejected/name` and writes `name.error` beside it (a
+/// remote source's refused download arrives under a staging name).
+pub(crate) fn reject_as(
+    dir: &Path,
+    path: &Path,
+    name: &std::ffi::OsStr,
+    reason: &str,
+) -> std::io::Result<PathBuf> {
     let rejected = dir.join("rejected");
     std::fs::create_dir_all(&rejected)?;
-    let name = path.file_name().unwrap_or_default();
     let to = rejected.join(name);
     let mut error_name = name.to_os_string();
     error_name.push(".error");

@@ -39,6 +39,8 @@
 //!   rebalances and commits, delivery with retry, the consume loop.
 //! - [`ingest`]: watched snapshot directories: wait until complete, load, recognise,
 //!   reject, swap.
+//! - [`remote`]: snapshots from S3 buckets and HTTP URLs, downloaded whole into a
+//!   local mirror that [`ingest`] watches; what was fetched is recorded.
 //! - [`config`]: a flow's settings, each defined once (flag, file key, variable),
 //!   and the one resolver that checks them into a [`config::Flow`].
 //! - [`shutdown`]: the async runtime, signals and the one stop of a run.
@@ -80,6 +82,7 @@ pub mod output_fields;
 pub mod output_file;
 pub mod pipeline;
 pub mod progress;
+pub mod remote;
 pub mod repair;
 pub mod report;
 pub mod runner;

@@ -23,6 +23,8 @@ pub const LINES_BEFORE_FIRST: &str = "whipstream_lines_before_first_snapshot_tot
 pub const LINES_WITHOUT_TIME: &str = "whipstream_lines_without_event_time_total";
 pub const SNAPSHOTS_INGESTED: &str = "whipstream_snapshots_ingested_total";
 pub const WATCH_SCANS: &str = "whipstream_watch_scans_total";
+pub const REMOTE_POLLS: &str = "whipstream_remote_polls_total";
+pub const REMOTE_OBJECTS: &str = "whipstream_remote_objects_total";
 pub const SNAPSHOT_LOAD_SECONDS: &str = "whipstream_snapshot_load_duration_seconds";
 pub const INDEX_BUILD_SECONDS: &str = "whipstream_index_build_duration_seconds";
 pub const DATASET_SNAPSHOTS: &str = "whipstream_dataset_snapshots";
@@ -89,6 +91,17 @@ pub fn install_prometheus() -> Result<PrometheusHandle, InstallError> {
     describe_counter!(
         WATCH_SCANS,
         "completed scans of a data set's watched directory (shows the watcher is alive)"
+    );
+    describe_counter!(
+        REMOTE_POLLS,
+        "polls of a data set's remote source (S3 or HTTP), by outcome (ok; failed: the \
+         listing or a download failed and is tried again at the next poll)"
+    );
+    describe_counter!(
+        REMOTE_OBJECTS,
+        "objects and versions seen by a remote source's polls, by outcome (mirrored: \
+         downloaded whole and handed to the watcher; unchanged; refused: not whole by its \
+         framing; too_large; failed: tried again at the next poll)"
     );
     describe_histogram!(
         SNAPSHOT_LOAD_SECONDS,
@@ -249,6 +262,17 @@ pub fn snapshot_ingested(dataset: &str, outcome: &'static str, seconds: f64) {
 /// A scan of a data set's watched directory finished.
 pub fn watch_scanned(dataset: &str) {
     counter!(WATCH_SCANS, "dataset" => dataset.to_string()).increment(1);
+}
+
+/// A poll of a data set's remote source ended.
+pub fn remote_poll(dataset: &str, ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
+    counter!(REMOTE_POLLS, "dataset" => dataset.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// A remote source's poll dealt with an object (see [`REMOTE_OBJECTS`]).
+pub fn remote_object(dataset: &str, outcome: &'static str) {
+    counter!(REMOTE_OBJECTS, "dataset" => dataset.to_string(), "outcome" => outcome).increment(1);
 }
 
 /// A data set's index was built (at start or after a load) and is now in use.

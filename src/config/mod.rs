@@ -135,7 +135,7 @@ pub struct Flags {
 pub struct DataSetSettings {
     pub name: String,
     pub store: PathBuf,
-    pub watch: Option<PathBuf>,
+    pub watch: Option<crate::remote::WatchSource>,
 }
 
 /// Where lines come from and go to: the source and sink pair of a flow.

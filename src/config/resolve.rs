@@ -17,6 +17,7 @@ use crate::ingest::LoadPriority;
 use crate::ip::Cidr;
 use crate::kafka::{parse_property, KafkaConfig, StartFrom, TimeSource};
 use crate::logline::{ClientIp, Format, ParserConfig, TimeFormat, Zone};
+use crate::remote::WatchSource;
 use crate::time::Timestamp;
 
 /// A setting's flag and key, for messages.
@@ -194,8 +195,8 @@ fn seconds(
     Ok(Duration::from_secs_f64(s))
 }
 
-/// The file's `[[dataset]]`s, then `--db NAME=DIR`; `--watch NAME=DIR` attaches a
-/// watched directory to a data set of either origin.
+/// The file's `[[dataset]]`s, then `--db NAME=DIR`; `--watch NAME=WHERE` attaches
+/// a watched directory or remote source to a data set of either origin.
 fn resolve_datasets(file: &FileConfig, flags: &Flags) -> Result<Vec<DataSetSettings>, ConfigError> {
     let mut out: Vec<DataSetSettings> = Vec::new();
     let mut add = |key: &str, d: DataSetSettings| {
@@ -218,7 +219,12 @@ fn resolve_datasets(file: &FileConfig, flags: &Flags) -> Result<Vec<DataSetSetti
             DataSetSettings {
                 name: d.name.clone(),
                 store: d.store.clone(),
-                watch: d.watch.clone(),
+                watch: d
+                    .watch
+                    .as_deref()
+                    .map(WatchSource::parse)
+                    .transpose()
+                    .map_err(|e| invalid("dataset.watch", e))?,
             },
         )?;
     }
@@ -244,7 +250,7 @@ fn resolve_datasets(file: &FileConfig, flags: &Flags) -> Result<Vec<DataSetSetti
                 ),
             ));
         };
-        d.watch = Some(w.dir);
+        d.watch = Some(w.watch);
     }
     if out.is_empty() {
         return Err(invalid(

@@ -317,8 +317,10 @@ pub struct DataSetSection {
     pub name: String,
     /// The RocksDB store (created empty when missing by `run`).
     pub store: PathBuf,
-    /// A directory whose new snapshot files are loaded while running.
-    pub watch: Option<PathBuf>,
+    /// Where new snapshot files come from while running: a directory,
+    /// `s3://BUCKET/PREFIX/` or `http(s)://HOST/PATH/FILE` (see
+    /// [`crate::remote::WatchSource`]).
+    pub watch: Option<String>,
 }
 
 /// `--db`: data sets given as flags (added to the file's `[[dataset]]`s).
@@ -334,8 +336,9 @@ pub struct DataSetFlags {
 #[derive(Debug, Default, Clone, Args)]
 #[command(next_help_heading = "Daemon")]
 pub struct WatchFlags {
-    /// Watch a directory for new snapshot files of data set NAME (`NAME=DIR`)
-    /// [dataset.watch].
-    #[arg(long = "watch", value_name = "NAME=DIR")]
+    /// Keep data set NAME current from WHERE: a directory of snapshot files,
+    /// `s3://BUCKET/PREFIX/` (the objects under it) or `https://HOST/PATH/FILE`
+    /// (every new version of it) [dataset.watch].
+    #[arg(long = "watch", value_name = "NAME=WHERE")]
     pub watches: Vec<String>,
 }

@@ -1,12 +1,13 @@
-//! Data set arguments: `--db [NAME=]DIR` and `--watch NAME=DIR`, and the rules
+//! Data set arguments: `--db [NAME=]DIR` and `--watch NAME=WHERE`, and the rules
 //! for a data set's name (it becomes a key of every enriched line).
 //!
-//! A watch is parsed in [`parse_watch`] alone, so that other kinds of watched
-//! places (beside a local directory) are added in one spot.
+//! A watch is parsed in [`parse_watch`] alone; what its place names (a
+//! directory, `s3://`, `http(s)://`) is told apart by [`WatchSource::parse`].
 
 use std::path::PathBuf;
 
 use crate::output_fields;
+use crate::remote::{WatchError, WatchSource};
 
 /// Why a data set argument or name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +18,15 @@ pub enum SpecError {
     Reserved(String),
     #[error("{0:?}: expected NAME=DIR")]
     NoDir(String),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+}
+
+/// A data set name and what keeps it current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameWatch {
+    pub name: String,
+    pub watch: WatchSource,
 }
 
 /// A data set name and its directory.
@@ -72,10 +82,13 @@ pub fn parse_db(spec: &str) -> Result<NameDir, SpecError> {
     }
 }
 
-/// `--watch NAME=DIR`: the directory watched for new snapshot files of data
-/// set NAME (`DIR` alone: the data set "whip", as `--db`).
-pub fn parse_watch(spec: &str) -> Result<NameDir, SpecError> {
-    parse_db(spec)
+/// `--watch NAME=WHERE`: the directory, `s3://BUCKET/PREFIX/` or
+/// `http(s)://HOST/PATH/FILE` that keeps data set NAME current (`WHERE` alone:
+/// the data set "whip", as `--db`).
+pub fn parse_watch(spec: &str) -> Result<NameWatch, SpecError> {
+    let NameDir { name, dir } = parse_db(spec)?;
+    let watch = WatchSource::parse(&dir.to_string_lossy())?;
+    Ok(NameWatch { name, watch })
 }
 
 #[cfg(test)]
@@ -110,6 +123,12 @@ mod tests {
             parse_db("status=/s"),
             Err(SpecError::Reserved("status".into()))
         );
-        assert_eq!(parse_watch("geo=/in"), Ok(nd("geo", "/in")));
+        assert_eq!(
+            parse_watch("geo=/in"),
+            Ok(NameWatch {
+                name: "geo".into(),
+                watch: WatchSource::Dir("/in".into())
+            })
+        );
     }
 }

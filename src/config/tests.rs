@@ -8,6 +8,7 @@ use clap::Parser;
 use super::*;
 use crate::enrich::{BeforeFirst, MissingTime};
 use crate::ingest::LoadPriority;
+use crate::remote::WatchSource;
 
 /// Flags as `run` parses them.
 #[derive(Parser)]
@@ -194,7 +195,26 @@ fn flags_override_the_file_and_work_alone() {
     let s = file.resolve(&flags).unwrap();
     assert_eq!(s.listen, Some("127.0.0.1:2".parse().unwrap()));
     assert_eq!(s.datasets.len(), 2);
-    assert_eq!(s.datasets[0].watch, Some(PathBuf::from("/in")));
+    assert_eq!(s.datasets[0].watch, Some(WatchSource::Dir("/in".into())));
+    // A remote source, from a flag or the file; a bad one names its key.
+    let s = FileConfig::default()
+        .resolve(&parse_flags(&["--db", "/s", "--watch", "s3://bucket/geo/"]))
+        .unwrap();
+    assert!(matches!(s.datasets[0].watch, Some(WatchSource::Remote(_))));
+    let e = parse("[[dataset]]\nname = \"geo\"\nstore = \"/s\"\nwatch = \"ftp://x/a.mmdb\"\n")
+        .unwrap()
+        .resolve(&parse_flags(&[]))
+        .unwrap_err();
+    assert!(e.to_string().starts_with("dataset.watch:"), "{e}");
+    let e = FileConfig::default()
+        .resolve(&parse_flags(&[
+            "--db",
+            "/s",
+            "--watch",
+            "geo=https://h/x.html",
+        ]))
+        .unwrap_err();
+    assert!(e.to_string().starts_with("--watch:"), "{e}");
     // No file at all.
     let s = FileConfig::default()
         .resolve(&parse_flags(&["--db", "/only"]))

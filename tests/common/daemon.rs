@@ -40,6 +40,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(args: &[&str]) -> Daemon {
+        Daemon::start_with_env(args, &[])
+    }
+
+    /// As [`Daemon::start`], with these environment variables set.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
         // Loads run at normal priority in tests: at the default (idle) a daemon's
         // load waits for an idle core, which a loaded test machine may not have for
         // longer than any wait here; what is tested is what a load does.
@@ -47,6 +52,7 @@ impl Daemon {
             .arg("run")
             .args(args)
             .args(["--load-priority", "normal"])
+            .envs(env.iter().copied())
             .env_remove("WHIPSTREAM_DB")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
