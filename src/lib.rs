@@ -15,9 +15,11 @@
 //! - [`repair`]: `whipstream repair`: RocksDB's repair of a damaged store, and
 //!   an account of what it kept.
 //! - [`load`]: the `load` pipeline (parallel read, ordered merge, one commit).
-//! - [`index`]: the immutable lookup structure and record output.
-//! - [`index_file`]: the persisted index: one checked file per store, mapped by
-//!   every process that opens it, rebuilt from the store when missing or stale.
+//! - [`index`]: the immutable lookup structure and record output, a view of an
+//!   index image (its bytes, header and section layout).
+//! - [`index_file`]: the persisted index: an image as one checked file per store,
+//!   mapped by every process that opens it, rebuilt from the store when missing
+//!   or stale.
 //! - [`follow`]: keeping a running process's index current with other processes' loads.
 //! - [`lookup`]: answering queries, by argument and in batch.
 //! - [`logline`]: access-log lines of real servers and load balancers (one module

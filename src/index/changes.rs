@@ -7,8 +7,8 @@
 //! Invariant: `line_bits` is 0 exactly when the wide form is used, else in
 //! `1..=31`; the other form's view is empty.
 
+use super::image::{Image, Section, View};
 use crate::history::{Change, NO_LINE};
-use crate::index_file::{Image, Section, View};
 
 /// The changes section of one image, in its form.
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! The index that every lookup touches.
 //!
-//! An [`Index`] is a view of an index image ([`crate::index_file`]): the history's
+//! An [`Index`] is a view of an index image ([`image`]): the history's
 //! pieces, changes, lines and payloads as flat arrays, usually in a file mapped
 //! read-only and shared by every process that opens the store, and what makes a
 //! lookup cheap: the snapshot instants in one sorted array, and bucket tables (IPv4 by blocks down to /24s,
@@ -10,7 +10,7 @@
 //! and swaps it in through [`SharedIndex`], so a lookup never waits for a load.
 //!
 //! Every read of the arrays is bounds-checked without panicking: an image whose
-//! section checksums were not read ([`crate::index_file::Check::Header`]) cannot
+//! section checksums were not read ([`image::Check::Header`]) cannot
 //! make a lookup crash or read outside it.
 //!
 //! A match is written as the snapshot line's JSON object: `begin`, `end`, the
@@ -20,15 +20,19 @@
 //! # Layout
 //!
 //! - this module: the [`Index`], one lookup at a time, and record output;
+//! - [`image`](self::image): the bytes an index views (built in memory or the
+//!   store's mapped index file, [`crate::index_file`]), their header and layout;
 //! - [`tables`](self::tables): the bucket tables that find an address's piece;
 //! - [`changes`](self::changes): each piece's changes as the file packs them;
 //! - [`batch`](self::batch): many lookups at once, their cache misses overlapped.
 
 mod batch;
 pub(crate) mod changes;
+pub mod image;
 mod tables;
 
 use changes::Changes;
+use image::{FileLine, Image, Section, View};
 
 pub(crate) use tables::Tables;
 
@@ -37,7 +41,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::history::{History, Line, Snapshot, SnapshotMeta, NO_LINE};
-use crate::index_file::{FileLine, Image, Section, View};
 use crate::ip::IpKey;
 use crate::store::StoreState;
 use crate::time::Timestamp;
@@ -48,7 +51,7 @@ pub enum IndexError {
     #[error("snapshot list: {0}")]
     Snapshots(String),
     #[error(transparent)]
-    Build(#[from] crate::index_file::BuildError),
+    Build(#[from] image::BuildError),
 }
 
 /// The index currently in use, swapped atomically when a load commits.

@@ -17,48 +17,20 @@
 //!   every section's CRC-32 (which covers the padding after it: every byte of
 //!   the file is under a checksum) is checked too. Anything else (missing, stale,
 //!   corrupt) is logged and the index is rebuilt from RocksDB and persisted again.
-//! - The layout is deterministic: the same history and state give the same bytes,
-//!   which `verify` uses to compare the file with the store.
+//! - The file holds an index image ([`crate::index::image`], which describes its
+//!   layout) byte for byte; the layout is deterministic, which `verify` uses to
+//!   compare the file with the store.
 //!
-//! Layout (little-endian; each section starts at a multiple of 64 bytes):
-//!
-//! | bytes | content |
-//! |---|---|
-//! | 0..8 | magic `WHIPIDX\0` |
-//! | 8..12 | format version (2) |
-//! | 12..16 | byte-order mark `0x01020304` |
-//! | 16..32 | store id (u128) |
-//! | 32..40 | store generation |
-//! | 40..48 | file length |
-//! | 48..52, 52..56 | IPv4 and global-unicast bucket shifts |
-//! | 56..60 | number of sections |
-//! | 60..64 | line bits of a packed change, 0 for 8-byte changes |
-//! | 64.. | per section: offset (u64), length (u64), CRC-32, reserved |
-//! | then | CRC-32 of the header's 4096 bytes but these 4 |
-//! | 4096.. | sections, in [`Section`] order |
-//!
-//! # Layout of this module
-//!
-//! - this module: mapping, persisting, opening and verifying a store's file;
-//! - [`image`](self::image): an image's bytes, checked, and views of its sections;
-//! - [`layout`](self::layout): the sections and laying a history out as an image;
-//! - [`header`](self::header): the header's bytes and its checksum.
-
-mod header;
-mod image;
-mod layout;
-
-use header::{read_header, HEADER_LEN, VERSION};
-use image::Bytes;
-pub use image::Image;
-pub(crate) use image::View;
-pub(crate) use layout::{FileLine, Section};
+//! This module is the persistence only (mapping, persisting, opening, rebuilding
+//! and verifying a store's file); what the bytes are belongs to the index.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::history::History;
+use crate::index::image::{state_in_header, HEADER_LEN};
+pub use crate::index::image::{Check, Image, ImageError};
 use crate::index::Index;
 use crate::store::{Mode, Store, StoreError, StoreState};
 
@@ -66,15 +38,6 @@ use crate::store::{Mode, Store, StoreError, StoreState};
 pub const FILE_NAME: &str = "whipstream.index";
 const TMP_NAME: &str = "whipstream.index.tmp";
 const LOCK_NAME: &str = "whipstream.index.lock";
-
-/// How much of a file to check when mapping it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Check {
-    /// Header, layout, state and the snapshot list: constant time.
-    Header,
-    /// Also every section's checksum: reads the whole file.
-    Full,
-}
 
 /// Why a persisted index cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -87,31 +50,15 @@ pub enum IndexFileError {
         found: String,
         current: String,
     },
-    #[error("{}: index format version {found}, this whipstream writes version {VERSION}", path.display())]
-    Version { path: PathBuf, found: u32 },
-    #[error("{}: corrupt: {what}", path.display())]
-    Corrupt { path: PathBuf, what: String },
+    /// Another format version, or corrupt.
+    #[error(transparent)]
+    Image(#[from] ImageError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Why a history cannot be laid out as an index (only a corrupt store does this).
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("the pieces do not start at address 0 or their offsets do not match them")]
-    Pieces,
-    #[error("line {line} does not start and end at piece boundaries")]
-    LineOffPieces { line: u32 },
-    #[error("line {line} refers to missing payload {payload}")]
-    MissingPayload { line: u32, payload: u32 },
-    #[error("a change refers to missing line {0}")]
-    MissingLine(u32),
-    #[error("the index would exceed 4 GiB of {0}")]
-    TooBig(&'static str),
 }
 
 fn state_text(s: &StoreState) -> String {
@@ -137,18 +84,19 @@ pub fn map(db: &Path, state: StoreState, check: Check) -> Result<Image, IndexFil
     };
     let len = file.metadata().map_err(io_err(&path))?.len();
     if len < HEADER_LEN as u64 {
-        return Err(IndexFileError::Corrupt {
+        return Err(ImageError::Corrupt {
             path,
             what: format!("{len} bytes long, shorter than a header"),
-        });
+        }
+        .into());
     }
     // SAFETY: the file is never modified once renamed into place (a new index
     // replaces it by rename), so the mapping's contents cannot change under us.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(&path))?;
-    let image = Image::from_bytes(Bytes::Mapped(map), &path, check)?;
-    if image.state != state {
+    let image = Image::from_mapped(map, &path, check)?;
+    if image.state() != state {
         return Err(IndexFileError::Stale {
-            found: state_text(&image.state),
+            found: state_text(&image.state()),
             current: state_text(&state),
             path,
         });
@@ -191,7 +139,7 @@ pub fn persist(db: &Path, image: &Image) -> Result<bool, IndexFileError> {
     let _lock = WriteLock::take(db).map_err(io_err(&db.join(LOCK_NAME)))?;
     if let Some(found) = persisted_state(&path) {
         // A newer state of the same store is never replaced by an older one.
-        if found.id == image.state.id && found.generation > image.state.generation {
+        if found.id == image.state().id && found.generation > image.state().generation {
             return Ok(false);
         }
     }
@@ -212,7 +160,7 @@ fn persisted_state(path: &Path) -> Option<StoreState> {
     let mut head = vec![0u8; HEADER_LEN];
     let mut f = File::open(path).ok()?;
     std::io::Read::read_exact(&mut f, &mut head).ok()?;
-    read_header(&head).ok().map(|h| h.state)
+    state_in_header(&head)
 }
 
 /// Opens the index of the store at `db`: maps the persisted file when it is
@@ -279,7 +227,7 @@ pub fn verify(db: &Path, history: &History, state: StoreState) -> Status {
         Err(
             e @ (IndexFileError::Missing { .. }
             | IndexFileError::Stale { .. }
-            | IndexFileError::Version { .. }),
+            | IndexFileError::Image(ImageError::Version { .. })),
         ) => return Status::WillRebuild(e.to_string()),
         Err(e) => return Status::Bad(e.to_string()),
     };
@@ -297,32 +245,11 @@ pub fn verify(db: &Path, history: &History, state: StoreState) -> Status {
 
 #[cfg(test)]
 mod tests {
-    use super::header::header_crc_at;
     use super::*;
-    use crate::history::{Interner, SnapshotMeta};
+    use crate::index::image::header_crc_at;
+    use crate::index::image::tests::{history, state, A, B};
     use crate::ip::IpKey;
-    use crate::snapshot::SnapshotFile;
     use crate::time::Timestamp;
-
-    pub(crate) fn history(files: &[&str]) -> History {
-        let mut h = History::default();
-        let mut interner = Interner::default();
-        for (n, text) in files.iter().enumerate() {
-            let f = SnapshotFile::from_lines(&format!("f{n}"), text).unwrap();
-            h.merge(&mut interner, &f, SnapshotMeta::of_file(&f), false)
-                .unwrap();
-        }
-        h
-    }
-
-    pub(crate) const A: &str = r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}
-{"begin":"2001:db8::","end":"2001:db8::ffff","datetime":"2024-01-01T00:00:00Z","cc":"DE"}"#;
-    pub(crate) const B: &str =
-        r#"{"begin":"1.0.0.0","end":"1.0.0.127","datetime":"2024-02-01T00:00:00Z","cc":"NZ"}"#;
-
-    pub(crate) fn state(generation: u64) -> StoreState {
-        StoreState { id: 7, generation }
-    }
 
     fn answers(index: &Index) -> Vec<Option<String>> {
         let mut out = Vec::new();
@@ -381,7 +308,7 @@ mod tests {
             assert!(
                 matches!(
                     map(dir.path(), state(1), Check::Full),
-                    Err(IndexFileError::Corrupt { .. })
+                    Err(IndexFileError::Image(ImageError::Corrupt { .. }))
                 ),
                 "byte {at}"
             );
@@ -389,7 +316,7 @@ mod tests {
         std::fs::write(&path, &good[..good.len() - 64]).unwrap();
         assert!(matches!(
             map(dir.path(), state(1), Check::Header),
-            Err(IndexFileError::Corrupt { .. })
+            Err(IndexFileError::Image(ImageError::Corrupt { .. }))
         ));
     }
 
@@ -404,7 +331,7 @@ mod tests {
         std::fs::write(&path, &old).unwrap();
         assert!(matches!(
             map(dir.path(), state(1), Check::Header),
-            Err(IndexFileError::Version { found: 1, .. })
+            Err(IndexFileError::Image(ImageError::Version { found: 1, .. }))
         ));
         assert!(matches!(
             verify(dir.path(), &h, state(1)),

@@ -3,10 +3,10 @@
 //! history and state give the same bytes).
 
 use super::header::{write_header, HEADER_LEN};
-use super::image::{covered, Bytes, Image};
 use super::BuildError;
+use super::{covered, Bytes, Image};
 use crate::history::{Change, History, NO_LINE};
-use crate::index::changes;
+use crate::index::{changes, Tables};
 use crate::ip::IpKey;
 use crate::store::StoreState;
 
@@ -164,7 +164,7 @@ impl Image {
             false => changes::line_bits(lines.len(), history.snapshots.len()),
         };
         let change_bytes = if line_bits == 0 { 8 } else { 4 };
-        let tables = crate::index::Tables::of(history);
+        let tables = Tables::of(history);
         let metas: Vec<_> = history.snapshots.iter().map(|s| &s.meta).collect();
         // Serialising plain metadata into a Vec cannot fail.
         let snapshots_json = serde_json::to_vec(&metas).unwrap_or_default();
@@ -268,8 +268,8 @@ fn fill<T, const N: usize>(dst: &mut [u8], items: &[T], bytes: impl Fn(&T) -> [u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::image::tests::{history, state, A, B};
     use crate::index::Index;
-    use crate::index_file::tests::{history, state, A, B};
     use crate::time::Timestamp;
 
     #[test]

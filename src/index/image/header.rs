@@ -1,4 +1,4 @@
-//! The file's first 4096 bytes: magic, version, byte order, the store state it
+//! An image's first 4096 bytes: magic, version, byte order, the store state it
 //! was built from, the length, the bucket shifts and each section's offset,
 //! length and CRC-32, all under one checksum.
 
@@ -9,7 +9,7 @@ const MAGIC: &[u8; 8] = b"WHIPIDX\0";
 /// 2: changes packed into u32s, smaller bucket tables.
 pub(super) const VERSION: u32 = 2;
 const BYTE_ORDER: u32 = 0x0102_0304;
-pub(super) const HEADER_LEN: usize = 4096;
+pub(crate) const HEADER_LEN: usize = 4096;
 const SECTION_ENTRY: usize = 24;
 
 /// The header checksum: every header byte but the checksum's own.
@@ -30,7 +30,7 @@ pub(super) struct Header {
     pub(super) sections: [(usize, usize, u32); SECTIONS.len()],
 }
 
-pub(super) fn header_crc_at() -> usize {
+pub(crate) fn header_crc_at() -> usize {
     64 + SECTIONS.len() * SECTION_ENTRY
 }
 
@@ -69,6 +69,11 @@ pub(super) fn write_header(
 pub(super) fn other_version(b: &[u8]) -> Option<u32> {
     let version = u32::from_le_bytes(b.get(8..12)?.try_into().ok()?);
     (b.get(0..8)? == MAGIC && version != VERSION).then_some(version)
+}
+
+/// The store state recorded in `b`, if it starts with a valid header.
+pub(crate) fn state_in_header(b: &[u8]) -> Option<StoreState> {
+    read_header(b).ok().map(|h| h.state)
 }
 
 pub(super) fn read_header(b: &[u8]) -> Result<Header, String> {

@@ -1,20 +1,87 @@
 //! An index image: the bytes of one index (built in memory, or a mapped file)
-//! with its checked header, and typed views of its sections.
+//! with its checked header, and typed views of its sections. The index file
+//! ([`crate::index_file`]) holds exactly these bytes.
 //!
-//! Invariant: an [`Image`] exists only for bytes whose header, length and
-//! section layout were checked; a [`View`] stays inside its section and is never
-//! written through.
+//! Invariants:
+//! - An [`Image`] exists only for bytes whose header, length and section layout
+//!   were checked; a [`View`] stays inside its section and is never written
+//!   through.
+//! - Every byte is under a checksum: the header's own, and each section's CRC-32,
+//!   which covers the padding after it.
+//! - The layout is deterministic: the same history and state give the same bytes.
+//!
+//! Layout (little-endian; each section starts at a multiple of 64 bytes):
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0..8 | magic `WHIPIDX\0` |
+//! | 8..12 | format version (2) |
+//! | 12..16 | byte-order mark `0x01020304` |
+//! | 16..32 | store id (u128) |
+//! | 32..40 | store generation |
+//! | 40..48 | file length |
+//! | 48..52, 52..56 | IPv4 and global-unicast bucket shifts |
+//! | 56..60 | number of sections |
+//! | 60..64 | line bits of a packed change, 0 for 8-byte changes |
+//! | 64.. | per section: offset (u64), length (u64), CRC-32, reserved |
+//! | then | CRC-32 of the header's 4096 bytes but these 4 |
+//! | 4096.. | sections, in [`Section`] order |
+//!
+//! # Layout of this module
+//!
+//! - this module: an image's bytes, checked, and views of its sections;
+//! - [`layout`](self::layout): the sections and laying a history out as an image;
+//! - [`header`](self::header): the header's bytes and its checksum.
+
+mod header;
+mod layout;
 
 use std::path::{Path, PathBuf};
 
-use super::header::{other_version, read_header, HEADER_LEN};
-use super::layout::{FileLine, Section, ALIGN, SECTIONS};
-use super::{Check, IndexFileError};
 use crate::history::Change;
 use crate::store::StoreState;
+#[cfg(test)]
+pub(crate) use header::header_crc_at;
+use header::{other_version, read_header, VERSION};
+pub(crate) use header::{state_in_header, HEADER_LEN};
+pub(crate) use layout::{FileLine, Section};
+use layout::{ALIGN, SECTIONS};
+
+/// How much of an image to check when making it from bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Header, layout, state and the snapshot list: constant time.
+    Header,
+    /// Also every section's checksum: reads the whole file.
+    Full,
+}
+
+/// Why bytes are not a usable index image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{}: index format version {found}, this whipstream writes version {VERSION}", path.display())]
+    Version { path: PathBuf, found: u32 },
+    #[error("{}: corrupt: {what}", path.display())]
+    Corrupt { path: PathBuf, what: String },
+}
+
+/// Why a history cannot be laid out as an index (only a corrupt store does this).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the pieces do not start at address 0 or their offsets do not match them")]
+    Pieces,
+    #[error("line {line} does not start and end at piece boundaries")]
+    LineOffPieces { line: u32 },
+    #[error("line {line} refers to missing payload {payload}")]
+    MissingPayload { line: u32, payload: u32 },
+    #[error("a change refers to missing line {0}")]
+    MissingLine(u32),
+    #[error("the index would exceed 4 GiB of {0}")]
+    TooBig(&'static str),
+}
 
 /// The bytes of an index, in memory or mapped.
-pub(super) enum Bytes {
+enum Bytes {
     /// Built in this process (16-byte aligned).
     Owned(Vec<u128>),
     Mapped(memmap2::Mmap),
@@ -34,15 +101,15 @@ impl Bytes {
 
 /// One index's bytes with its checked header: what [`Index`] views.
 pub struct Image {
-    pub(super) bytes: Bytes,
-    pub(super) len: usize,
-    pub(super) state: StoreState,
+    bytes: Bytes,
+    len: usize,
+    state: StoreState,
     pub(crate) v4_shift: u32,
     pub(crate) global_shift: u32,
     /// Line bits of a packed change; 0 for 8-byte changes.
     pub(crate) line_bits: u32,
-    pub(super) sections: [(usize, usize, u32); SECTIONS.len()],
-    pub(super) path: Option<PathBuf>,
+    sections: [(usize, usize, u32); SECTIONS.len()],
+    path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Image {
@@ -143,20 +210,27 @@ impl Image {
 }
 
 impl Image {
-    /// Checks the header and layout of `bytes` (and the section checksums with
-    /// [`Check::Full`]) and makes an image of them.
-    pub(super) fn from_bytes(
-        bytes: Bytes,
+    /// Checks the header and layout of the mapped file at `path` (and the
+    /// section checksums with [`Check::Full`]) and makes an image of it. The
+    /// file must never be modified while mapped.
+    pub(crate) fn from_mapped(
+        map: memmap2::Mmap,
         path: &Path,
         check: Check,
-    ) -> Result<Image, IndexFileError> {
-        let corrupt = |what: String| IndexFileError::Corrupt {
+    ) -> Result<Image, ImageError> {
+        Image::from_bytes(Bytes::Mapped(map), path, check)
+    }
+
+    /// Checks the header and layout of `bytes` (and the section checksums with
+    /// [`Check::Full`]) and makes an image of them.
+    fn from_bytes(bytes: Bytes, path: &Path, check: Check) -> Result<Image, ImageError> {
+        let corrupt = |what: String| ImageError::Corrupt {
             path: path.to_path_buf(),
             what,
         };
         let b = bytes.as_slice();
         if let Some(found) = other_version(b) {
-            return Err(IndexFileError::Version {
+            return Err(ImageError::Version {
                 path: path.to_path_buf(),
                 found,
             });
@@ -216,11 +290,11 @@ impl Image {
     }
 
     /// Checks every section's checksum (what [`Check::Full`] adds).
-    pub fn check_full(&self) -> Result<(), IndexFileError> {
+    pub fn check_full(&self) -> Result<(), ImageError> {
         let b = self.bytes.as_slice();
         for (s, &(off, size, crc)) in SECTIONS.iter().zip(&self.sections) {
             if crc32fast::hash(&b[covered(off, size, b.len())]) != crc {
-                return Err(IndexFileError::Corrupt {
+                return Err(ImageError::Corrupt {
                     path: self.path.clone().unwrap_or_default(),
                     what: format!("section {} fails its checksum", s.name()),
                 });
@@ -237,6 +311,43 @@ impl Image {
 
 /// The bytes a section's checksum covers: the section and the padding after
 /// it, so that every byte of the file is checked.
-pub(super) fn covered(off: usize, size: usize, len: usize) -> std::ops::Range<usize> {
+fn covered(off: usize, size: usize, len: usize) -> std::ops::Range<usize> {
     off..(off + size).next_multiple_of(ALIGN).min(len)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::history::{History, Interner, SnapshotMeta};
+    use crate::snapshot::SnapshotFile;
+
+    pub(crate) fn history(files: &[&str]) -> History {
+        let mut h = History::default();
+        let mut interner = Interner::default();
+        for (n, text) in files.iter().enumerate() {
+            let f = SnapshotFile::from_lines(&format!("f{n}"), text).unwrap();
+            h.merge(&mut interner, &f, SnapshotMeta::of_file(&f), false)
+                .unwrap();
+        }
+        h
+    }
+
+    pub(crate) const A: &str = r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}
+{"begin":"2001:db8::","end":"2001:db8::ffff","datetime":"2024-01-01T00:00:00Z","cc":"DE"}"#;
+    pub(crate) const B: &str =
+        r#"{"begin":"1.0.0.0","end":"1.0.0.127","datetime":"2024-02-01T00:00:00Z","cc":"NZ"}"#;
+
+    pub(crate) fn state(generation: u64) -> StoreState {
+        StoreState { id: 7, generation }
+    }
+
+    #[test]
+    fn a_built_image_is_checked_and_its_checksums_hold() {
+        let image = Image::build(&history(&[A, B]), state(3)).unwrap();
+        assert!(!image.is_mapped());
+        assert_eq!(image.state(), state(3));
+        assert_eq!(image.as_bytes().len(), image.len());
+        assert_eq!(state_in_header(image.as_bytes()), Some(state(3)));
+        assert!(image.check_full().is_ok());
+    }
 }
