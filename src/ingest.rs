@@ -42,16 +42,22 @@ pub enum LoadPriority {
     Normal,
 }
 
-impl LoadPriority {
-    pub fn parse(s: &str) -> Result<LoadPriority, String> {
-        match s {
-            "idle" => Ok(LoadPriority::Idle),
-            "low" => Ok(LoadPriority::Low),
-            "normal" => Ok(LoadPriority::Normal),
-            other => Err(format!("{other:?}: expected idle, low or normal")),
-        }
+impl std::str::FromStr for LoadPriority {
+    type Err = crate::value::UnknownValue;
+    fn from_str(s: &str) -> Result<LoadPriority, Self::Err> {
+        crate::value::pick(
+            "load priority",
+            s,
+            &[
+                ("idle", LoadPriority::Idle),
+                ("low", LoadPriority::Low),
+                ("normal", LoadPriority::Normal),
+            ],
+        )
     }
+}
 
+impl LoadPriority {
     /// Gives the calling thread this priority; threads it starts inherit it. A
     /// failure leaves the priority as it was (logged at debug).
     pub fn apply(self) {
@@ -441,12 +447,13 @@ mod tests {
 
     #[test]
     fn load_priority_parses_and_applies_to_the_calling_thread() {
-        assert_eq!(LoadPriority::parse("idle"), Ok(LoadPriority::Idle));
-        assert_eq!(LoadPriority::parse("low"), Ok(LoadPriority::Low));
-        assert_eq!(LoadPriority::parse("normal"), Ok(LoadPriority::Normal));
-        assert!(LoadPriority::parse("high")
-            .unwrap_err()
-            .contains("idle, low or normal"));
+        assert_eq!("idle".parse(), Ok(LoadPriority::Idle));
+        assert_eq!("low".parse(), Ok(LoadPriority::Low));
+        assert_eq!("normal".parse(), Ok(LoadPriority::Normal));
+        assert_eq!(
+            "high".parse::<LoadPriority>().unwrap_err().to_string(),
+            "unknown load priority \"high\" (expected idle, low, normal)"
+        );
         #[cfg(target_os = "linux")]
         {
             // (policy, nice) of a thread after apply, read back by the thread.

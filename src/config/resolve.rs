@@ -76,14 +76,12 @@ pub(super) fn resolve(file: FileConfig, flags: &Flags) -> Result<Flow, ConfigErr
         name("--log-format", "log.format"),
     ))?
     .unwrap_or_default();
-    let load_priority = match given(
+    let load_priority = parsed::<LoadPriority>(given(
         &d.ingest.load_priority,
         &file.ingest.load_priority,
         name("--load-priority", "ingest.load_priority"),
-    ) {
-        Some((p, n)) => LoadPriority::parse(p).map_err(|e| invalid(n, e))?,
-        None => LoadPriority::default(),
-    };
+    ))?
+    .unwrap_or_default();
     let poll = seconds(
         given(
             &d.ingest.poll_seconds,

@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use super::fetch::{with_retries, FetchError};
 use super::mirror::Staging;
 use super::state::ObjectState;
-use super::Limits;
+use super::{ClientError, Limits};
 
 pub struct HttpSource {
     client: reqwest::Client,
@@ -40,12 +40,15 @@ pub enum Got {
 }
 
 impl HttpSource {
-    pub fn new(url: &str, limits: Limits) -> Result<HttpSource, String> {
+    pub fn new(url: &str, limits: Limits) -> Result<HttpSource, ClientError> {
         let client = reqwest::Client::builder()
             .timeout(limits.timeout)
             .user_agent(concat!("whipstream/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|source| ClientError::Http {
+                url: url.to_string(),
+                source,
+            })?;
         Ok(HttpSource {
             client,
             url: url.to_string(),

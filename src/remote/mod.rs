@@ -48,6 +48,25 @@ pub enum WatchError {
     UnknownScheme { spec: String, scheme: String },
 }
 
+/// Why a remote source's client cannot be set up (e.g. an S3 configuration
+/// from the environment that does not build).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{url}: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("s3://{bucket}/{prefix}: {source}")]
+    S3 {
+        bucket: String,
+        prefix: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
 /// What a data set's `watch` names: a local directory or a remote source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchSource {

@@ -9,7 +9,7 @@
 //! keeps polling). A data set with an empty store stays unready until its
 //! source answers: an empty answer would look like a real "no match".
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -20,10 +20,27 @@ use super::http::{Got, HttpSource};
 use super::mirror::{versioned_name, Mirror, Staging};
 use super::s3::S3Source;
 use super::state::{Fetched, ObjectState, State};
-use super::{Limits, RemoteSource};
+use super::{ClientError, Limits, RemoteSource};
 use crate::index::SharedIndex;
 use crate::telemetry;
 use crate::time::Timestamp;
+
+/// Why a poller cannot be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("cannot create the mirror {}: {source}", path.display())]
+    Mirror {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the download runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot start the poller: {0}")]
+    Thread(#[source] std::io::Error),
+}
 
 /// A running poller.
 pub struct Poller {
@@ -75,7 +92,7 @@ pub fn spawn(
     index: SharedIndex,
     stop: Arc<AtomicBool>,
     wake: mpsc::Sender<()>,
-) -> Result<Poller, String> {
+) -> Result<Poller, SpawnError> {
     let client = match &source {
         RemoteSource::S3 { bucket, prefix } => Client::S3(S3Source::new(bucket, prefix, limits)?),
         RemoteSource::Http { url, name } => Client::Http {
@@ -83,8 +100,10 @@ pub fn spawn(
             name: name.clone(),
         },
     };
-    let mirror = Mirror::open(mirror)
-        .map_err(|e| format!("cannot create the mirror {}: {e}", mirror.display()))?;
+    let mirror = Mirror::open(mirror).map_err(|source| SpawnError::Mirror {
+        path: mirror.to_path_buf(),
+        source,
+    })?;
     let mut remote = Remote {
         sink: Sink {
             dataset: dataset.to_string(),
@@ -101,7 +120,7 @@ pub fn spawn(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the download runtime: {e}"))?;
+        .map_err(SpawnError::Runtime)?;
     let thread = std::thread::Builder::new()
         .name(format!("whipstream-remote-{dataset}"))
         .spawn(move || {
@@ -114,7 +133,7 @@ pub fn spawn(
                 }
             }
         })
-        .map_err(|e| format!("cannot start the poller: {e}"))?;
+        .map_err(SpawnError::Thread)?;
     Ok(Poller { thread, synced })
 }
 

@@ -21,7 +21,7 @@ use object_store::{
 
 use super::fetch::{with_retries, FetchError};
 use super::mirror::Staging;
-use super::Limits;
+use super::{ClientError, Limits};
 use crate::load::is_snapshot_name;
 
 /// A listed object: its name (the mirror file's) and its version.
@@ -38,7 +38,7 @@ pub struct S3Source {
 }
 
 impl S3Source {
-    pub fn new(bucket: &str, prefix: &str, limits: Limits) -> Result<S3Source, String> {
+    pub fn new(bucket: &str, prefix: &str, limits: Limits) -> Result<S3Source, ClientError> {
         let retry = RetryConfig {
             backoff: BackoffConfig {
                 init_backoff: limits.backoff,
@@ -57,7 +57,11 @@ impl S3Source {
                 format!("{}s", limits.timeout.as_secs()),
             )
             .build()
-            .map_err(|e| format!("s3://{bucket}/{prefix}: {e}"))?;
+            .map_err(|source| ClientError::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+                source,
+            })?;
         let prefix = prefix.trim_end_matches('/');
         Ok(S3Source {
             store,

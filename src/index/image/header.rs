@@ -21,6 +21,21 @@ fn header_crc(b: &[u8]) -> u32 {
     h.finalize()
 }
 
+/// Why bytes do not start with a usable header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum HeaderError {
+    #[error("{0} bytes long, shorter than a header")]
+    Short(usize),
+    #[error("not a whipstream index file")]
+    Magic,
+    #[error("index format version or byte order not supported")]
+    Version,
+    #[error("header fails its checksum")]
+    Checksum,
+    #[error("unexpected number of sections")]
+    Sections,
+}
+
 pub(super) struct Header {
     pub(super) state: StoreState,
     pub(super) len: usize,
@@ -76,7 +91,7 @@ pub(crate) fn state_in_header(b: &[u8]) -> Option<StoreState> {
     read_header(b).ok().map(|h| h.state)
 }
 
-pub(super) fn read_header(b: &[u8]) -> Result<Header, String> {
+pub(super) fn read_header(b: &[u8]) -> Result<Header, HeaderError> {
     let u32_at = |i: usize| {
         b.get(i..i + 4)
             .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
@@ -87,20 +102,20 @@ pub(super) fn read_header(b: &[u8]) -> Result<Header, String> {
             .map(u64::from_le_bytes)
     };
     if b.len() < HEADER_LEN {
-        return Err(format!("{} bytes long, shorter than a header", b.len()));
+        return Err(HeaderError::Short(b.len()));
     }
     if &b[0..8] != MAGIC {
-        return Err("not a whipstream index file".into());
+        return Err(HeaderError::Magic);
     }
     if u32_at(8) != Some(VERSION) || u32_at(12) != Some(BYTE_ORDER) {
-        return Err("index format version or byte order not supported".into());
+        return Err(HeaderError::Version);
     }
     let at = header_crc_at();
     if u32_at(at) != Some(header_crc(b)) {
-        return Err("header fails its checksum".into());
+        return Err(HeaderError::Checksum);
     }
     if u32_at(56) != Some(SECTIONS.len() as u32) {
-        return Err("unexpected number of sections".into());
+        return Err(HeaderError::Sections);
     }
     let word = |i: usize| {
         u64_at(i)

@@ -235,7 +235,7 @@ impl Image {
                 found,
             });
         }
-        let header = read_header(b).map_err(corrupt)?;
+        let header = read_header(b).map_err(|e| corrupt(e.to_string()))?;
         if header.len != b.len() {
             return Err(corrupt(format!(
                 "{} bytes long, the header says {}",
