@@ -54,7 +54,8 @@ pub enum Command {
     /// Enrich access-log lines (stdin, files, .gz) with the record valid at each
     /// line's own time.
     Enrich(Box<EnrichArgs>),
-    /// Serve Whip's REST API (`/ip/<ip>?datetime=..`), `/healthz` and `/metrics`.
+    /// Serve Whip's REST API (`/ip/<ip>?datetime=..`), `/healthz` and `/metrics`
+    /// (on 127.0.0.1:8080 unless `--listen`; the bracketed keys are `run`'s).
     Serve(ServeArgs),
     /// List the snapshots loaded in a store.
     Snapshots(SnapshotsArgs),
