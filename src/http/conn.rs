@@ -247,6 +247,22 @@ impl JsonErrors {
         ))
     }
 
+    /// The stream's answer to a read or write: any answer restarts the idle
+    /// clock; while it is pending, the idle deadline may end the connection.
+    fn after_io<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match io {
+            Poll::Ready(result) => {
+                self.active();
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
+    }
+
     /// Writes what is left of a rewritten answer.
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.written < self.pending.len() {
@@ -257,12 +273,7 @@ impl JsonErrors {
                     self.active();
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    return match self.poll_idle(cx) {
-                        Poll::Ready(e) => Poll::Ready(Err(e)),
-                        Poll::Pending => Poll::Pending,
-                    }
-                }
+                Poll::Pending => return self.poll_idle(cx).map(Err),
             }
         }
         self.pending.clear();
@@ -278,16 +289,8 @@ impl AsyncRead for JsonErrors {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                this.active();
-                Poll::Ready(result)
-            }
-            Poll::Pending => match this.poll_idle(cx) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
-        }
+        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        this.after_io(cx, read)
     }
 }
 
@@ -310,16 +313,8 @@ impl AsyncWrite for JsonErrors {
                 _ => Poll::Ready(Ok(buf.len())),
             };
         }
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                this.active();
-                Poll::Ready(result)
-            }
-            Poll::Pending => match this.poll_idle(cx) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
-        }
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.after_io(cx, written)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
