@@ -48,6 +48,33 @@ pub fn is_output_field(name: &str) -> bool {
     COMMON.contains(&name) || OTHERS.contains(&name)
 }
 
+/// The type of a field's values as a consumer's schema names it: an ECS field
+/// type (`keyword`, `long`, `double`, `date`, `ip`, `geo_point`, `boolean`) and,
+/// for Parquet output, a column type. `Object` is free-form JSON (a JSON log
+/// line's own fields), kept as its JSON text where a column needs one type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    Keyword,
+    Long,
+    Double,
+    Date,
+    Ip,
+    GeoPoint,
+    Boolean,
+    Object,
+}
+
+/// One field an enriched line of a given flow can contain: its dotted path
+/// (`source.geo.country_iso_code`, `geo.country_code`) and the type of its
+/// values. A schema lists these for a flow (its log format, data sets and
+/// chosen fields) so that typed outputs (Parquet columns) and conformance
+/// checks (ECS) are derived from the same list the writer follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub path: String,
+    pub ty: ValueType,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
