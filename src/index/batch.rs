@@ -38,42 +38,36 @@ impl Index {
             let mut line = [NO_LINE; GROUP];
             for &(ip, _) in group {
                 let (table, b) = self.bucket(ip);
-                prefetch(table.as_ptr().wrapping_add(b));
+                prefetch(table.address(b));
             }
             for &(ip, _) in group {
-                let (table, b) = self.bucket(ip);
                 // The candidate starts the search will read (up to 4 cache lines).
-                let lo = table.get(b).map_or(0, |&p| p as usize);
-                let hi = table.get(b + 1).map_or(0, |&p| p as usize);
+                let (lo, hi) = self.candidates(ip);
                 for i in (lo + 1..=hi).step_by(4).take(4) {
-                    prefetch(self.starts.as_ptr().wrapping_add(i));
+                    prefetch(self.starts.address(i));
                 }
             }
             for (k, &(ip, t)) in group.iter().enumerate() {
                 piece[k] = self.piece(ip);
                 pos[k] = self.snapshot_position(t);
-                prefetch(self.offsets.as_ptr().wrapping_add(piece[k]));
+                prefetch(self.offsets.address(piece[k]));
             }
             for &p in &piece[..group.len()] {
-                let at = self.offsets.get(p).map_or(0, |&o| o as usize);
+                let at = self.offsets.get(p).map_or(0, |o| o as usize);
                 prefetch(self.changes.address(at));
             }
             for k in 0..group.len() {
                 if let Some(p) = pos[k] {
                     line[k] = self.piece_line(piece[k], p);
-                    prefetch(self.lines.as_ptr().wrapping_add(line[k] as usize));
+                    prefetch(self.lines.address(line[k] as usize));
                 }
             }
             // A record's range comes from the starts of the pieces it spans.
             for &l in &line[..group.len()] {
-                if let Some(l) = self.lines.get(l as usize) {
-                    prefetch(self.starts.as_ptr().wrapping_add(l.first_piece as usize));
-                    prefetch(self.starts.as_ptr().wrapping_add(l.last_piece as usize + 1));
-                    prefetch(
-                        self.payload_offsets
-                            .as_ptr()
-                            .wrapping_add(l.payload as usize),
-                    );
+                if let Some((first, last, payload)) = self.line_parts(l) {
+                    prefetch(self.starts.address(first));
+                    prefetch(self.starts.address(last + 1));
+                    prefetch(self.payload_offsets.as_ptr().wrapping_add(payload as usize));
                 }
             }
             for k in 0..group.len() {

@@ -23,16 +23,20 @@
 //! - [`image`](self::image): the bytes an index views (built in memory or the
 //!   store's mapped index file, [`crate::index_file`]), their header and layout;
 //! - [`tables`](self::tables): the bucket tables that find an address's piece;
+//! - [`starts`](self::starts): the pieces' starts, IPv4 ones in 4 bytes;
 //! - [`changes`](self::changes): each piece's changes as the file packs them;
 //! - [`batch`](self::batch): many lookups at once, their cache misses overlapped.
 
 mod batch;
 pub(crate) mod changes;
 pub mod image;
+mod starts;
 mod tables;
 
 use changes::Changes;
-use image::{FileLine, Image, Section, View};
+use image::packed::Packed;
+use image::{Image, LineBits, Section, View};
+use starts::Starts;
 
 pub(crate) use tables::Tables;
 
@@ -63,23 +67,25 @@ pub struct Index {
     snapshots: Vec<Snapshot>,
     instants: Vec<Timestamp>,
     /// Piece starts (`u128` keys), see [`crate::history`].
-    starts: View<u128>,
+    starts: Starts,
     /// Changes of piece `i` are `changes[offsets[i]..offsets[i+1]]`.
-    offsets: View<u32>,
+    offsets: Packed,
     changes: Changes,
-    lines: View<FileLine>,
+    /// Lines: first piece, payload and span, split as `line_bits` says.
+    lines: Packed,
+    line_bits: LineBits,
     /// Payload `p` is `payloads[payload_offsets[p]..payload_offsets[p+1]]`.
     payload_offsets: View<u32>,
     payloads: View<u8>,
     /// `v4[b]`: the piece containing the first IPv4 address of block `b` (blocks of
     /// `2^v4_shift` addresses; /24s for a full data set).
-    v4: View<u32>,
+    v4: Packed,
     v4_shift: u32,
     /// `v6[b]`: the piece containing the first address whose top 16 bits are `b`.
-    v6: View<u32>,
+    v6: Packed,
     /// Finer table for global unicast `2000::/4`, where real IPv6 data lives:
     /// `global[b]` for blocks of `2^global_shift` addresses.
-    global: View<u32>,
+    global: Packed,
     global_shift: u32,
     /// Owns the memory the views read; declared last, dropped last.
     image: Image,
@@ -150,19 +156,24 @@ impl Index {
         if instants.windows(2).any(|w| w[0] >= w[1]) || snapshots.len() > usize::from(u16::MAX) {
             return Err(IndexError::Snapshots("not strictly sorted".into()));
         }
+        let line_bits = LineBits::of(
+            image.count(Section::StartsV4) + image.count(Section::StartsWide),
+            image.count(Section::PayloadOffsets).saturating_sub(1),
+        );
         Ok(Index {
             snapshots,
             instants,
-            starts: image.view(Section::Starts),
-            offsets: image.view(Section::Offsets),
+            starts: Starts::of(&image),
+            offsets: image.packed(Section::Offsets),
             changes: Changes::of(&image),
-            lines: image.view(Section::Lines),
+            lines: image.packed(Section::Lines),
+            line_bits,
             payload_offsets: image.view(Section::PayloadOffsets),
             payloads: image.view(Section::Payloads),
-            v4: image.view(Section::V4),
+            v4: image.packed(Section::V4),
             v4_shift: image.v4_shift,
-            v6: image.view(Section::V6),
-            global: image.view(Section::Global),
+            v6: image.packed(Section::V6),
+            global: image.packed(Section::Global),
             global_shift: image.global_shift,
             image,
         })
@@ -207,8 +218,8 @@ impl Index {
     /// The span of piece `piece`'s changes.
     #[inline]
     fn change_span(&self, piece: usize) -> (usize, usize) {
-        let lo = self.offsets.get(piece).map_or(0, |&o| o as usize);
-        let hi = self.offsets.get(piece + 1).map_or(0, |&o| o as usize);
+        let lo = self.offsets.get(piece).map_or(0, |o| o as usize);
+        let hi = self.offsets.get(piece + 1).map_or(0, |o| o as usize);
         (lo, hi)
     }
 
@@ -222,17 +233,23 @@ impl Index {
     /// The record line `id`: its range (from the pieces it spans) and payload.
     #[inline]
     fn line(&self, id: u32) -> Option<Line> {
-        let l = self.lines.get(id as usize)?;
-        let begin = *self.starts.get(l.first_piece as usize)?;
-        let end = match self.starts.get(l.last_piece as usize + 1) {
+        let (first, last, payload) = self.line_parts(id)?;
+        let begin = self.starts.get(first)?;
+        let end = match self.starts.get(last + 1) {
             Some(next) => next.wrapping_sub(1),
             None => u128::MAX,
         };
         Some(Line {
             begin: IpKey(begin),
             end: IpKey(end),
-            payload: l.payload,
+            payload,
         })
+    }
+
+    /// Line `id`'s first and last piece and its payload.
+    #[inline]
+    fn line_parts(&self, id: u32) -> Option<(usize, usize, u32)> {
+        Some(self.line_bits.unpack(self.lines.get(id as usize)?))
     }
 
     #[inline]

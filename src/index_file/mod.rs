@@ -21,6 +21,20 @@
 //!   layout) byte for byte; the layout is deterministic, which `verify` uses to
 //!   compare the file with the store.
 //!
+//! Why a one-shot `lookup` may trust a file checked only at its header
+//! ([`Check::Header`]) instead of reading every byte for the CRCs (which would
+//! make its cost grow with the history): the header is under its own checksum
+//! and ties the file to the store's current state, and the layout check bounds
+//! every section inside the file with the sizes its counts and widths need.
+//! Damage inside a section can then make an answer wrong only where the bytes
+//! are damaged, never crash or read outside the mapping: every read of the
+//! arrays is bounds-checked without panicking ([`crate::index`]). The file is
+//! never written in place (only replaced by rename), so such damage means a
+//! disk or a person changed it; the processes that answer many queries
+//! (`lookup --batch`, `enrich`, `export` when they open, `serve` and `run` in
+//! a background thread) and `verify` check every section's CRC, and rebuild
+//! the file when one fails.
+//!
 //! This module is the persistence only (mapping, persisting, opening, rebuilding
 //! and verifying a store's file); what the bytes are belongs to the index.
 
@@ -327,11 +341,12 @@ mod tests {
         persist(dir.path(), &Image::build(&h, state(1)).unwrap()).unwrap();
         let path = dir.path().join(FILE_NAME);
         let mut old = std::fs::read(&path).unwrap();
-        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        // Version 2: 32-bit changes and lines of 12 bytes.
+        old[8..12].copy_from_slice(&2u32.to_le_bytes());
         std::fs::write(&path, &old).unwrap();
         assert!(matches!(
             map(dir.path(), state(1), Check::Header),
-            Err(IndexFileError::Image(ImageError::Version { found: 1, .. }))
+            Err(IndexFileError::Image(ImageError::Version { found: 2, .. }))
         ));
         assert!(matches!(
             verify(dir.path(), &h, state(1)),

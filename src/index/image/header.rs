@@ -1,16 +1,18 @@
 //! An image's first 4096 bytes: magic, version, byte order, the store state it
 //! was built from, the length, the bucket shifts and each section's offset,
-//! length and CRC-32, all under one checksum.
+//! length, element count, CRC-32 and element width, all under one checksum.
 
 use super::layout::SECTIONS;
 use crate::store::StoreState;
 
 const MAGIC: &[u8; 8] = b"WHIPIDX\0";
 /// 2: changes packed into u32s, smaller bucket tables.
-pub(super) const VERSION: u32 = 2;
+/// 3: bit-packed changes, lines, offsets and tables; IPv4 piece starts in 4
+/// bytes, the others in 8 when they allow.
+pub(super) const VERSION: u32 = 3;
 const BYTE_ORDER: u32 = 0x0102_0304;
 pub(crate) const HEADER_LEN: usize = 4096;
-const SECTION_ENTRY: usize = 24;
+const SECTION_ENTRY: usize = 32;
 
 /// The header checksum: every header byte but the checksum's own.
 fn header_crc(b: &[u8]) -> u32 {
@@ -42,7 +44,18 @@ pub(super) struct Header {
     pub(super) v4_shift: u32,
     pub(super) global_shift: u32,
     pub(super) line_bits: u32,
-    pub(super) sections: [(usize, usize, u32); SECTIONS.len()],
+    pub(super) sections: [Entry; SECTIONS.len()],
+}
+
+/// Where a section lies, how many elements of how many bits it holds, and
+/// the CRC-32 of its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) off: usize,
+    pub(crate) len: usize,
+    pub(crate) count: usize,
+    pub(crate) crc: u32,
+    pub(crate) width: u32,
 }
 
 pub(crate) fn header_crc_at() -> usize {
@@ -56,7 +69,7 @@ pub(super) fn write_header(
     v4_shift: u32,
     global_shift: u32,
     line_bits: u32,
-    sections: &[(usize, usize, u32)],
+    sections: &[Entry],
 ) {
     buf[0..8].copy_from_slice(MAGIC);
     buf[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -68,11 +81,13 @@ pub(super) fn write_header(
     buf[52..56].copy_from_slice(&global_shift.to_le_bytes());
     buf[56..60].copy_from_slice(&(sections.len() as u32).to_le_bytes());
     buf[60..64].copy_from_slice(&line_bits.to_le_bytes());
-    for (i, &(off, size, crc)) in sections.iter().enumerate() {
+    for (i, s) in sections.iter().enumerate() {
         let e = 64 + i * SECTION_ENTRY;
-        buf[e..e + 8].copy_from_slice(&(off as u64).to_le_bytes());
-        buf[e + 8..e + 16].copy_from_slice(&(size as u64).to_le_bytes());
-        buf[e + 16..e + 20].copy_from_slice(&crc.to_le_bytes());
+        buf[e..e + 8].copy_from_slice(&(s.off as u64).to_le_bytes());
+        buf[e + 8..e + 16].copy_from_slice(&(s.len as u64).to_le_bytes());
+        buf[e + 16..e + 24].copy_from_slice(&(s.count as u64).to_le_bytes());
+        buf[e + 24..e + 28].copy_from_slice(&s.crc.to_le_bytes());
+        buf[e + 28..e + 32].copy_from_slice(&s.width.to_le_bytes());
     }
     let at = header_crc_at();
     let crc = header_crc(buf);
@@ -122,10 +137,16 @@ pub(super) fn read_header(b: &[u8]) -> Result<Header, HeaderError> {
             .and_then(|v| usize::try_from(v).ok())
             .unwrap_or(usize::MAX)
     };
-    let mut sections = [(0usize, 0usize, 0u32); SECTIONS.len()];
+    let mut sections = [Entry::default(); SECTIONS.len()];
     for (i, s) in sections.iter_mut().enumerate() {
         let e = 64 + i * SECTION_ENTRY;
-        *s = (word(e), word(e + 8), u32_at(e + 16).unwrap_or(0));
+        *s = Entry {
+            off: word(e),
+            len: word(e + 8),
+            count: word(e + 16),
+            crc: u32_at(e + 24).unwrap_or(0),
+            width: u32_at(e + 28).unwrap_or(0),
+        };
     }
     let mut id = [0u8; 16];
     id.copy_from_slice(&b[16..32]);

@@ -15,15 +15,15 @@
 //! | bytes | content |
 //! |---|---|
 //! | 0..8 | magic `WHIPIDX\0` |
-//! | 8..12 | format version (2) |
+//! | 8..12 | format version (3) |
 //! | 12..16 | byte-order mark `0x01020304` |
 //! | 16..32 | store id (u128) |
 //! | 32..40 | store generation |
 //! | 40..48 | file length |
 //! | 48..52, 52..56 | IPv4 and global-unicast bucket shifts |
 //! | 56..60 | number of sections |
-//! | 60..64 | line bits of a packed change, 0 for 8-byte changes |
-//! | 64.. | per section: offset (u64), length (u64), CRC-32, reserved |
+//! | 60..64 | line bits of a packed change |
+//! | 64.. | per section: offset (u64), length (u64), element count (u64), CRC-32, element width in bits |
 //! | then | CRC-32 of the header's 4096 bytes but these 4 |
 //! | 4096.. | sections, in [`Section`] order |
 //!
@@ -31,21 +31,23 @@
 //!
 //! - this module: an image's bytes, checked, and views of its sections;
 //! - [`layout`](self::layout): the sections and laying a history out as an image;
-//! - [`header`](self::header): the header's bytes and its checksum.
+//! - [`header`](self::header): the header's bytes and its checksum;
+//! - [`packed`](self::packed): bit-packed arrays, the form of most sections.
 
 mod header;
 mod layout;
+pub(crate) mod packed;
 
 use std::path::{Path, PathBuf};
 
-use crate::history::Change;
 use crate::store::StoreState;
 #[cfg(test)]
 pub(crate) use header::header_crc_at;
-use header::{other_version, read_header, VERSION};
+use header::{other_version, read_header, Entry, VERSION};
 pub(crate) use header::{state_in_header, HEADER_LEN};
-pub(crate) use layout::{FileLine, Section};
-use layout::{ALIGN, SECTIONS};
+use layout::{Form, ALIGN, SECTIONS};
+pub(crate) use layout::{LineBits, Section};
+use packed::Packed;
 
 /// How much of an image to check when making it from bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,9 +108,9 @@ pub struct Image {
     state: StoreState,
     pub(crate) v4_shift: u32,
     pub(crate) global_shift: u32,
-    /// Line bits of a packed change; 0 for 8-byte changes.
+    /// Line bits of a packed change.
     pub(crate) line_bits: u32,
-    sections: [(usize, usize, u32); SECTIONS.len()],
+    sections: [Entry; SECTIONS.len()],
     path: Option<PathBuf>,
 }
 
@@ -167,9 +169,8 @@ impl<T> std::fmt::Debug for View<T> {
 pub(crate) trait Plain: Copy {}
 impl Plain for u8 {}
 impl Plain for u32 {}
+impl Plain for u64 {}
 impl Plain for u128 {}
-impl Plain for Change {}
-impl Plain for FileLine {}
 
 impl Image {
     pub fn state(&self) -> StoreState {
@@ -189,8 +190,25 @@ impl Image {
     }
 
     fn section_bytes(&self, s: Section) -> &[u8] {
-        let (off, len, _) = self.sections[s as usize];
-        &self.bytes.as_slice()[off..off + len]
+        let e = self.sections[s as usize];
+        &self.bytes.as_slice()[e.off..e.off + e.len]
+    }
+
+    /// The number of elements of a section.
+    pub(crate) fn count(&self, s: Section) -> usize {
+        self.sections[s as usize].count
+    }
+
+    /// The element width of a section, in bits.
+    pub(crate) fn width(&self, s: Section) -> u32 {
+        self.sections[s as usize].width
+    }
+
+    /// A packed section (its width and size were checked when the image was
+    /// made).
+    pub(crate) fn packed(&self, s: Section) -> Packed {
+        let e = self.sections[s as usize];
+        Packed::new(self.view(s), e.width, e.count)
     }
 
     pub(crate) fn snapshots_json(&self) -> &[u8] {
@@ -243,36 +261,19 @@ impl Image {
                 header.len
             )));
         }
-        for (s, &(off, size, _)) in SECTIONS.iter().zip(&header.sections) {
-            let fits = off >= HEADER_LEN
-                && off % ALIGN == 0
-                && off.checked_add(size).is_some_and(|end| end <= b.len())
-                && size % s.element() == 0;
-            if !fits {
+        for (s, e) in SECTIONS.iter().zip(&header.sections) {
+            if !fits(*s, e, b.len()) {
                 return Err(corrupt(format!("section {} out of bounds", s.name())));
             }
         }
-        let count = |s: Section| header.sections[s as usize].1 / s.element();
-        let pieces = count(Section::Starts);
-        let table_ok = |s: Section, bits: u32| count(s) == (1usize << bits) + 1;
-        let layout_ok = pieces >= 1
-            && count(Section::Offsets) == pieces + 1
-            && count(Section::PayloadOffsets) >= 1
-            && (8..=24).contains(&(32u32.wrapping_sub(header.v4_shift)))
-            && table_ok(Section::V4, 32 - header.v4_shift)
-            && table_ok(Section::V6, 16)
-            && (8..=22).contains(&(124u32.wrapping_sub(header.global_shift)))
-            && table_ok(Section::Global, 124 - header.global_shift)
-            && header.line_bits <= 31
-            && (header.line_bits != 0 || header.sections[Section::Changes as usize].1 % 8 == 0);
-        if !layout_ok {
+        if !layout_fits(&header) {
             return Err(corrupt("section sizes do not fit together".into()));
         }
         let full = check == Check::Full;
-        for (s, &(off, size, crc)) in SECTIONS.iter().zip(&header.sections) {
+        for (s, e) in SECTIONS.iter().zip(&header.sections) {
             // The snapshot list is small and parsed at every open: always checked.
             if (full || *s == Section::Snapshots)
-                && crc32fast::hash(&b[covered(off, size, b.len())]) != crc
+                && crc32fast::hash(&b[covered(e.off, e.len, b.len())]) != e.crc
             {
                 return Err(corrupt(format!("section {} fails its checksum", s.name())));
             }
@@ -292,8 +293,8 @@ impl Image {
     /// Checks every section's checksum (what [`Check::Full`] adds).
     pub fn check_full(&self) -> Result<(), ImageError> {
         let b = self.bytes.as_slice();
-        for (s, &(off, size, crc)) in SECTIONS.iter().zip(&self.sections) {
-            if crc32fast::hash(&b[covered(off, size, b.len())]) != crc {
+        for (s, e) in SECTIONS.iter().zip(&self.sections) {
+            if crc32fast::hash(&b[covered(e.off, e.len, b.len())]) != e.crc {
                 return Err(ImageError::Corrupt {
                     path: self.path.clone().unwrap_or_default(),
                     what: format!("section {} fails its checksum", s.name()),
@@ -307,6 +308,48 @@ impl Image {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes.as_slice()[..self.len]
     }
+}
+
+/// Whether section `s` as `e` lies inside an image of `len` bytes, aligned,
+/// with elements of a width its form allows and exactly the bytes they need.
+fn fits(s: Section, e: &Entry, len: usize) -> bool {
+    let size = match s.form() {
+        Form::Fixed(bits) if e.width == bits => e.count.checked_mul(bits as usize / 8),
+        Form::Wide if e.width == 64 || e.width == 128 => e.count.checked_mul(e.width as usize / 8),
+        Form::Packed if (1..=packed::MAX_WIDTH).contains(&e.width) => e
+            .count
+            .checked_mul(e.width as usize)
+            .map(|bits| bits.div_ceil(8) + packed::SLACK),
+        _ => None,
+    };
+    size == Some(e.len)
+        && e.off >= HEADER_LEN
+        && e.off % ALIGN == 0
+        && e.off.checked_add(e.len).is_some_and(|end| end <= len)
+}
+
+/// Whether the sections' counts and widths fit together: as many offsets as
+/// pieces and one more, tables of their sizes, changes and lines wide enough
+/// for the fields they split into.
+fn layout_fits(h: &header::Header) -> bool {
+    let count = |s: Section| h.sections[s as usize].count;
+    let width = |s: Section| h.sections[s as usize].width;
+    let pieces = count(Section::StartsV4) + count(Section::StartsWide);
+    let payloads = count(Section::PayloadOffsets).saturating_sub(1);
+    let lines = LineBits::of(pieces, payloads);
+    let table_ok = |s: Section, bits: u32| count(s) == (1usize << bits) + 1;
+    pieces >= 1
+        && count(Section::Offsets) == pieces + 1
+        && count(Section::PayloadOffsets) >= 1
+        && (8..=24).contains(&(32u32.wrapping_sub(h.v4_shift)))
+        && table_ok(Section::V4, 32 - h.v4_shift)
+        && table_ok(Section::V6, 16)
+        && (8..=22).contains(&(124u32.wrapping_sub(h.global_shift)))
+        && table_ok(Section::Global, 124 - h.global_shift)
+        && (1..=32).contains(&h.line_bits)
+        && width(Section::Changes) > h.line_bits
+        && width(Section::Changes) - h.line_bits <= 16
+        && width(Section::Lines) > lines.piece_bits + lines.payload_bits
 }
 
 /// The bytes a section's checksum covers: the section and the padding after

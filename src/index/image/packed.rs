@@ -1,0 +1,149 @@
+//! Bit-packed arrays: `len` unsigned values of `width` bits each, one after
+//! the other, little-endian, so that a section costs the bits its values need
+//! (a piece index of a country history 20 bits instead of 32, a change 27
+//! instead of 32 or 64) and no history is too long or too large for its form.
+//!
+//! Reading value `i` is one unaligned load of the 8 bytes (16 when `width` is
+//! over 57) holding its bits, a shift and a mask; the section is written with
+//! [`SLACK`] zero bytes after its last value so that the load never leaves it.
+//!
+//! Invariants: `1 <= width <= MAX_WIDTH`; a [`Packed`] view's bytes hold
+//! `len` values and the slack (checked when the image is made), and every read
+//! is bounds-checked without panicking.
+
+use super::View;
+
+/// The widest value a packed array holds.
+pub(crate) const MAX_WIDTH: u32 = 64;
+/// Zero bytes after the last value: the widest load reads 16 bytes from the
+/// byte holding a value's first bit.
+pub(crate) const SLACK: usize = 16;
+
+/// The bits an unsigned value up to `max` needs (at least 1).
+pub(crate) fn bits_for(max: u64) -> u32 {
+    (u64::BITS - max.leading_zeros()).max(1)
+}
+
+/// Bytes of a packed array of `len` values of `width` bits, slack included.
+pub(crate) fn byte_len(len: usize, width: u32) -> usize {
+    (len * width as usize).div_ceil(8) + SLACK
+}
+
+/// Writes `values` packed at `width` bits into `dst` (zeroed, at least
+/// [`byte_len`] long). Values wider than `width` are cut to it: callers size
+/// `width` with [`bits_for`] from the largest value.
+pub(crate) fn pack_into(dst: &mut [u8], values: impl IntoIterator<Item = u64>, width: u32) {
+    let mut bit = 0usize;
+    for v in values {
+        let v = u128::from(v & mask(width)) << (bit & 7);
+        let at = bit >> 3;
+        for (k, d) in dst[at..at + 9].iter_mut().enumerate() {
+            *d |= (v >> (8 * k)) as u8;
+        }
+        bit += width as usize;
+    }
+}
+
+#[inline(always)]
+fn mask(width: u32) -> u64 {
+    u64::MAX >> (64 - width)
+}
+
+/// A read-only view of a packed array in an image.
+#[derive(Debug)]
+pub(crate) struct Packed {
+    bytes: View<u8>,
+    width: u32,
+    len: usize,
+}
+
+impl Packed {
+    /// A view of `len` values of `width` bits in `bytes` (checked by the caller
+    /// to be [`byte_len`] long and `width` to be in `1..=MAX_WIDTH`).
+    pub(crate) fn new(bytes: View<u8>, width: u32, len: usize) -> Packed {
+        Packed { bytes, width, len }
+    }
+
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Value `i`, `None` past the end.
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> Option<u64> {
+        if i >= self.len {
+            return None;
+        }
+        let bit = i * self.width as usize;
+        let at = bit >> 3;
+        let shift = (bit & 7) as u32;
+        let v = if self.width <= 57 {
+            let b: [u8; 8] = self.bytes.get(at..at + 8)?.try_into().ok()?;
+            u64::from_le_bytes(b) >> shift
+        } else {
+            let b: [u8; 16] = self.bytes.get(at..at + 16)?.try_into().ok()?;
+            (u128::from_le_bytes(b) >> shift) as u64
+        };
+        Some(v & mask(self.width))
+    }
+
+    /// The address of value `i`'s first byte, for a prefetch (never
+    /// dereferenced).
+    #[inline(always)]
+    pub(crate) fn address(&self, i: usize) -> *const u8 {
+        self.bytes
+            .as_ptr()
+            .wrapping_add(i.wrapping_mul(self.width as usize) >> 3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(values: &[u64], width: u32) {
+        let mut buf = vec![0u128; byte_len(values.len(), width).div_ceil(16)];
+        let len = byte_len(values.len(), width);
+        // SAFETY: the u128 buffer viewed as bytes.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), len) };
+        pack_into(bytes, values.iter().copied(), width);
+        let view = View {
+            ptr: bytes.as_ptr(),
+            len,
+        };
+        let p = Packed::new(view, width, values.len());
+        for (i, &v) in values.iter().enumerate() {
+            assert_eq!(p.get(i), Some(v), "value {i} at width {width}");
+        }
+        assert_eq!(p.get(values.len()), None);
+    }
+
+    #[test]
+    fn every_width_reads_back_what_was_written() {
+        for width in 1..=MAX_WIDTH {
+            let top = mask(width);
+            let values: Vec<u64> = (0..67u64)
+                .map(|i| match i % 4 {
+                    0 => top,
+                    1 => 0,
+                    2 => i.wrapping_mul(0x9e37_79b9_7f4a_7c15) & top,
+                    _ => top >> 1,
+                })
+                .collect();
+            round_trip(&values, width);
+        }
+    }
+
+    #[test]
+    fn widths_fit_their_largest_value() {
+        assert_eq!(bits_for(0), 1);
+        assert_eq!(bits_for(1), 1);
+        assert_eq!(bits_for(2), 2);
+        assert_eq!(bits_for(1023), 10);
+        assert_eq!(bits_for(1024), 11);
+        assert_eq!(bits_for(u64::MAX), 64);
+        assert_eq!(byte_len(0, 7), SLACK);
+        assert_eq!(byte_len(3, 7), 3 + SLACK);
+    }
+}

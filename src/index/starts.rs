@@ -1,0 +1,105 @@
+//! Piece starts as the index file keeps them: the pieces that start in IPv4
+//! as 4-byte offsets from `::ffff:0:0`, the others (before and after them in
+//! address order) as their top 64 bits when their low 64 bits are all zero,
+//! as in real IPv6 data, else whole. A country history's starts take 6 bytes
+//! a piece on average instead of 16.
+//!
+//! Invariant: piece `i` is `wide[i]` below `v4_at`, `v4[i - v4_at]` for the
+//! next `v4.len()` pieces, and `wide[i - v4.len()]` after them; exactly one of
+//! `high` and `full` holds the wide starts.
+
+use super::image::{Image, Section, View};
+use crate::ip::IpKey;
+
+#[derive(Debug)]
+pub(crate) struct Starts {
+    v4: View<u32>,
+    /// Wide starts' top 64 bits (their low 64 bits are zero).
+    high: View<u64>,
+    /// Wide starts whole.
+    full: View<u128>,
+    /// The first piece that starts in IPv4.
+    v4_at: usize,
+    len: usize,
+}
+
+impl Starts {
+    pub(crate) fn of(image: &Image) -> Starts {
+        let v4: View<u32> = image.view(Section::StartsV4);
+        let (high, full) = if image.width(Section::StartsWide) == 64 {
+            (image.view(Section::StartsWide), View::empty())
+        } else {
+            (View::empty(), image.view(Section::StartsWide))
+        };
+        let wide = high.len() + full.len();
+        // The wide starts below IPv4: the partition is stored implicitly, the
+        // first wide start at or above `::ffff:0:0` follows the IPv4 ones.
+        let below = |s: u128| s < IpKey::V4_FIRST.0;
+        let v4_at = if high.is_empty() {
+            full.partition_point(|&s| below(s))
+        } else {
+            high.partition_point(|&s| below(u128::from(s) << 64))
+        };
+        Starts {
+            len: v4.len() + wide,
+            v4,
+            high,
+            full,
+            v4_at,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Start of piece `i`, `None` past the end.
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> Option<u128> {
+        let in_v4 = i.wrapping_sub(self.v4_at);
+        if in_v4 < self.v4.len() {
+            return Some(IpKey::V4_FIRST.0 | u128::from(*self.v4.get(in_v4)?));
+        }
+        let w = if i < self.v4_at { i } else { i - self.v4.len() };
+        match self.high.get(w) {
+            Some(&h) => Some(u128::from(h) << 64),
+            None => self.full.get(w).copied(),
+        }
+    }
+
+    /// The first `i` in `lo..hi` whose start is above `ip`, `hi` if none:
+    /// the starts are sorted, so this is a binary search.
+    #[inline(always)]
+    pub(crate) fn partition_point(&self, lo: usize, hi: usize, ip: u128) -> usize {
+        let (mut lo, mut hi) = (lo, hi.min(self.len));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid).is_some_and(|s| s <= ip) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The address of piece `i`'s start, for a prefetch (never dereferenced).
+    #[inline(always)]
+    pub(crate) fn address(&self, i: usize) -> *const u8 {
+        let in_v4 = i.wrapping_sub(self.v4_at);
+        if in_v4 < self.v4.len() {
+            return self.v4.as_ptr().wrapping_add(in_v4).cast();
+        }
+        let w = if i < self.v4_at {
+            i
+        } else {
+            i.wrapping_sub(self.v4.len())
+        };
+        if self.high.is_empty() {
+            self.full.as_ptr().wrapping_add(w).cast()
+        } else {
+            self.high.as_ptr().wrapping_add(w).cast()
+        }
+    }
+}
