@@ -69,10 +69,52 @@ impl Starts {
     }
 
     /// The first `i` in `lo..hi` whose start is above `ip`, `hi` if none:
-    /// the starts are sorted, so this is a binary search.
+    /// the starts are sorted, so this is a binary search, over one form's
+    /// slice when `lo..hi` lies in one (a bucket's candidates nearly always do).
     #[inline(always)]
     pub(crate) fn partition_point(&self, lo: usize, hi: usize, ip: u128) -> usize {
-        let (mut lo, mut hi) = (lo, hi.min(self.len));
+        let hi = hi.min(self.len);
+        if lo >= hi {
+            return lo;
+        }
+        let v4_end = self.v4_at + self.v4.len();
+        if lo >= self.v4_at && hi <= v4_end {
+            let slice = self
+                .v4
+                .get(lo - self.v4_at..hi - self.v4_at)
+                .unwrap_or_default();
+            let below = ip.saturating_sub(IpKey::V4_FIRST.0);
+            let n = match u32::try_from(below) {
+                _ if ip < IpKey::V4_FIRST.0 => 0,
+                Ok(key) => slice.partition_point(|&s| s <= key),
+                Err(_) => slice.len(),
+            };
+            return lo + n;
+        }
+        let wide = if hi <= self.v4_at {
+            Some((lo, hi))
+        } else if lo >= v4_end {
+            Some((lo - self.v4.len(), hi - self.v4.len()))
+        } else {
+            None
+        };
+        match wide {
+            Some((a, b)) if !self.high.is_empty() => {
+                let key = (ip >> 64) as u64;
+                let slice = self.high.get(a..b).unwrap_or_default();
+                lo + slice.partition_point(|&s| s <= key)
+            }
+            Some((a, b)) => {
+                let slice = self.full.get(a..b).unwrap_or_default();
+                lo + slice.partition_point(|&s| s <= ip)
+            }
+            None => self.partition_point_across(lo, hi, ip),
+        }
+    }
+
+    /// [`Starts::partition_point`] over a range that crosses forms.
+    fn partition_point_across(&self, lo: usize, hi: usize, ip: u128) -> usize {
+        let (mut lo, mut hi) = (lo, hi);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if self.get(mid).is_some_and(|s| s <= ip) {

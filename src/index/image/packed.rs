@@ -8,8 +8,9 @@
 //! [`SLACK`] zero bytes after its last value so that the load never leaves it.
 //!
 //! Invariants: `1 <= width <= MAX_WIDTH`; a [`Packed`] view's bytes hold
-//! `len` values and the slack (checked when the image is made), and every read
-//! is bounds-checked without panicking.
+//! `len` values and the slack (checked when the image is made, and again by
+//! [`Packed::new`]), so a read of a value below `len` stays inside them; a read
+//! past `len` is `None`, never a panic.
 
 use super::View;
 
@@ -54,14 +55,26 @@ fn mask(width: u32) -> u64 {
 pub(crate) struct Packed {
     bytes: View<u8>,
     width: u32,
+    mask: u64,
     len: usize,
 }
 
 impl Packed {
-    /// A view of `len` values of `width` bits in `bytes` (checked by the caller
-    /// to be [`byte_len`] long and `width` to be in `1..=MAX_WIDTH`).
+    /// A view of `len` values of `width` bits in `bytes` (checked when the
+    /// image was made to be [`byte_len`] long, `width` in `1..=MAX_WIDTH`; a
+    /// view that breaks this is made empty, so no read can leave `bytes`).
     pub(crate) fn new(bytes: View<u8>, width: u32, len: usize) -> Packed {
-        Packed { bytes, width, len }
+        let fits = (1..=MAX_WIDTH).contains(&width)
+            && len
+                .checked_mul(width as usize)
+                .is_some_and(|bits| bits.div_ceil(8) + SLACK <= bytes.len());
+        let (width, len) = if fits { (width, len) } else { (1, 0) };
+        Packed {
+            bytes,
+            width,
+            mask: mask(width),
+            len,
+        }
     }
 
     #[inline(always)]
@@ -78,14 +91,18 @@ impl Packed {
         let bit = i * self.width as usize;
         let at = bit >> 3;
         let shift = (bit & 7) as u32;
-        let v = if self.width <= 57 {
-            let b: [u8; 8] = self.bytes.get(at..at + 8)?.try_into().ok()?;
-            u64::from_le_bytes(b) >> shift
-        } else {
-            let b: [u8; 16] = self.bytes.get(at..at + 16)?.try_into().ok()?;
-            (u128::from_le_bytes(b) >> shift) as u64
+        let p = self.bytes.as_ptr().wrapping_add(at);
+        // SAFETY: `i < len`, so the value's first byte is at most
+        // `(len * width - 1) / 8` and the 16 bytes from it end inside the
+        // [`SLACK`] that `new` checked `bytes` to hold.
+        let v = unsafe {
+            if self.width <= 57 {
+                std::ptr::read_unaligned(p.cast::<u64>()).to_le() >> shift
+            } else {
+                (std::ptr::read_unaligned(p.cast::<u128>()).to_le() >> shift) as u64
+            }
         };
-        Some(v & mask(self.width))
+        Some(v & self.mask)
     }
 
     /// The address of value `i`'s first byte, for a prefetch (never
