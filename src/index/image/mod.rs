@@ -324,7 +324,7 @@ fn fits(s: Section, e: &Entry, len: usize) -> bool {
     };
     size == Some(e.len)
         && e.off >= HEADER_LEN
-        && e.off % ALIGN == 0
+        && e.off.is_multiple_of(ALIGN)
         && e.off.checked_add(e.len).is_some_and(|end| end <= len)
 }
 
