@@ -16,7 +16,7 @@
 //!   an account of what it kept.
 //! - [`load`]: the `load` pipeline (parallel read, ordered merge, one commit).
 //! - [`index`]: the immutable lookup structure and record output, a view of an
-//!   index image (its bytes, header and section layout).
+//!   index image (its bytes, header and section layout, mostly bit-packed).
 //! - [`index_file`]: the persisted index: an image as one checked file per store,
 //!   mapped by every process that opens it, rebuilt from the store when missing
 //!   or stale.

@@ -423,15 +423,37 @@ mod tests {
 
     #[test]
     fn no_history_is_too_long_for_packed_changes() {
-        // 300 snapshots of a large history: positions take 9 bits beside the
-        // line ids, where a 32-bit change had room for only 64 snapshots.
-        let h = history(&[A, B]);
+        // 300 snapshots: positions take 9 bits beside the line ids, where a
+        // 32-bit change of version 2 had room for 64 snapshots of a history of
+        // 50 M records and fell back to 8 bytes.
+        let files: Vec<String> = (0..300)
+            .map(|n| {
+                let first = Timestamp::parse("2020-01-01").unwrap().as_micros();
+                let day = Timestamp::from_micros(first + n * 86_400_000_000).to_rfc3339();
+                format!(
+                    r#"{{"begin":"1.0.0.0","end":"1.0.0.{}","datetime":"{day}","n":{}}}"#,
+                    100 + n % 7,
+                    n % 3
+                )
+            })
+            .collect();
+        let texts: Vec<&str> = files.iter().map(String::as_str).collect();
+        let h = history(&texts);
         let image = Image::build(&h, state(1)).unwrap();
-        assert_eq!(image.line_bits, 2);
-        assert_eq!(image.width(Section::Changes), 3);
+        assert_eq!(image.width(Section::Changes) - image.line_bits, 9);
+        let ix = Index::from_image(image).unwrap();
+        for (n, s) in h.snapshots().enumerate() {
+            let m = ix
+                .at(IpKey::parse("1.0.0.50").unwrap(), s.meta.instant())
+                .unwrap();
+            assert_eq!(m.snapshot.meta.datetime, s.meta.datetime);
+            assert_eq!(
+                m.line.end,
+                IpKey::parse(&format!("1.0.0.{}", 100 + n % 7)).unwrap()
+            );
+        }
         assert_eq!(change_line_bits(50_000_000), 26);
-        let positions = packed::bits_for(299);
-        assert!(change_line_bits(50_000_000) + positions <= packed::MAX_WIDTH);
+        assert!(change_line_bits(50_000_000) + packed::bits_for(299) <= packed::MAX_WIDTH);
     }
 
     fn history_of_all(ix: &Index) -> Vec<String> {
