@@ -242,7 +242,12 @@ impl Image {
         }
         drop(spans);
         let line_count = lines.len();
-        let lines = Part::Packed(lines, shift + packed::bits_for(widest.into()));
+        // Changes (at most 16 + 32 bits), offsets and tables (32) always fit.
+        let line_width = shift + packed::bits_for(widest.into());
+        if line_width > packed::MAX_WIDTH {
+            return Err(BuildError::LineTooWide(line_width));
+        }
+        let lines = Part::Packed(lines, line_width);
         let change_line_bits = change_line_bits(line_count);
         let no_line = (1u64 << change_line_bits) - 1;
         let mut changes = Vec::with_capacity(history.changes.len());
@@ -299,12 +304,6 @@ impl Image {
             table(&tables.v6),
             table(&tables.global),
         ];
-        if parts
-            .iter()
-            .any(|p| p.width() > packed::MAX_WIDTH && p.width() != 128)
-        {
-            return Err(BuildError::TooBig("bits per value"));
-        }
 
         let mut sections = [Entry::default(); SECTIONS.len()];
         let mut at = HEADER_LEN;

@@ -80,6 +80,8 @@ pub enum BuildError {
     MissingLine(u32),
     #[error("the index would exceed 4 GiB of {0}")]
     TooBig(&'static str),
+    #[error("a record line would need {0} bits (piece, payload and span), more than 64")]
+    LineTooWide(u32),
 }
 
 /// The bytes of an index, in memory or mapped.
