@@ -37,6 +37,7 @@ fn duckdb(queries: &[(&str, String)]) -> Value {
 import duckdb, json, sys
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
+con.execute("SET enable_progress_bar = false")
 out = {}
 for name, sql in json.loads(sys.argv[1]):
     out[name] = [[None if v is None else str(v) for v in row] for row in con.execute(sql).fetchall()]
@@ -52,7 +53,8 @@ print(json.dumps(out))
         "duckdb failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    serde_json::from_slice(&o.stdout).unwrap()
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: duckdb printed {stdout}"))
 }
 
 /// The acceptance log enriched with geo and asn: JSON lines, one Parquet file
@@ -94,14 +96,26 @@ fn outputs() -> &'static Outputs {
         };
         enrich(&["--output", s(&json)]);
         let parquet_stderr = enrich(&["--output", s(&parquet)]);
-        let days_stderr = enrich(&[
-            "--output-format",
-            "parquet",
-            "--partition-by",
-            "day",
-            "--output",
-            s(&days),
-        ]);
+        // A backfill reads its logs in time order: the same lines sorted by
+        // their event time (the acceptance log's times are shuffled over two
+        // years, which would make a file per line or so).
+        let text = std::fs::read_to_string(&log).unwrap();
+        let times = std::fs::read_to_string(&json).unwrap();
+        let mut timed: Vec<(String, &str)> = times
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["timestamp"].to_string())
+            .zip(text.lines())
+            .collect();
+        timed.sort();
+        let sorted = dir.path().join("sorted.log");
+        let sorted_text: String = timed.iter().map(|(_, l)| format!("{l}\n")).collect();
+        std::fs::write(&sorted, sorted_text).unwrap();
+        let mut args = vec!["enrich", "--db", &geo, "--db", &asn];
+        args.extend_from_slice(&["--output-format", "parquet", "--partition-by", "day"]);
+        args.extend_from_slice(&["--output", s(&days), s(&sorted)]);
+        let o = run(&args, None);
+        let days_stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "enrich {args:?}: {days_stderr}");
         Outputs {
             _dir: dir,
             json,
@@ -211,12 +225,17 @@ fn duckdb_reads_typed_columns_and_the_same_rows_as_the_json_output() {
     assert_eq!(r["parquet_countries"], r["json_countries"]);
     assert!(r["parquet_countries"].as_array().unwrap().len() > 50);
     let d = &r["differences"][0];
-    assert_eq!((d[0].as_str(), d[1].as_str()), (Some("0"), Some("0")), "{d}");
+    assert_eq!(
+        (d[0].as_str(), d[1].as_str()),
+        (Some("0"), Some("0")),
+        "{d}"
+    );
     // The comparison is of real answers, not of nulls.
     assert!(d[2].as_str().unwrap().parse::<u64>().unwrap() > 5000, "{d}");
     assert!(d[3].as_str().unwrap().parse::<u64>().unwrap() > 100, "{d}");
     assert!(
-        o.parquet_stderr.contains("parquet: 10000 rows in 1 file(s)"),
+        o.parquet_stderr
+            .contains("parquet: 10000 rows in 1 file(s)"),
         "{}",
         o.parquet_stderr
     );
@@ -258,14 +277,18 @@ fn the_partitioned_output_reads_back_as_one_table_of_event_days() {
         ),
     ]);
     let c = &r["counts"][0];
-    assert_eq!((c[0].as_str(), c[1].as_str()), (Some("10000"), Some("10000")));
+    assert_eq!(
+        (c[0].as_str(), c[1].as_str()),
+        (Some("10000"), Some("10000"))
+    );
     let days: u64 = c[2].as_str().unwrap().parse().unwrap();
     assert!(days > 100, "{days}");
     assert_eq!(r["dir_countries"], r["file_countries"]);
     assert_eq!(r["misplaced"], serde_json::json!([["0"]]));
     assert!(
-        o.days_stderr
-            .contains(&format!("parquet: 10000 rows in {days} file(s) over {days} day(s)")),
+        o.days_stderr.contains(&format!(
+            "parquet: 10000 rows in {days} file(s) over {days} day(s)"
+        )),
         "{}",
         o.days_stderr
     );

@@ -190,10 +190,7 @@ const CASES: &[Case] = &[
     ),
     case(
         &["--output-format", "csv", "--output", "OUT"],
-        &[
-            ("output", "format = \"csv\""),
-            ("output", "path = \"OUT\""),
-        ],
+        &[("output", "format = \"csv\""), ("output", "path = \"OUT\"")],
         false,
     ),
     // Parquet is written to a file or directory, never stdout.
@@ -203,7 +200,14 @@ const CASES: &[Case] = &[
         false,
     ),
     case(
-        &["--output-format", "parquet", "--partition-by", "week", "--output", "OUT"],
+        &[
+            "--output-format",
+            "parquet",
+            "--partition-by",
+            "week",
+            "--output",
+            "OUT",
+        ],
         &[
             ("output", "format = \"parquet\""),
             ("output", "partition_by = \"week\""),

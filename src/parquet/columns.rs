@@ -338,7 +338,10 @@ mod tests {
     fn a_broken_payload_is_an_error_naming_the_data_set() {
         let payloads: [&[u8]; 1] = [br#""v":"#];
         let e = record_fields("asn", payloads.into_iter()).unwrap_err();
-        assert!(e.to_string().starts_with("data set \"asn\": payload 0"), "{e}");
+        assert!(
+            e.to_string().starts_with("data set \"asn\": payload 0"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ impl std::str::FromStr for OutputFormat {
         crate::value::pick(
             "output format",
             s,
-            &[("json", OutputFormat::Json), ("parquet", OutputFormat::Parquet)],
+            &[
+                ("json", OutputFormat::Json),
+                ("parquet", OutputFormat::Parquet),
+            ],
         )
     }
 }

@@ -45,8 +45,14 @@ pub enum RowError {
 /// Where a field's values go: a leaf column or a record's fields.
 #[derive(Debug)]
 enum Slot {
-    Leaf { id: usize, ty: ValueType },
-    Record { id: usize, fields: Vec<(String, Slot)> },
+    Leaf {
+        id: usize,
+        ty: ValueType,
+    },
+    Record {
+        id: usize,
+        fields: Vec<(String, Slot)>,
+    },
 }
 
 /// The columns of an output: the field tree with each leaf and record numbered,
@@ -437,10 +443,7 @@ mod tests {
     use arrow_array::Array;
 
     fn specs() -> Vec<FieldSpec> {
-        let f = |p: &str, ty| FieldSpec {
-            path: p.into(),
-            ty,
-        };
+        let f = |p: &str, ty| FieldSpec { path: p.into(), ty };
         vec![
             f("ip", ValueType::Ip),
             f("timestamp", ValueType::Date),
@@ -503,7 +506,10 @@ mod tests {
         let not_a_time = r#"{"timestamp":"yesterday"}"#;
         assert!(matches!(
             layout.read(not_a_time),
-            Err(RowError::Misfit { column: "timestamp", .. })
+            Err(RowError::Misfit {
+                column: "timestamp",
+                ..
+            })
         ));
         let nested = r#"{"geo":{"latitude":"north"}}"#;
         assert_eq!(

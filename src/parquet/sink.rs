@@ -114,7 +114,8 @@ impl Part {
             let file = w
                 .into_inner()
                 .map_err(|e| ParquetError::parquet(&self.tmp, e))?;
-            file.sync_all().map_err(|e| ParquetError::io(&self.tmp, e))?;
+            file.sync_all()
+                .map_err(|e| ParquetError::io(&self.tmp, e))?;
         }
         std::fs::rename(&self.tmp, &self.path).map_err(|e| ParquetError::io(&self.path, e))?;
         self.named = true;
@@ -255,7 +256,10 @@ impl ParquetSink {
         letter.extend_from_slice(b"{\"source\":");
         write_str(&mut letter, &format!("parquet output {}", self.name));
         letter.extend_from_slice(b",\"reason\":");
-        write_str(&mut letter, &format!("does not fit the parquet columns: {refused}"));
+        write_str(
+            &mut letter,
+            &format!("does not fit the parquet columns: {refused}"),
+        );
         letter.extend_from_slice(b",\"line\":");
         write_str(&mut letter, &String::from_utf8_lossy(line));
         letter.extend_from_slice(b"}\n");
@@ -391,10 +395,7 @@ mod tests {
     use crate::output_fields::FieldSpec;
 
     fn layout() -> Arc<Layout> {
-        let f = |p: &str, ty| FieldSpec {
-            path: p.into(),
-            ty,
-        };
+        let f = |p: &str, ty| FieldSpec { path: p.into(), ty };
         Arc::new(
             Layout::new(&[
                 f("timestamp", ValueType::Date),
@@ -477,7 +478,10 @@ mod tests {
         );
         let letters = String::from_utf8(dead.0.borrow().clone()).unwrap();
         assert_eq!(letters.lines().count(), 1);
-        assert!(letters.contains("status: \\\"x\\\" does not fit a 64-bit integer column"), "{letters}");
+        assert!(
+            letters.contains("status: \\\"x\\\" does not fit a 64-bit integer column"),
+            "{letters}"
+        );
     }
 
     #[test]
@@ -521,6 +525,32 @@ mod tests {
         assert!(!path.exists());
         drop(sink);
         assert_eq!(files_under(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_day_seen_again_after_its_file_was_closed_gets_another_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("t");
+        let mut sink = ParquetSink::create(
+            layout(),
+            &out,
+            PartitionBy::Day,
+            "timestamp",
+            false,
+            Box::new(io::sink()),
+        )
+        .unwrap();
+        // One day more than can stay open, then the first again.
+        for d in (1..=MAX_OPEN_DAYS + 1).chain([1]) {
+            let line = format!("{{\"timestamp\":\"2025-03-{d:02}T10:00:00Z\"}}\n");
+            sink.write_all(line.as_bytes()).unwrap();
+        }
+        let w = sink.finish().unwrap();
+        assert_eq!((w.rows, w.days, w.files), (10, 9, 10));
+        let files = files_under(&out);
+        assert!(files.contains(&"day=2025-03-01/part-0.parquet".to_string()));
+        assert!(files.contains(&"day=2025-03-01/part-1.parquet".to_string()));
+        assert_eq!(files.len(), 10);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use std::cell::RefCell;
 use std::io::{self, Write};
-use std::rc::Rc;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
