@@ -139,7 +139,7 @@ struct OpenDay {
 }
 
 enum Target {
-    File(Option<Part>),
+    File(Option<Box<Part>>),
     Days {
         dir: PathBuf,
         /// The leaf holding the event time.
@@ -179,7 +179,9 @@ impl ParquetSink {
     ) -> Result<ParquetSink, ParquetError> {
         let target = match partition {
             PartitionBy::None if append => return Err(ParquetError::Append(path.to_path_buf())),
-            PartitionBy::None => Target::File(Some(Part::create(path.to_path_buf(), &layout)?)),
+            PartitionBy::None => {
+                Target::File(Some(Box::new(Part::create(path.to_path_buf(), &layout)?)))
+            }
             PartitionBy::Day => {
                 let time = layout
                     .top_leaf(time_field, ValueType::Date)
