@@ -8,11 +8,68 @@
 # WORK (default ~/.cache/whipstream-bench) keeps the store (loaded if missing), the
 # generated logs (../shared/bench/make-access-log.py, seed 42) and the baseline's
 # venv and database (benches/mmdb/install-mmdb-baseline.sh).
+#
+# ONLY=parquet: only the Parquet report (JSON and Parquet output files side by
+# side: wall and CPU time, lines/s, output sizes).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_setup enrich-bench.sh "$@"
 bench_store
 bench_log
+
+# JSON lines, one Parquet file and a day-partitioned Parquet directory written
+# to files (the sizes are the point), interleaved run by run so that load on the
+# machine hits each alike; best of 5 each, wall and CPU seconds.
+parquet_report() {
+  local out
+  out=$(mktemp -d "${TMPDIR:-/tmp}/enrich-parquet.XXXXXX")
+  python3 - "$WS" "$STORE" "$LOG" "$out" <<'PY'
+import os, shutil, subprocess, sys, time
+ws, store, log, out = sys.argv[1:]
+lines = sum(1 for _ in open(log, "rb"))
+def size(p):
+    if os.path.isfile(p):
+        return os.path.getsize(p)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(p) for f in fs)
+runs = []
+for extra, shown in (([], ""), (["--no-line"], "--no-line ")):
+    runs += [
+        (f"`enrich {shown}-o out.jsonl`", extra, "out.jsonl", []),
+        (f"`enrich {shown}-o out.parquet`", extra, "out.parquet", []),
+        (f"`enrich {shown}--partition-by day -o DIR`", extra, "days", ["--output-format", "parquet", "--partition-by", "day"]),
+    ]
+best = {r[0]: [1e9, 1e9, 0] for r in runs}
+for _ in range(5):
+    for name, extra, target, more in runs:
+        path = os.path.join(out, target)
+        shutil.rmtree(path, ignore_errors=True)
+        before = os.times()
+        t0 = time.monotonic()
+        subprocess.run([ws, "enrich", "--no-progress", "--db", store, *extra, *more, "--output", path, log],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        wall = time.monotonic() - t0
+        after = os.times()
+        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        b = best[name]
+        best[name] = [min(b[0], wall), min(b[1], cpu), size(path)]
+print("| run | wall s | CPU s | lines/s | output MB | JSON size / this | wall vs JSON |")
+print("|---|---|---|---|---|---|---|")
+for i, (name, *_ ) in enumerate(runs):
+    json_name = runs[i - i % 3][0]
+    w, c, sz = best[name]
+    jw, _, jsz = best[json_name]
+    print(f"| {name} | {w:.2f} | {c:.2f} | {lines / w:,.0f} | {sz / 1e6:.1f} | {jsz / sz:.1f}x | {w / jw:.2f}x |")
+PY
+  rm -rf "$out"
+}
+if [ "${ONLY:-}" = parquet ]; then
+  echo "## Parquet output: $(wc -l < "$LOG")-line combined log"
+  echo
+  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); $(date -u +%Y-%m-%d). Command: \`ONLY=parquet benches/enrich-bench.sh $HIST\`."
+  echo
+  parquet_report
+  exit 0
+fi
 [ -f "$LOG.gz" ] || gzip -6 -c "$LOG" > "$LOG.gz"
 LINES=$(wc -l < "$LOG")
 MMDB_DIR=${MMDB_DIR:-$HOME/.cache/whipstream-data/mmdb-baseline}
@@ -56,6 +113,11 @@ echo "| \`whipstream enrich FILE.gz\` | $GZ | $(rate "$GZ") | $(steady "$GZ") | 
 echo "| \`zcat FILE.gz\` alone | $ZCAT | $(rate "$ZCAT") | - | - |"
 echo "| \`whipstream enrich --workers 1 FILE\` | $ONE | $(rate "$ONE") | $(steady "$ONE") | $(ratio "$SEED" "$ONE") |"
 echo "| seed pipeline (regex + maxminddb C ext., latest only, 1 core) | $SEED_ONE | $(rate "$SEED_ONE") | - | 1.0x |"
+
+echo
+echo "### Parquet output beside JSON (best of 5, interleaved, to files)"
+echo
+parquet_report
 
 # BASELINE=/path/to/whipstream (another build, e.g. of main): the same runs with
 # both binaries, interleaved run by run so that load on the machine hits both

@@ -25,6 +25,13 @@ if [ ! -x "$K8S_VENV/bin/kubernetes-validate" ]; then
   python3 -m venv "$K8S_VENV"
   "$K8S_VENV/bin/pip" install --quiet "kubernetes-validate==1.37.0"
 fi
+# tests/parquet_output.rs reads whipstream's JSON and Parquet outputs with DuckDB
+# (a real consumer of both), from its Python package.
+TOOLS_VENV=${WHIPSTREAM_TOOLS_VENV:-$HOME/.cache/whipstream-duckdb-venv}
+if ! "$TOOLS_VENV/bin/python" -c "import duckdb" 2>/dev/null; then
+  python3 -m venv "$TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install --quiet "duckdb==2.0.1"
+fi
 
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT

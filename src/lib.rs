@@ -37,6 +37,8 @@
 //!   check of JSON text passed through.
 //! - [`output_file`]: an output of lines that names itself and the lines it
 //!   holds when a write fails (a full disk).
+//! - [`parquet`]: Parquet output (one file, or one per event day): a flow's
+//!   field list as typed columns, enriched lines into record batches.
 //! - [`kafka`]: Kafka topic enrichment: settings, offset bookkeeping, the group's
 //!   rebalances and commits, delivery with retry, the consume loop.
 //! - [`ingest`]: watched snapshot directories: wait until complete, load, recognise,
@@ -82,6 +84,7 @@ pub mod logline;
 pub mod lookup;
 pub mod output_fields;
 pub mod output_file;
+pub mod parquet;
 pub mod pipeline;
 pub mod progress;
 pub mod remote;

@@ -169,6 +169,61 @@ const CASES: &[Case] = &[
     ),
     case(&["--no-line"], &[("output", "include_line = false")], true),
     case(&["--output", "OUT"], &[("output", "path = \"OUT\"")], true),
+    // Parquet: a partitioned directory works for both commands (`run` adds
+    // part files); a single file would be replaced by `enrich` but cannot be
+    // appended to by `run`, so it is no parity case.
+    case(
+        &[
+            "--output-format",
+            "parquet",
+            "--partition-by",
+            "day",
+            "--output",
+            "OUT",
+        ],
+        &[
+            ("output", "format = \"parquet\""),
+            ("output", "partition_by = \"day\""),
+            ("output", "path = \"OUT\""),
+        ],
+        true,
+    ),
+    case(
+        &["--output-format", "csv", "--output", "OUT"],
+        &[("output", "format = \"csv\""), ("output", "path = \"OUT\"")],
+        false,
+    ),
+    // Parquet is written to a file or directory, never stdout.
+    case(
+        &["--output-format", "parquet"],
+        &[("output", "format = \"parquet\"")],
+        false,
+    ),
+    case(
+        &[
+            "--output-format",
+            "parquet",
+            "--partition-by",
+            "week",
+            "--output",
+            "OUT",
+        ],
+        &[
+            ("output", "format = \"parquet\""),
+            ("output", "partition_by = \"week\""),
+            ("output", "path = \"OUT\""),
+        ],
+        false,
+    ),
+    // Partitioning is for Parquet.
+    case(
+        &["--partition-by", "day", "--output", "OUT"],
+        &[
+            ("output", "partition_by = \"day\""),
+            ("output", "path = \"OUT\""),
+        ],
+        false,
+    ),
     case(
         &["--dead-letter", "OUT"],
         &[("output", "dead_letter = \"OUT\"")],

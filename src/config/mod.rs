@@ -24,6 +24,7 @@ use crate::enrich::EnrichOptions;
 use crate::ingest::LoadPriority;
 use crate::kafka::KafkaConfig;
 use crate::logline::ParserConfig;
+use crate::parquet::{OutputFormat, PartitionBy};
 pub use sections::{
     DataSetFlags, DataSetSection, HttpSection, IngestSection, InputSection, KafkaSection,
     LogSection, OutputSection, WatchFlags,
@@ -146,6 +147,9 @@ pub enum Io {
         files: Vec<PathBuf>,
         output: Option<PathBuf>,
         dead_letter: Option<PathBuf>,
+        /// JSON lines, or Parquet (to `output`, which is then given).
+        output_format: OutputFormat,
+        partition_by: PartitionBy,
     },
     /// A topic to a topic.
     Kafka(Box<KafkaConfig>),

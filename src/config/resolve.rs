@@ -17,6 +17,7 @@ use crate::ingest::LoadPriority;
 use crate::ip::Cidr;
 use crate::kafka::{parse_property, KafkaConfig, StartFrom, TimeSource};
 use crate::logline::{ClientIp, Format, ParserConfig, TimeFormat, Zone};
+use crate::parquet::{OutputFormat, PartitionBy};
 use crate::remote::WatchSource;
 use crate::time::Timestamp;
 
@@ -391,6 +392,15 @@ fn resolve_io(file: &FileConfig, flags: &Flags) -> Result<Io, ConfigError> {
         &file.output.dead_letter,
         name("--dead-letter", "output.dead_letter"),
     );
+    let format_name = name("--output-format", "output.format");
+    let format_given = given(&fo.format, &file.output.format, format_name);
+    let format = parsed::<OutputFormat>(format_given)?;
+    let partition_given = given(
+        &fo.partition_by,
+        &file.output.partition_by,
+        name("--partition-by", "output.partition_by"),
+    );
+    let partition_by = parsed::<PartitionBy>(partition_given)?.unwrap_or_default();
     let only_kafka = [
         ("--input-topic", fk.input_topic.is_some()),
         ("--output-topic", fk.output_topic.is_some()),
@@ -421,10 +431,29 @@ fn resolve_io(file: &FileConfig, flags: &Flags) -> Result<Io, ConfigError> {
             if source == "files" && files.is_empty() {
                 return Err(invalid(files_name, "source \"files\" needs files"));
             }
+            let output_format = format.unwrap_or_else(|| {
+                output.map_or(OutputFormat::Json, |(p, _)| OutputFormat::of_path(p))
+            });
+            if output_format == OutputFormat::Parquet && output.is_none() {
+                return Err(invalid(
+                    format_given.map_or("--output", |(_, n)| n),
+                    "parquet output is written to a file or directory: give --output",
+                ));
+            }
+            if let (PartitionBy::Day, Some((_, n))) = (partition_by, partition_given) {
+                if output_format != OutputFormat::Parquet {
+                    return Err(invalid(
+                        n,
+                        "partitioning is for parquet output (--output-format parquet)",
+                    ));
+                }
+            }
             Ok(Io::Lines {
                 files: files.to_vec(),
                 output: output.map(|(p, _)| p.clone()),
                 dead_letter: dead_letter.map(|(p, _)| p.clone()),
+                output_format,
+                partition_by,
             })
         }
         "kafka" => {
@@ -432,6 +461,11 @@ fn resolve_io(file: &FileConfig, flags: &Flags) -> Result<Io, ConfigError> {
                 (files_name, !files.is_empty()),
                 (output.map_or("", |(_, n)| n), output.is_some()),
                 (dead_letter.map_or("", |(_, n)| n), dead_letter.is_some()),
+                (format_given.map_or("", |(_, n)| n), format_given.is_some()),
+                (
+                    partition_given.map_or("", |(_, n)| n),
+                    partition_given.is_some(),
+                ),
             ];
             if let Some((n, _)) = elsewhere.iter().find(|(_, given)| *given) {
                 return Err(invalid(

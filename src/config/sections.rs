@@ -191,6 +191,23 @@ pub struct OutputSection {
     #[arg(long)]
     #[serde(skip)]
     pub no_line: bool,
+    // Parquet output.
+    /// Format of the enriched lines: json, or parquet (typed, zstd-compressed
+    /// columns; needs --output); default parquet when --output ends in
+    /// `.parquet`, else json [output.format].
+    #[arg(
+        id = "output_format",
+        long = "output-format",
+        value_name = "json|parquet",
+        env = "WHIPSTREAM_OUTPUT_FORMAT"
+    )]
+    pub format: Option<String>,
+    /// Split a parquet output by event day (UTC): --output is a directory of
+    /// `day=YYYY-MM-DD/part-N.parquet` files, read as one table by DuckDB,
+    /// Spark and Trino (`enrich` needs it new or empty; `run` adds part files)
+    /// [output.partition_by; default none].
+    #[arg(long, value_name = "none|day", env = "WHIPSTREAM_PARTITION_BY")]
+    pub partition_by: Option<String>,
 }
 
 /// `[kafka]` / Kafka flags: the Kafka source and sink.

@@ -207,6 +207,12 @@ impl Index {
         self.payload_offsets.len().saturating_sub(1)
     }
 
+    /// Every distinct payload (a record's fields other than `begin`, `end` and
+    /// `datetime`: the members of a JSON object, without braces), each once.
+    pub fn payloads(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.payload_count() as u32).map(|p| self.payload(p))
+    }
+
     /// Every distinct record's range, in no particular order.
     pub fn ranges(&self) -> impl Iterator<Item = (IpKey, IpKey)> + '_ {
         (0..self.lines.len() as u32).filter_map(|l| {

@@ -1,9 +1,11 @@
-//! The stdin and files source of a flow and its sink (a file or stdout, dead
-//! letters to a file or stderr), joined through the parallel, order-keeping
-//! [`pipeline`].
+//! The stdin and files source of a flow and its sink (a file or stdout, or
+//! Parquet files; dead letters to a file or stderr), joined through the
+//! parallel, order-keeping [`pipeline`].
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -11,6 +13,9 @@ use anyhow::{bail, Context, Result};
 use super::{warn, Ended, Lifetime, RunOptions};
 use crate::enrich::Enricher;
 use crate::output_file::OutputFile;
+use crate::parquet::{
+    whipstream_fields, Layout, OutputFormat, ParquetError, ParquetSink, PartitionBy,
+};
 use crate::pipeline;
 use crate::shutdown::Stop;
 use crate::source::{expand, Chunker, Input as Source};
@@ -56,6 +61,52 @@ pub struct Sinks<'a> {
     pub dead_letter: Option<&'a Path>,
     /// Append to the files (`run`) rather than replace them (`enrich`).
     pub append: bool,
+    pub format: OutputFormat,
+    pub partition_by: PartitionBy,
+    /// A regex's named groups, top-level keys of the output (Parquet columns).
+    pub named_groups: &'a [String],
+}
+
+/// One writer shared by the pipeline and the Parquet sink (dead letters come
+/// from both), used from the one thread that writes.
+#[derive(Clone)]
+struct Shared(Rc<RefCell<Box<dyn Write>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// The Parquet sink of the flow's columns: today's `whipstream` schema, with
+/// each data set's record fields typed from its index as loaded now.
+fn parquet_sink(
+    enricher: &Enricher,
+    sinks: &Sinks<'_>,
+    path: &Path,
+    dead: Box<dyn Write>,
+) -> Result<ParquetSink> {
+    let indexes: Vec<_> = enricher
+        .datasets()
+        .iter()
+        .map(|d| (d.name.as_str(), d.index.load_full()))
+        .collect();
+    let specs = whipstream_fields(
+        sinks.named_groups,
+        indexes.iter().map(|(n, i)| (*n, i.as_ref())),
+    )?;
+    let layout = Arc::new(Layout::new(&specs).map_err(ParquetError::from)?);
+    Ok(ParquetSink::create(
+        layout,
+        path,
+        sinks.partition_by,
+        crate::output_fields::TIMESTAMP,
+        sinks.append,
+        dead,
+    )?)
 }
 
 impl Sinks<'_> {
@@ -79,18 +130,7 @@ pub fn run(
     options: &RunOptions,
     stop: &Stop,
 ) -> Result<Ended> {
-    // Each output names itself, with the lines it holds, if a write fails.
-    let mut out: Box<dyn Write> = match sinks.output {
-        Some(p) => Box::new(io::BufWriter::with_capacity(
-            1 << 20,
-            OutputFile::new(sinks.open(p)?, format!("output file {}", p.display())),
-        )),
-        None => Box::new(io::BufWriter::with_capacity(
-            1 << 20,
-            OutputFile::new(io::stdout().lock(), "standard output"),
-        )),
-    };
-    let mut dead: Box<dyn Write> = match sinks.dead_letter {
+    let dead: Box<dyn Write> = match sinks.dead_letter {
         Some(p) => Box::new(io::BufWriter::new(OutputFile::new(
             sinks.open(p)?,
             format!("dead-letter file {}", p.display()),
@@ -100,6 +140,30 @@ pub fn run(
             "standard error (dead letters)",
         ))),
     };
+    let mut dead = Shared(Rc::new(RefCell::new(dead)));
+    // Each output names itself, with the lines it holds, if a write fails.
+    let (mut out, mut parquet): (Box<dyn Write>, Option<ParquetSink>) =
+        match (sinks.format, sinks.output) {
+            (OutputFormat::Parquet, Some(p)) => (
+                Box::new(io::sink()),
+                Some(parquet_sink(enricher, &sinks, p, Box::new(dead.clone()))?),
+            ),
+            (OutputFormat::Parquet, None) => bail!("parquet output needs --output"),
+            (OutputFormat::Json, Some(p)) => (
+                Box::new(io::BufWriter::with_capacity(
+                    1 << 20,
+                    OutputFile::new(sinks.open(p)?, format!("output file {}", p.display())),
+                )),
+                None,
+            ),
+            (OutputFormat::Json, None) => (
+                Box::new(io::BufWriter::with_capacity(
+                    1 << 20,
+                    OutputFile::new(io::stdout().lock(), "standard output"),
+                )),
+                None,
+            ),
+        };
     let workers = options.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -115,11 +179,15 @@ pub fn run(
             b.update(bytes, lines);
         }
     };
+    let writer: &mut dyn Write = match &mut parquet {
+        Some(p) => p,
+        None => &mut out,
+    };
     let mut summary = pipeline::run(
         input.reading,
         enricher.clone(),
         workers,
-        &mut out,
+        writer,
         &mut dead,
         Some(&mut update),
     )?;
@@ -127,6 +195,20 @@ pub fn run(
         b.finish();
     }
     drop(out);
+    // `enrich` stopped by a signal before the end of its files (an error below).
+    let stopped_early =
+        options.lifetime == Lifetime::UntilInputEnds && stop.is_raised() && !input.only_stdin;
+    // Parquet files are complete, and get their names, only when every line
+    // reached them; otherwise their temporary files are removed.
+    let written = match parquet {
+        Some(p) if summary.output_error.is_none() && !stopped_early => {
+            let w = p.finish()?;
+            summary.counts.enriched = summary.counts.enriched.saturating_sub(w.misfits);
+            summary.counts.dead_lettered += w.misfits;
+            Some(w)
+        }
+        _ => None,
+    };
     drop(dead);
     // A reader that went away (`| head`) is a normal end: no summary then.
     let output_error = match summary.output_error.take() {
@@ -151,6 +233,21 @@ pub fn run(
         summary.seconds,
         c.read as f64 / summary.seconds.max(1e-9)
     );
+    if let (Some(w), Some(p)) = (&written, sinks.output) {
+        eprintln!(
+            "whipstream {}: parquet: {} rows in {} file(s){} at {}; {} line(s) did not fit the columns (dead-lettered, counted above)",
+            options.command,
+            w.rows,
+            w.files,
+            if sinks.partition_by == PartitionBy::Day {
+                format!(" over {} day(s)", w.days)
+            } else {
+                String::new()
+            },
+            p.display(),
+            w.misfits
+        );
+    }
     warn(enricher, c, options.command);
     if let Some(e) = output_error {
         bail!("{e} (the summary above counts the lines handed to it)");
