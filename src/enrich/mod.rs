@@ -2,7 +2,8 @@
 //!
 //! For each line: check it (length, UTF-8), parse it ([`LineParser`]), take its
 //! event time, look the client up in every data set at that instant, and write
-//! `{"ip":..,"timestamp":..,<parsed fields>,"line":..,"<data set>":<record>|null}`.
+//! `{"ip":..,"timestamp":..,<parsed fields>,"line":..,"<data set>":<record>|null}`
+//! or the line in another schema ([`crate::schema`]: ECS, chosen fields).
 //! A line that cannot be enriched becomes a dead letter with its `source:line` and
 //! the reason; no line is ever dropped: every line read is either written or
 //! dead-lettered, and [`Counts`] says which.
@@ -29,7 +30,9 @@ use crate::index::{Index, Match, SharedIndex};
 use crate::ip::IpKey;
 use crate::json::{write_key, write_str};
 use crate::logline::{FileState, LineParser, LogLine, ParseError, Parsed};
-use crate::output_fields as names;
+use crate::output_fields::{self as names, FieldSpec};
+use crate::schema::render::{Renderer, Tables};
+use crate::schema::{ecs, Schema, Selection};
 use crate::source::Chunk;
 use crate::time::Timestamp;
 
@@ -50,6 +53,10 @@ pub struct Enricher {
     parser: LineParser,
     datasets: Vec<DataSet>,
     options: EnrichOptions,
+    /// Per-payload output bytes for a schema other than whole records.
+    renderer: Option<Renderer>,
+    /// Each data set's chosen fields, in data set order.
+    selections: Vec<Option<Selection>>,
     started: Timestamp,
     /// Lookup latency (a no-op unless the daemon installed the exporter first).
     lookup_seconds: metrics::Histogram,
@@ -88,10 +95,18 @@ fn dead_letter(source: &str, line_no: u64, reason: &Refused, line: &[u8], dead: 
 
 impl Enricher {
     pub fn new(parser: LineParser, datasets: Vec<DataSet>, options: EnrichOptions) -> Enricher {
+        let outputs = options
+            .output
+            .for_datasets(datasets.iter().map(|d| d.name.as_str()));
+        let selections = outputs.iter().map(|o| o.fields.clone()).collect();
+        let renderer =
+            (!options.output.is_plain()).then(|| Renderer::new(options.output.schema, outputs));
         Enricher {
             parser,
             datasets,
             options,
+            renderer,
+            selections,
             started: Timestamp::now(),
             lookup_seconds: crate::telemetry::enrich_lookup_histogram(),
         }
@@ -99,6 +114,32 @@ impl Enricher {
 
     pub fn datasets(&self) -> &[DataSet] {
         &self.datasets
+    }
+
+    /// Every field this flow's lines can contain, with its type, in the
+    /// output schema (see [`crate::schema::field_specs`]); reads the data
+    /// sets' current indexes.
+    pub fn field_specs(&self) -> Vec<FieldSpec> {
+        let indexes: Vec<(&str, std::sync::Arc<Index>)> = self
+            .datasets
+            .iter()
+            .map(|d| (d.name.as_str(), d.index.load_full()))
+            .collect();
+        crate::schema::field_specs(
+            &self.options.output,
+            self.parser.config(),
+            self.options.include_line,
+            &indexes,
+        )
+    }
+
+    /// The prepared per-payload bytes for the current indexes, when the
+    /// schema needs them (built once per index swap, not per line).
+    fn tables(&self) -> Option<std::sync::Arc<Tables>> {
+        let renderer = self.renderer.as_ref()?;
+        let indexes: Vec<std::sync::Arc<Index>> =
+            self.datasets.iter().map(|d| d.index.load_full()).collect();
+        Some(renderer.tables(&indexes))
     }
 
     /// The data set names, in output order.
@@ -154,6 +195,7 @@ impl Enricher {
         counts: &mut Counts,
     ) {
         let guards: Vec<_> = self.datasets.iter().map(|d| d.index.load()).collect();
+        let tables = self.tables();
         counts.matched.resize(self.datasets.len(), 0);
         counts.before_first.resize(self.datasets.len(), 0);
         let substitute = self.substitute_time(chunk.read_at);
@@ -219,6 +261,7 @@ impl Enricher {
                 *origin,
                 text,
                 answers.iter().map(|a| a[i]),
+                tables.as_deref(),
                 out,
                 &mut counts.matched,
             );
@@ -273,6 +316,7 @@ impl Enricher {
         };
         counts.enriched += 1;
         let guards: Vec<_> = self.datasets.iter().map(|d| d.index.load()).collect();
+        let tables = self.tables();
         let lookups_started = std::time::Instant::now();
         let mut answers: Vec<Option<Match<'_>>> = Vec::with_capacity(guards.len());
         for (index, before_first) in guards.iter().zip(counts.before_first.iter_mut()) {
@@ -288,6 +332,7 @@ impl Enricher {
             origin,
             text,
             answers.into_iter(),
+            tables.as_deref(),
             out,
             &mut counts.matched,
         );
@@ -409,9 +454,41 @@ impl Enricher {
         origin: Option<TimeOrigin>,
         text: &str,
         answers: impl Iterator<Item = Option<Match<'m>>>,
+        tables: Option<&Tables>,
         out: &mut Vec<u8>,
         matched: &mut [u64],
     ) {
+        if let Some(tables) = tables {
+            if self.options.output.schema == Schema::Ecs {
+                let answers: Vec<ecs::Answer<'_, 'm>> = self
+                    .datasets
+                    .iter()
+                    .zip(answers)
+                    .zip(&tables.sets)
+                    .zip(&self.selections)
+                    .enumerate()
+                    .map(|(i, (((ds, matched_now), table), selection))| {
+                        if matched_now.is_some() {
+                            matched[i] += 1;
+                        }
+                        ecs::Answer {
+                            name: &ds.name,
+                            matched: matched_now,
+                            table,
+                            selection: selection.as_ref(),
+                        }
+                    })
+                    .collect();
+                let line = ecs::Line {
+                    parsed,
+                    t,
+                    time_source: origin.map(TimeOrigin::name),
+                    original: self.options.include_line.then_some(text),
+                };
+                ecs::write_line(&line, &answers, out);
+                return;
+            }
+        }
         out.push(b'{');
         write_key(out, names::IP);
         write_str(out, &parsed.ip_text);
@@ -436,12 +513,17 @@ impl Enricher {
         for (i, (ds, answer)) in self.datasets.iter().zip(answers).enumerate() {
             out.push(b',');
             write_key(out, &ds.name);
-            match answer {
-                Some(m) => {
+            let chosen = tables.and_then(|t| Some((t.sets.get(i)?, self.selections[i].as_ref()?)));
+            match (answer, chosen) {
+                (Some(m), Some((table, selection))) => {
+                    matched[i] += 1;
+                    crate::schema::write_chosen(&m, table, selection, out);
+                }
+                (Some(m), None) => {
                     matched[i] += 1;
                     m.write_json(out);
                 }
-                None => out.extend_from_slice(b"null"),
+                (None, _) => out.extend_from_slice(b"null"),
             }
         }
         out.extend_from_slice(b"}\n");
