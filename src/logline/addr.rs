@@ -109,6 +109,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_port_is_read_only_where_it_cannot_be_part_of_the_address() {
+        assert_eq!(port_of("1.2.3.4:51234"), Some(51234));
+        assert_eq!(port_of("[2001:db8::1]:443"), Some(443));
+        assert_eq!(port_of("[2001:db8::1]"), None);
+        assert_eq!(port_of("2001:db8::1"), None);
+        assert_eq!(port_of("1.2.3.4"), None);
+        assert_eq!(port_of("1.2.3.4:99999"), None);
+    }
+
+    #[test]
     fn every_form_servers_write() {
         for (text, want) in [
             ("1.2.3.4", "1.2.3.4"),

@@ -398,3 +398,94 @@ pub fn write_pair_str(out: &mut Vec<u8>, key: &str, value: &str) {
     write_key(out, key);
     write_str(out, value);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::tests::index;
+    use crate::schema::select::parse_items;
+
+    fn tables(schema: Schema, text: &str, fields: Option<&str>, ecs: Option<EcsMap>) -> Tables {
+        let ix = Arc::new(index(&[text]));
+        let outputs = vec![DataSetOutput {
+            name: "d".into(),
+            fields: fields.map(|f| parse_items(f, f).unwrap()),
+            ecs,
+        }];
+        build(schema, &outputs, &[ix])
+    }
+
+    fn parts(t: &Tables) -> Vec<(String, String, String)> {
+        let set = &t.sets[0];
+        (0..set.offsets.len() as u32 / 3)
+            .map(|p| {
+                let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+                let x = set.parts(p);
+                (s(x.record), s(x.geo), s(x.as_))
+            })
+            .collect()
+    }
+
+    const MIXED: &str = r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","asn":"AS13335","latitude":"12.5","longitude":7,"extra":[1,2]}
+{"begin":"1.0.1.0","end":"1.0.1.255","datetime":"2024-01-01T00:00:00Z","asn":"unknown","latitude":"91","longitude":7}"#;
+
+    #[test]
+    fn values_that_cannot_be_the_ecs_ones_stay_as_they_are() {
+        let t = tables(Schema::Ecs, MIXED, None, None);
+        let got = parts(&t);
+        assert_eq!(
+            got[0],
+            (
+                r#""extra":[1,2]"#.into(),
+                r#""location":{"lat":12.5,"lon":7.0}"#.into(),
+                r#""number":13335"#.into()
+            )
+        );
+        // No AS number in "unknown", no latitude 91: kept, not mapped.
+        assert_eq!(
+            got[1],
+            (
+                r#""asn":"unknown","latitude":"91","longitude":7"#.into(),
+                String::new(),
+                String::new()
+            )
+        );
+    }
+
+    #[test]
+    fn chosen_fields_are_prepared_per_payload_with_nulls_for_missing_ones() {
+        let t = tables(Schema::Whipstream, MIXED, Some("a:asn,nope,datetime"), None);
+        let got = parts(&t);
+        assert_eq!(got[0].0, r#""a":"AS13335","nope":null"#);
+        assert_eq!(got[1].0, r#""a":"unknown","nope":null"#);
+        // In ECS a chosen mapped field goes to its ECS place.
+        let t = tables(Schema::Ecs, MIXED, Some("asn,nope"), None);
+        let got = parts(&t);
+        assert_eq!(
+            got[0],
+            (
+                r#""nope":null"#.into(),
+                String::new(),
+                r#""number":13335"#.into()
+            )
+        );
+        assert_eq!(got[1].0, r#""asn":"unknown","nope":null"#);
+    }
+
+    #[test]
+    fn an_index_swap_rebuilds_the_tables_once() {
+        let outputs = vec![DataSetOutput {
+            name: "d".into(),
+            fields: None,
+            ecs: None,
+        }];
+        let r = Renderer::new(Schema::Ecs, outputs);
+        let a = Arc::new(index(&[MIXED]));
+        let t1 = r.tables(&[a.clone()]);
+        assert!(Arc::ptr_eq(&t1, &r.tables(&[a.clone()])));
+        let b = Arc::new(index(&[MIXED]));
+        let t2 = r.tables(&[b.clone()]);
+        assert!(!Arc::ptr_eq(&t1, &t2));
+        assert!(Arc::ptr_eq(&t2, &r.tables(&[b])));
+    }
+}
