@@ -26,6 +26,8 @@ mod policy;
 pub use counts::Counts;
 pub use policy::{AtAndMissingTime, BeforeFirst, EnrichOptions, MissingTime, TimeOrigin};
 
+use std::sync::Arc;
+
 use crate::index::{Index, Match, SharedIndex};
 use crate::ip::IpKey;
 use crate::json::{write_key, write_str};
@@ -57,6 +59,8 @@ pub struct Enricher {
     renderer: Option<Renderer>,
     /// Each data set's chosen fields, in data set order.
     selections: Vec<Option<Selection>>,
+    /// The data set names, in data set order.
+    names: Vec<String>,
     started: Timestamp,
     /// Lookup latency (a no-op unless the daemon installed the exporter first).
     lookup_seconds: metrics::Histogram,
@@ -99,6 +103,7 @@ impl Enricher {
             .output
             .for_datasets(datasets.iter().map(|d| d.name.as_str()));
         let selections = outputs.iter().map(|o| o.fields.clone()).collect();
+        let outputs_names = outputs.iter().map(|o| o.name.clone()).collect();
         let renderer =
             (!options.output.is_plain()).then(|| Renderer::new(options.output.schema, outputs));
         Enricher {
@@ -107,6 +112,7 @@ impl Enricher {
             options,
             renderer,
             selections,
+            names: outputs_names,
             started: Timestamp::now(),
             lookup_seconds: crate::telemetry::enrich_lookup_histogram(),
         }
@@ -120,7 +126,7 @@ impl Enricher {
     /// output schema (see [`crate::schema::field_specs`]); reads the data
     /// sets' current indexes.
     pub fn field_specs(&self) -> Vec<FieldSpec> {
-        let indexes: Vec<(&str, std::sync::Arc<Index>)> = self
+        let indexes: Vec<(&str, Arc<Index>)> = self
             .datasets
             .iter()
             .map(|d| (d.name.as_str(), d.index.load_full()))
@@ -135,11 +141,8 @@ impl Enricher {
 
     /// The prepared per-payload bytes for the current indexes, when the
     /// schema needs them (built once per index swap, not per line).
-    fn tables(&self) -> Option<std::sync::Arc<Tables>> {
-        let renderer = self.renderer.as_ref()?;
-        let indexes: Vec<std::sync::Arc<Index>> =
-            self.datasets.iter().map(|d| d.index.load_full()).collect();
-        Some(renderer.tables(&indexes))
+    fn tables(&self, indexes: &[Arc<Index>]) -> Option<Arc<Tables>> {
+        Some(self.renderer.as_ref()?.tables(indexes))
     }
 
     /// The data set names, in output order.
@@ -194,8 +197,10 @@ impl Enricher {
         dead: &mut Vec<u8>,
         counts: &mut Counts,
     ) {
-        let guards: Vec<_> = self.datasets.iter().map(|d| d.index.load()).collect();
-        let tables = self.tables();
+        // The tables are those of exactly these indexes (payload ids are an
+        // index's own), whatever a load swaps in meanwhile.
+        let guards: Vec<Arc<Index>> = self.datasets.iter().map(|d| d.index.load_full()).collect();
+        let tables = self.tables(&guards);
         counts.matched.resize(self.datasets.len(), 0);
         counts.before_first.resize(self.datasets.len(), 0);
         let substitute = self.substitute_time(chunk.read_at);
@@ -236,6 +241,8 @@ impl Enricher {
             dead_letter(&chunk.source, line_no, &reason, line, dead);
         }
         counts.enriched += parsed.len() as u64;
+        // One reservation for the chunk's output instead of growth per line.
+        out.reserve(chunk.data.len() + chunk.data.len() / 2 + parsed.len() * 64);
         let queries: Vec<(IpKey, Timestamp)> =
             parsed.iter().map(|(p, t, _, _)| (p.ip, *t)).collect();
         let lookups_started = std::time::Instant::now();
@@ -260,7 +267,7 @@ impl Enricher {
                 *t,
                 *origin,
                 text,
-                answers.iter().map(|a| a[i]),
+                &|d: usize| answers[d][i],
                 tables.as_deref(),
                 out,
                 &mut counts.matched,
@@ -315,8 +322,10 @@ impl Enricher {
             }
         };
         counts.enriched += 1;
-        let guards: Vec<_> = self.datasets.iter().map(|d| d.index.load()).collect();
-        let tables = self.tables();
+        // The tables are those of exactly these indexes (payload ids are an
+        // index's own), whatever a load swaps in meanwhile.
+        let guards: Vec<Arc<Index>> = self.datasets.iter().map(|d| d.index.load_full()).collect();
+        let tables = self.tables(&guards);
         let lookups_started = std::time::Instant::now();
         let mut answers: Vec<Option<Match<'_>>> = Vec::with_capacity(guards.len());
         for (index, before_first) in guards.iter().zip(counts.before_first.iter_mut()) {
@@ -331,7 +340,7 @@ impl Enricher {
             t,
             origin,
             text,
-            answers.into_iter(),
+            &|d: usize| answers[d],
             tables.as_deref(),
             out,
             &mut counts.matched,
@@ -453,39 +462,30 @@ impl Enricher {
         t: Timestamp,
         origin: Option<TimeOrigin>,
         text: &str,
-        answers: impl Iterator<Item = Option<Match<'m>>>,
+        answer: &dyn Fn(usize) -> Option<Match<'m>>,
         tables: Option<&Tables>,
         out: &mut Vec<u8>,
         matched: &mut [u64],
     ) {
         if let Some(tables) = tables {
             if self.options.output.schema == Schema::Ecs {
-                let answers: Vec<ecs::Answer<'_, 'm>> = self
-                    .datasets
-                    .iter()
-                    .zip(answers)
-                    .zip(&tables.sets)
-                    .zip(&self.selections)
-                    .enumerate()
-                    .map(|(i, (((ds, matched_now), table), selection))| {
-                        if matched_now.is_some() {
-                            matched[i] += 1;
-                        }
-                        ecs::Answer {
-                            name: &ds.name,
-                            matched: matched_now,
-                            table,
-                            selection: selection.as_ref(),
-                        }
-                    })
-                    .collect();
+                for (d, m) in matched.iter_mut().enumerate() {
+                    if answer(d).is_some() {
+                        *m += 1;
+                    }
+                }
+                let sets = ecs::DataSets {
+                    names: &self.names,
+                    tables,
+                    selections: &self.selections,
+                };
                 let line = ecs::Line {
                     parsed,
                     t,
                     time_source: origin.map(TimeOrigin::name),
                     original: self.options.include_line.then_some(text),
                 };
-                ecs::write_line(&line, &answers, out);
+                ecs::write_line(&line, &sets, answer, out);
                 return;
             }
         }
@@ -510,14 +510,15 @@ impl Enricher {
             write_key(out, names::LINE);
             write_str(out, text);
         }
-        for (i, (ds, answer)) in self.datasets.iter().zip(answers).enumerate() {
+        for (i, ds) in self.datasets.iter().enumerate() {
+            let answer = answer(i);
             out.push(b',');
             write_key(out, &ds.name);
             let chosen = tables.and_then(|t| Some((t.sets.get(i)?, self.selections[i].as_ref()?)));
             match (answer, chosen) {
                 (Some(m), Some((table, selection))) => {
                     matched[i] += 1;
-                    crate::schema::write_chosen(&m, table, selection, out);
+                    crate::schema::write_record(&m, table, Some(selection), false, out);
                 }
                 (Some(m), None) => {
                     matched[i] += 1;

@@ -16,8 +16,8 @@
 //! split, a non-HTTP protocol, the upstream, extra fields, a JSON or W3C line's
 //! own fields, and each data set's provenance and unmapped fields.
 
-use super::render::SetTable;
-use super::select::{Selection, Source};
+use super::render::Tables;
+use super::select::Selection;
 use crate::index::Match;
 use crate::json::{write_key, write_str, write_u64};
 use crate::logline::{Format, LogLine, ParserConfig};
@@ -37,12 +37,11 @@ pub struct Line<'l, 'a> {
     pub original: Option<&'l str>,
 }
 
-/// One data set's part of a line.
-pub struct Answer<'l, 'm> {
-    pub name: &'l str,
-    pub matched: Option<Match<'m>>,
-    pub table: &'l SetTable,
-    pub selection: Option<&'l Selection>,
+/// The data sets of a flow, in order: names, prepared tables, chosen fields.
+pub struct DataSets<'l> {
+    pub names: &'l [String],
+    pub tables: &'l Tables,
+    pub selections: &'l [Option<Selection>],
 }
 
 /// Writes `,"key":` (or `"key":` first in an object).
@@ -76,14 +75,27 @@ fn open(out: &mut Vec<u8>, first: &mut bool, key: &str, any: bool) -> bool {
     any
 }
 
+/// Writes `s` as a JSON string and returns the escaped text written (the
+/// quotes included), for writing the same value again by copying.
+fn copy_str(out: &mut Vec<u8>, s: &str) -> std::ops::Range<usize> {
+    let at = out.len();
+    write_str(out, s);
+    at..out.len()
+}
+
 /// `HTTP/1.1` -> `1.1`; other protocols have no `http.version`.
 fn http_version(protocol: &str) -> Option<&str> {
     protocol.strip_prefix("HTTP/")
 }
 
-/// Appends the line as an ECS object and a newline; `matched[i]` counts data
-/// set `i`'s matches.
-pub fn write_line(line: &Line<'_, '_>, answers: &[Answer<'_, '_>], out: &mut Vec<u8>) {
+/// Appends the line as an ECS object and a newline; `answer(i)` is data set
+/// `i`'s match.
+pub fn write_line<'m>(
+    line: &Line<'_, '_>,
+    sets: &DataSets<'_>,
+    answer: &dyn Fn(usize) -> Option<Match<'m>>,
+    out: &mut Vec<u8>,
+) {
     let p = line.parsed;
     let c = &p.fields.common;
     out.push(b'{');
@@ -96,14 +108,16 @@ pub fn write_line(line: &Line<'_, '_>, answers: &[Answer<'_, '_>], out: &mut Vec
     // source
     field(out, &mut top, "source");
     out.push(b'{');
-    let mut f = true;
-    str_field(out, &mut f, "ip", Some(&p.ip_text));
-    str_field(out, &mut f, "address", Some(&p.ip_text));
+    let mut f = false;
+    write_key(out, "ip");
+    let ip = copy_str(out, &p.ip_text);
+    out.extend_from_slice(b",\"address\":");
+    out.extend_from_within(ip);
     u64_field(out, &mut f, "port", p.port.map(u64::from));
     for (key, part) in [("geo", 0), ("as", 1)] {
-        let bytes = answers.iter().find_map(|a| {
-            let m = a.matched?;
-            let parts = a.table.parts(m.line.payload);
+        let bytes = sets.tables.sets.iter().enumerate().find_map(|(i, table)| {
+            let m = answer(i)?;
+            let parts = table.parts(m.line.payload);
             let b = if part == 0 { parts.geo } else { parts.as_ };
             (!b.is_empty()).then_some(b)
         });
@@ -155,13 +169,20 @@ pub fn write_line(line: &Line<'_, '_>, answers: &[Answer<'_, '_>], out: &mut Vec
     if open(out, &mut top, "url", c.path.is_some() || c.host.is_some()) {
         let mut f = true;
         if let Some(target) = c.path.as_deref() {
-            let (path, query) = match target.split_once('?') {
-                Some((path, query)) => (path, Some(query)),
-                None => (target, None),
-            };
-            str_field(out, &mut f, "original", Some(target));
-            str_field(out, &mut f, "path", Some(path));
-            str_field(out, &mut f, "query", query);
+            field(out, &mut f, "original");
+            let original = copy_str(out, target);
+            // Escaping never writes a `?`: the escaped original splits at its
+            // first one exactly as the text does.
+            out.extend_from_slice(b",\"path\":");
+            match out[original.clone()].iter().position(|&b| b == b'?') {
+                Some(q) => {
+                    let q = original.start + q;
+                    out.extend_from_within(original.start..q);
+                    out.extend_from_slice(b"\",\"query\":\"");
+                    out.extend_from_within(q + 1..original.end);
+                }
+                None => out.extend_from_within(original),
+            }
         }
         str_field(out, &mut f, "domain", c.host.as_deref());
         out.push(b'}');
@@ -221,39 +242,14 @@ pub fn write_line(line: &Line<'_, '_>, answers: &[Answer<'_, '_>], out: &mut Vec
         field(out, &mut f, "fields");
         p.fields.write_raw_object(out);
     }
-    for a in answers {
-        field(out, &mut f, a.name);
-        match a.matched {
+    for (i, (name, table)) in sets.names.iter().zip(&sets.tables.sets).enumerate() {
+        field(out, &mut f, name);
+        match answer(i) {
             None => out.extend_from_slice(b"null"),
-            Some(m) => write_record(&m, a, out),
+            Some(m) => super::write_record(&m, table, sets.selections[i].as_ref(), true, out),
         }
     }
     out.extend_from_slice(b"}}\n");
-}
-
-/// A data set's `whipstream.<name>` object: provenance, then its fields with
-/// no ECS name.
-fn write_record(m: &Match<'_>, a: &Answer<'_, '_>, out: &mut Vec<u8>) {
-    out.push(b'{');
-    let mut f = true;
-    for (s, name) in super::provenance(a.selection) {
-        field(out, &mut f, name);
-        out.push(b'"');
-        match s {
-            Source::Datetime => m.snapshot.meta.instant().write_rfc3339(out),
-            Source::Begin => m.line.begin.write_text(out),
-            Source::End | Source::Field(_) => m.line.end.write_text(out),
-        }
-        out.push(b'"');
-    }
-    let rest = a.table.parts(m.line.payload).record;
-    if !rest.is_empty() {
-        if !f {
-            out.push(b',');
-        }
-        out.extend_from_slice(rest);
-    }
-    out.push(b'}');
 }
 
 /// The fields of an ECS line other than data sets' (see [`super::field_specs`]).

@@ -265,23 +265,27 @@ pub fn field_specs(
     }
 }
 
-/// Writes a record with chosen fields (the whipstream schema with
-/// `--fields`): the provenance asked for (the datetime as loaded, as the whole
-/// record has it), then the chosen fields prepared for the payload.
-pub fn write_chosen(
+/// Writes a data set's record object from its prepared payload bytes: the
+/// provenance asked for (all of it without chosen fields), then the payload
+/// part (the chosen fields, or for ECS the fields with no ECS name). The
+/// datetime is RFC 3339 UTC with `utc` (ECS), else as loaded (as the whole
+/// record has it).
+pub fn write_record(
     m: &crate::index::Match<'_>,
     table: &render::SetTable,
-    selection: &Selection,
+    selection: Option<&Selection>,
+    utc: bool,
     out: &mut Vec<u8>,
 ) {
     out.push(b'{');
     let mut first = true;
-    for (s, name) in provenance(Some(selection)) {
+    for (s, name) in provenance(selection) {
         if !std::mem::take(&mut first) {
             out.push(b',');
         }
         crate::json::write_key(out, name);
         match s {
+            Source::Datetime if utc => table.write_datetime(m.snapshot, out),
             Source::Datetime => out.extend_from_slice(&m.snapshot.datetime_json),
             Source::Begin | Source::End | Source::Field(_) => {
                 out.push(b'"');

@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use super::mapping::{self, EcsField, EcsMap, Shape, Target};
 use super::select::Selection;
 use super::{DataSetOutput, Schema};
+use crate::history::Snapshot;
 use crate::index::Index;
 use crate::json::{write_key, write_str};
 
@@ -35,6 +36,11 @@ pub struct SetTable {
     pub map: EcsMap,
     /// What the payloads hold.
     pub shape: Shape,
+    /// Each snapshot's datetime as RFC 3339 UTC, quoted, by position.
+    datetimes: Vec<Box<[u8]>>,
+    /// The address and size of the index's snapshot list, to find a match's
+    /// snapshot position from its reference.
+    snapshots_at: usize,
 }
 
 /// The three parts of a payload's output.
@@ -46,6 +52,27 @@ pub struct Parts<'a> {
 }
 
 impl SetTable {
+    /// Writes the datetime of a match's snapshot as RFC 3339 UTC, quoted.
+    #[inline]
+    pub fn write_datetime(&self, snapshot: &Snapshot, out: &mut Vec<u8>) {
+        let offset = (snapshot as *const Snapshot as usize).wrapping_sub(self.snapshots_at);
+        match self
+            .datetimes
+            .get(offset / std::mem::size_of::<Snapshot>().max(1))
+        {
+            Some(dt) if offset % std::mem::size_of::<Snapshot>().max(1) == 0 => {
+                out.extend_from_slice(dt)
+            }
+            // Not a snapshot of this table's index: computed (never happens
+            // when the table and the match come from the same index).
+            _ => {
+                out.push(b'"');
+                snapshot.meta.instant().write_rfc3339(out);
+                out.push(b'"');
+            }
+        }
+    }
+
     #[inline]
     pub fn parts(&self, payload: u32) -> Parts<'_> {
         let p = payload as usize * 3;
@@ -199,6 +226,17 @@ fn build(schema: Schema, outputs: &[DataSetOutput], indexes: &[Arc<Index>]) -> T
                 bytes: Vec::new(),
                 map,
                 shape,
+                datetimes: index
+                    .snapshots()
+                    .iter()
+                    .map(|s| {
+                        let mut dt = vec![b'"'];
+                        s.meta.instant().write_rfc3339(&mut dt);
+                        dt.push(b'"');
+                        dt.into_boxed_slice()
+                    })
+                    .collect(),
+                snapshots_at: index.snapshots().as_ptr() as usize,
             };
             let needed = schema == Schema::Ecs || o.fields.is_some();
             if needed {
@@ -481,10 +519,10 @@ mod tests {
         }];
         let r = Renderer::new(Schema::Ecs, outputs);
         let a = Arc::new(index(&[MIXED]));
-        let t1 = r.tables(&[a.clone()]);
-        assert!(Arc::ptr_eq(&t1, &r.tables(&[a.clone()])));
+        let t1 = r.tables(std::slice::from_ref(&a));
+        assert!(Arc::ptr_eq(&t1, &r.tables(std::slice::from_ref(&a))));
         let b = Arc::new(index(&[MIXED]));
-        let t2 = r.tables(&[b.clone()]);
+        let t2 = r.tables(std::slice::from_ref(&b));
         assert!(!Arc::ptr_eq(&t1, &t2));
         assert!(Arc::ptr_eq(&t2, &r.tables(&[b])));
     }
