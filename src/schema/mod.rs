@@ -88,18 +88,17 @@ pub struct DataSetOutput {
 
 /// Provenance output names: (source, output name) in the order begin, end,
 /// datetime; all three without a selection, only those asked with one.
-pub fn provenance(selection: Option<&Selection>) -> Vec<(Source, &str)> {
+pub fn provenance(selection: Option<&Selection>) -> impl Iterator<Item = (Source, &str)> {
     [
         (Source::Begin, "begin"),
         (Source::End, "end"),
         (Source::Datetime, "datetime"),
     ]
     .into_iter()
-    .filter_map(|(s, default)| match selection {
+    .filter_map(move |(s, default)| match selection {
         None => Some((s, default)),
         Some(sel) => sel.provenance(&s).map(|out| (s, out)),
     })
-    .collect()
 }
 
 fn spec(path: impl Into<String>, ty: ValueType) -> FieldSpec {
