@@ -286,6 +286,7 @@ pub fn write_record(
         match s {
             Source::Datetime if utc => table.write_datetime(m.snapshot, out),
             Source::Datetime => out.extend_from_slice(&m.snapshot.datetime_json),
+            // `provenance` yields begin, end and datetime only.
             Source::Begin | Source::End | Source::Field(_) => {
                 out.push(b'"');
                 if s == Source::Begin {

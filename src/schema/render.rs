@@ -22,7 +22,7 @@ use super::select::Selection;
 use super::{DataSetOutput, Schema};
 use crate::history::Snapshot;
 use crate::index::Index;
-use crate::json::{write_key, write_str};
+use crate::json::write_key;
 
 /// One data set's tables at one index.
 #[derive(Debug, Default)]
@@ -55,14 +55,10 @@ impl SetTable {
     /// Writes the datetime of a match's snapshot as RFC 3339 UTC, quoted.
     #[inline]
     pub fn write_datetime(&self, snapshot: &Snapshot, out: &mut Vec<u8>) {
+        let size = std::mem::size_of::<Snapshot>().max(1);
         let offset = (snapshot as *const Snapshot as usize).wrapping_sub(self.snapshots_at);
-        match self
-            .datetimes
-            .get(offset / std::mem::size_of::<Snapshot>().max(1))
-        {
-            Some(dt) if offset % std::mem::size_of::<Snapshot>().max(1) == 0 => {
-                out.extend_from_slice(dt)
-            }
+        match self.datetimes.get(offset / size) {
+            Some(dt) if offset.is_multiple_of(size) => out.extend_from_slice(dt),
             // Not a snapshot of this table's index: computed (never happens
             // when the table and the match come from the same index).
             _ => {
@@ -429,12 +425,6 @@ fn render_payload(
         t.bytes.extend_from_slice(&part);
         t.offsets.push(t.bytes.len() as u32);
     }
-}
-
-/// Writes `"key":` and a string, for callers building objects from parts.
-pub fn write_pair_str(out: &mut Vec<u8>, key: &str, value: &str) {
-    write_key(out, key);
-    write_str(out, value);
 }
 
 #[cfg(test)]
