@@ -29,6 +29,8 @@
 //! - [`source`]: enrichment inputs (stdin, files) cut into chunks of lines, each
 //!   carrying its file's header line in force (W3C `#Fields:`).
 //! - [`output_fields`]: the keys of an enriched line other than data sets.
+//! - [`schema`]: output schemas (whipstream, ECS), chosen fields (`--fields`),
+//!   per-data-set ECS mappings, and the list of fields a flow's lines contain.
 //! - [`value`]: the one convention by which a setting's text becomes an enum.
 //! - [`enrich`]: the join of a log line with the data sets (event-time policy,
 //!   times before the first snapshot), its JSON output and its counts.
@@ -91,6 +93,7 @@ pub mod remote;
 pub mod repair;
 pub mod report;
 pub mod runner;
+pub mod schema;
 pub mod shutdown;
 pub mod snapshot;
 pub mod source;

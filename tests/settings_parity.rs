@@ -168,6 +168,32 @@ const CASES: &[Case] = &[
         false,
     ),
     case(&["--no-line"], &[("output", "include_line = false")], true),
+    // Output schema settings.
+    case(
+        &["--schema", "ecs"],
+        &[("output", "schema = \"ecs\"")],
+        true,
+    ),
+    case(
+        &["--schema", "elastic"],
+        &[("output", "schema = \"elastic\"")],
+        false,
+    ),
+    case(
+        &["--fields", "geo=cc:country,datetime"],
+        &[("output", "fields = [\"geo=cc:country,datetime\"]")],
+        true,
+    ),
+    case(
+        &["--fields", "geo=cc:country,cc:city"],
+        &[("output", "fields = [\"geo=cc:country,cc:city\"]")],
+        false,
+    ),
+    case(
+        &["--fields", "asn=asn"],
+        &[("output", "fields = [\"asn=asn\"]")],
+        false,
+    ),
     case(&["--output", "OUT"], &[("output", "path = \"OUT\"")], true),
     // Parquet: a partitioned directory works for both commands (`run` adds
     // part files); a single file would be replaced by `enrich` but cannot be

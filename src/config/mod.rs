@@ -9,6 +9,7 @@
 //! bad one, into the [`Flow`] that [`crate::runner`] runs. Nothing here opens a
 //! store or a socket.
 
+mod output;
 pub mod resolve;
 pub mod sections;
 pub mod spec;

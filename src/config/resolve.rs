@@ -67,7 +67,9 @@ fn list<'a, T>(flag: &'a [T], file: &'a [T], n: Name) -> (&'a [T], &'static str)
 pub(super) fn resolve(file: FileConfig, flags: &Flags) -> Result<Flow, ConfigError> {
     let datasets = resolve_datasets(&file, flags)?;
     let parser = resolve_parser(&file, flags)?;
-    let options = resolve_options(&file, flags)?;
+    let mut options = resolve_options(&file, flags)?;
+    let names: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+    options.output = super::output::resolve_output(&file, flags, &names)?;
     let io = resolve_io(&file, flags)?;
     let d = &flags.daemon;
     let (listen, http_limits) = resolve_http(&d.http, &file.http)?;
@@ -363,6 +365,7 @@ fn resolve_options(file: &FileConfig, flags: &Flags) -> Result<EnrichOptions, Co
             .map_err(|e| invalid(missing_key, e))?,
         before_first,
         max_line_bytes,
+        output: Default::default(),
     })
 }
 

@@ -208,6 +208,27 @@ pub struct OutputSection {
     /// [output.partition_by; default none].
     #[arg(long, value_name = "none|day", env = "WHIPSTREAM_PARTITION_BY")]
     pub partition_by: Option<String>,
+    // Output schema settings (schema, fields, ECS mappings).
+    /// Shape of enriched lines: whipstream (ip, timestamp, fields, each data
+    /// set's record under its name) or ecs (Elastic Common Schema: @timestamp,
+    /// source.ip, source.geo.*, source.as.*, http.*, url.*; the rest under
+    /// whipstream.*) [output.schema; default whipstream].
+    #[arg(long, value_name = "whipstream|ecs", env = "WHIPSTREAM_SCHEMA")]
+    pub schema: Option<String>,
+    /// Only these record fields of a data set (missing ones null), OUT:FIELD
+    /// renames, dotted paths reach into nested records, begin/end/datetime
+    /// only when listed: `geo=country_code,city` (repeatable, one per data
+    /// set) [output.fields].
+    #[arg(long = "fields", value_name = "NAME=[OUT:]FIELD,..")]
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// How data set NAME's record maps to ECS, replacing the recognised
+    /// mapping: `geo=geo.country_iso_code:cc,geo.city_name:town` (ECS fields
+    /// under source.: geo.*, as.number, as.organization.name; repeatable)
+    /// [dataset.ecs].
+    #[arg(long = "ecs", value_name = "NAME=ECS_FIELD:FIELD,..")]
+    #[serde(skip)]
+    pub ecs: Vec<String>,
 }
 
 /// `[kafka]` / Kafka flags: the Kafka source and sink.
@@ -338,6 +359,10 @@ pub struct DataSetSection {
     /// `s3://BUCKET/PREFIX/` or `http(s)://HOST/PATH/FILE` (see
     /// [`crate::remote::WatchSource`]).
     pub watch: Option<String>,
+    /// `[dataset.ecs]`: ECS field (under `source.`) = record field, replacing
+    /// the mapping recognised from the data set's fields.
+    #[serde(default)]
+    pub ecs: BTreeMap<String, String>,
 }
 
 /// `--db`: data sets given as flags (added to the file's `[[dataset]]`s).

@@ -2,7 +2,8 @@
 //!
 //! For each line: check it (length, UTF-8), parse it ([`LineParser`]), take its
 //! event time, look the client up in every data set at that instant, and write
-//! `{"ip":..,"timestamp":..,<parsed fields>,"line":..,"<data set>":<record>|null}`.
+//! `{"ip":..,"timestamp":..,<parsed fields>,"line":..,"<data set>":<record>|null}`
+//! or the line in another schema ([`crate::schema`]: ECS, chosen fields).
 //! A line that cannot be enriched becomes a dead letter with its `source:line` and
 //! the reason; no line is ever dropped: every line read is either written or
 //! dead-lettered, and [`Counts`] says which.
@@ -25,11 +26,15 @@ mod policy;
 pub use counts::Counts;
 pub use policy::{AtAndMissingTime, BeforeFirst, EnrichOptions, MissingTime, TimeOrigin};
 
+use std::sync::Arc;
+
 use crate::index::{Index, Match, SharedIndex};
 use crate::ip::IpKey;
 use crate::json::{write_key, write_str};
 use crate::logline::{FileState, LineParser, LogLine, ParseError, Parsed};
-use crate::output_fields as names;
+use crate::output_fields::{self as names, FieldSpec};
+use crate::schema::render::{Renderer, Tables};
+use crate::schema::{ecs, Schema, Selection};
 use crate::source::Chunk;
 use crate::time::Timestamp;
 
@@ -50,6 +55,12 @@ pub struct Enricher {
     parser: LineParser,
     datasets: Vec<DataSet>,
     options: EnrichOptions,
+    /// Per-payload output bytes for a schema other than whole records.
+    renderer: Option<Renderer>,
+    /// Each data set's chosen fields, in data set order.
+    selections: Vec<Option<Selection>>,
+    /// The data set names, in data set order.
+    names: Vec<String>,
     started: Timestamp,
     /// Lookup latency (a no-op unless the daemon installed the exporter first).
     lookup_seconds: metrics::Histogram,
@@ -88,10 +99,20 @@ fn dead_letter(source: &str, line_no: u64, reason: &Refused, line: &[u8], dead: 
 
 impl Enricher {
     pub fn new(parser: LineParser, datasets: Vec<DataSet>, options: EnrichOptions) -> Enricher {
+        let outputs = options
+            .output
+            .for_datasets(datasets.iter().map(|d| d.name.as_str()));
+        let selections = outputs.iter().map(|o| o.fields.clone()).collect();
+        let outputs_names = outputs.iter().map(|o| o.name.clone()).collect();
+        let renderer =
+            (!options.output.is_plain()).then(|| Renderer::new(options.output.schema, outputs));
         Enricher {
             parser,
             datasets,
             options,
+            renderer,
+            selections,
+            names: outputs_names,
             started: Timestamp::now(),
             lookup_seconds: crate::telemetry::enrich_lookup_histogram(),
         }
@@ -99,6 +120,29 @@ impl Enricher {
 
     pub fn datasets(&self) -> &[DataSet] {
         &self.datasets
+    }
+
+    /// Every field this flow's lines can contain, with its type, in the
+    /// output schema (see [`crate::schema::field_specs`]); reads the data
+    /// sets' current indexes.
+    pub fn field_specs(&self) -> Vec<FieldSpec> {
+        let indexes: Vec<(&str, Arc<Index>)> = self
+            .datasets
+            .iter()
+            .map(|d| (d.name.as_str(), d.index.load_full()))
+            .collect();
+        crate::schema::field_specs(
+            &self.options.output,
+            self.parser.config(),
+            self.options.include_line,
+            &indexes,
+        )
+    }
+
+    /// The prepared per-payload bytes for the current indexes, when the
+    /// schema needs them (built once per index swap, not per line).
+    fn tables(&self, indexes: &[Arc<Index>]) -> Option<Arc<Tables>> {
+        Some(self.renderer.as_ref()?.tables(indexes))
     }
 
     /// The data set names, in output order.
@@ -153,7 +197,10 @@ impl Enricher {
         dead: &mut Vec<u8>,
         counts: &mut Counts,
     ) {
-        let guards: Vec<_> = self.datasets.iter().map(|d| d.index.load()).collect();
+        // The tables are those of exactly these indexes (payload ids are an
+        // index's own), whatever a load swaps in meanwhile.
+        let guards: Vec<Arc<Index>> = self.datasets.iter().map(|d| d.index.load_full()).collect();
+        let tables = self.tables(&guards);
         counts.matched.resize(self.datasets.len(), 0);
         counts.before_first.resize(self.datasets.len(), 0);
         let substitute = self.substitute_time(chunk.read_at);
@@ -194,6 +241,8 @@ impl Enricher {
             dead_letter(&chunk.source, line_no, &reason, line, dead);
         }
         counts.enriched += parsed.len() as u64;
+        // One reservation for the chunk's output instead of growth per line.
+        out.reserve(chunk.data.len() + chunk.data.len() / 2 + parsed.len() * 64);
         let queries: Vec<(IpKey, Timestamp)> =
             parsed.iter().map(|(p, t, _, _)| (p.ip, *t)).collect();
         let lookups_started = std::time::Instant::now();
@@ -218,7 +267,8 @@ impl Enricher {
                 *t,
                 *origin,
                 text,
-                answers.iter().map(|a| a[i]),
+                &|d: usize| answers[d][i],
+                tables.as_deref(),
                 out,
                 &mut counts.matched,
             );
@@ -272,7 +322,10 @@ impl Enricher {
             }
         };
         counts.enriched += 1;
-        let guards: Vec<_> = self.datasets.iter().map(|d| d.index.load()).collect();
+        // The tables are those of exactly these indexes (payload ids are an
+        // index's own), whatever a load swaps in meanwhile.
+        let guards: Vec<Arc<Index>> = self.datasets.iter().map(|d| d.index.load_full()).collect();
+        let tables = self.tables(&guards);
         let lookups_started = std::time::Instant::now();
         let mut answers: Vec<Option<Match<'_>>> = Vec::with_capacity(guards.len());
         for (index, before_first) in guards.iter().zip(counts.before_first.iter_mut()) {
@@ -287,7 +340,8 @@ impl Enricher {
             t,
             origin,
             text,
-            answers.into_iter(),
+            &|d: usize| answers[d],
+            tables.as_deref(),
             out,
             &mut counts.matched,
         );
@@ -408,10 +462,33 @@ impl Enricher {
         t: Timestamp,
         origin: Option<TimeOrigin>,
         text: &str,
-        answers: impl Iterator<Item = Option<Match<'m>>>,
+        answer: &dyn Fn(usize) -> Option<Match<'m>>,
+        tables: Option<&Tables>,
         out: &mut Vec<u8>,
         matched: &mut [u64],
     ) {
+        if let Some(tables) = tables {
+            if self.options.output.schema == Schema::Ecs {
+                for (d, m) in matched.iter_mut().enumerate() {
+                    if answer(d).is_some() {
+                        *m += 1;
+                    }
+                }
+                let sets = ecs::DataSets {
+                    names: &self.names,
+                    tables,
+                    selections: &self.selections,
+                };
+                let line = ecs::Line {
+                    parsed,
+                    t,
+                    time_source: origin.map(TimeOrigin::name),
+                    original: self.options.include_line.then_some(text),
+                };
+                ecs::write_line(&line, &sets, answer, out);
+                return;
+            }
+        }
         out.push(b'{');
         write_key(out, names::IP);
         write_str(out, &parsed.ip_text);
@@ -433,15 +510,21 @@ impl Enricher {
             write_key(out, names::LINE);
             write_str(out, text);
         }
-        for (i, (ds, answer)) in self.datasets.iter().zip(answers).enumerate() {
+        for (i, ds) in self.datasets.iter().enumerate() {
+            let answer = answer(i);
             out.push(b',');
             write_key(out, &ds.name);
-            match answer {
-                Some(m) => {
+            let chosen = tables.and_then(|t| Some((t.sets.get(i)?, self.selections[i].as_ref()?)));
+            match (answer, chosen) {
+                (Some(m), Some((table, selection))) => {
+                    matched[i] += 1;
+                    crate::schema::write_record(&m, table, Some(selection), false, out);
+                }
+                (Some(m), None) => {
                     matched[i] += 1;
                     m.write_json(out);
                 }
-                None => out.extend_from_slice(b"null"),
+                (None, _) => out.extend_from_slice(b"null"),
             }
         }
         out.extend_from_slice(b"}\n");

@@ -114,6 +114,8 @@ pub struct EnrichOptions {
     pub before_first: BeforeFirst,
     /// Lines longer than this are dead-lettered.
     pub max_line_bytes: usize,
+    /// The schema and chosen fields of the output.
+    pub output: crate::schema::OutputSchema,
 }
 
 impl Default for EnrichOptions {
@@ -123,6 +125,7 @@ impl Default for EnrichOptions {
             missing_time: MissingTime::ByInput,
             before_first: BeforeFirst::NoMatch,
             max_line_bytes: 64 * 1024,
+            output: crate::schema::OutputSchema::default(),
         }
     }
 }

@@ -255,3 +255,61 @@ fn a_truncated_last_line_is_a_dead_letter() {
         (2, 1, 1)
     );
 }
+
+#[test]
+fn ecs_and_chosen_fields_follow_an_index_swap_and_kafka_messages() {
+    let geo = dataset("geo", AU_2024);
+    let index = geo.index.clone();
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert(
+        "geo".to_string(),
+        crate::schema::select::parse_items("geo=cc", "cc,datetime").unwrap(),
+    );
+    let ecs = |fields: std::collections::BTreeMap<_, _>| {
+        Enricher::new(
+            LineParser::new(ParserConfig::default()).unwrap(),
+            vec![geo.clone()],
+            EnrichOptions {
+                output: crate::schema::OutputSchema {
+                    schema: crate::schema::Schema::Ecs,
+                    fields,
+                    ecs: Default::default(),
+                },
+                ..EnrichOptions::default()
+            },
+        )
+    };
+    let line = "1.2.3.4 - - [01/Mar/2024:10:00:00 +0100] \"GET / HTTP/1.1\" 200 5 \"-\" \"ua\"\n";
+    let e = ecs(Default::default());
+    let (out, _, counts) = run(&e, line);
+    assert_eq!(out[0]["source"]["geo"]["country_iso_code"], "AU");
+    assert_eq!(counts.matched, [1]);
+    // A load swaps the index: the next chunk is written from the new one.
+    let nz = r#"{"begin":"1.2.3.0","end":"1.2.3.255","datetime":"2024-01-01T00:00:00Z","cc":"NZ"}"#;
+    index.store(dataset("geo", nz).index.load_full());
+    let (out, _, _) = run(&e, line);
+    assert_eq!(out[0]["source"]["geo"]["country_iso_code"], "NZ");
+    // A Kafka message through enrich_one, with chosen fields.
+    let e = ecs(fields);
+    let mut msg = Vec::new();
+    let mut counts = Counts::default();
+    let read = (Timestamp::parse("2030-01-01").unwrap(), TimeOrigin::Kafka);
+    e.enrich_one(
+        line.trim_end().as_bytes(),
+        read,
+        true,
+        &mut msg,
+        &mut counts,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&msg).unwrap();
+    assert_eq!(v["whipstream"]["time_source"], "kafka");
+    assert_eq!(
+        v["source"]["geo"],
+        serde_json::json!({"country_iso_code": "NZ"})
+    );
+    assert_eq!(
+        v["whipstream"]["geo"],
+        serde_json::json!({"datetime": "2024-01-01T00:00:00Z"})
+    );
+}

@@ -258,8 +258,10 @@ impl Index {
         Some(self.line_bits.unpack(self.lines.get(id as usize)?))
     }
 
+    /// Payload `id`'s bytes: the record's fields other than `begin`, `end`
+    /// and `datetime`, as loaded, without braces (empty for an unknown id).
     #[inline]
-    fn payload(&self, id: u32) -> &[u8] {
+    pub fn payload(&self, id: u32) -> &[u8] {
         let lo = self
             .payload_offsets
             .get(id as usize)

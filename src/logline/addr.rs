@@ -26,6 +26,23 @@ pub fn strip_port(text: &str) -> &str {
     }
 }
 
+/// The port of an address written with one (`1.2.3.4:51234`,
+/// `[2001:db8::1]:443`); `None` for a bare address (an IPv6 address without
+/// brackets has no port that can be told apart from it).
+pub fn port_of(text: &str) -> Option<u16> {
+    let text = text.trim();
+    let port = if let Some(rest) = text.strip_prefix('[') {
+        rest.split_once("]:")?.1
+    } else {
+        let (_, port) = text.split_once(':')?;
+        if port.contains(':') {
+            return None;
+        }
+        port
+    };
+    port.parse().ok()
+}
+
 /// The host of `host:port` text where the port is always there (HAProxy's
 /// `%ci:%cp`, AWS's `client:port`): cut at the last colon, so that IPv6 written
 /// without brackets (`2001:db8::1:51234`) keeps its address.
@@ -90,6 +107,16 @@ pub fn walk_xff<'x>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_is_read_only_where_it_cannot_be_part_of_the_address() {
+        assert_eq!(port_of("1.2.3.4:51234"), Some(51234));
+        assert_eq!(port_of("[2001:db8::1]:443"), Some(443));
+        assert_eq!(port_of("[2001:db8::1]"), None);
+        assert_eq!(port_of("2001:db8::1"), None);
+        assert_eq!(port_of("1.2.3.4"), None);
+        assert_eq!(port_of("1.2.3.4:99999"), None);
+    }
 
     #[test]
     fn every_form_servers_write() {

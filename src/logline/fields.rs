@@ -172,25 +172,13 @@ impl<'a> Fields<'a> {
         if !self.extra.is_empty() {
             out.push(b',');
             write_key(out, names::EXTRA);
-            out.push(b'[');
-            for (i, e) in self.extra.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_opt_str(out, dash_is_none(e));
-            }
-            out.push(b']');
+            self.write_extra(out);
         }
         if self.truncated {
             out.extend_from_slice(b",\"truncated\":true");
         }
         match &self.raw {
             Raw::None => {}
-            Raw::Json(obj) => {
-                out.push(b',');
-                write_key(out, names::FIELDS);
-                out.extend_from_slice(obj.as_bytes());
-            }
             Raw::Named(groups) => {
                 for (name, value) in groups {
                     out.push(b',');
@@ -199,20 +187,65 @@ impl<'a> Fields<'a> {
                     write_opt_str(out, value.and_then(dash_is_none));
                 }
             }
-            Raw::Columns(columns, values) => {
+            Raw::Json(_) | Raw::Columns(..) => {
                 out.push(b',');
                 write_key(out, names::FIELDS);
-                out.push(b'{');
-                for (i, (name, value)) in columns.names().iter().zip(values).enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_str(out, name);
-                    out.push(b':');
-                    write_opt_str(out, dash_is_none(value));
-                }
-                out.push(b'}');
+                self.write_raw_object(out);
             }
+        }
+    }
+
+    /// The extra fields as a JSON array (`-` is `null`).
+    pub fn write_extra(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, e) in self.extra.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_opt_str(out, dash_is_none(e));
+        }
+        out.push(b']');
+    }
+
+    /// Whether the format has fields of its own ([`Fields::write_raw_object`]).
+    pub fn has_raw(&self) -> bool {
+        match &self.raw {
+            Raw::None => false,
+            Raw::Named(groups) => !groups.is_empty(),
+            Raw::Json(_) | Raw::Columns(..) => true,
+        }
+    }
+
+    /// The format's own fields as one JSON object: a JSON line's object as
+    /// written, a W3C line's columns, a regex's other groups (`-` is `null`).
+    pub fn write_raw_object(&self, out: &mut Vec<u8>) {
+        let pairs = |out: &mut Vec<u8>, pairs: &mut dyn Iterator<Item = (&str, &str)>| {
+            out.push(b'{');
+            for (i, (name, value)) in pairs.enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, name);
+                out.push(b':');
+                write_opt_str(out, dash_is_none(value));
+            }
+            out.push(b'}');
+        };
+        match &self.raw {
+            Raw::None => out.extend_from_slice(b"{}"),
+            Raw::Json(obj) => out.extend_from_slice(obj.as_bytes()),
+            Raw::Named(groups) => pairs(
+                out,
+                &mut groups.iter().map(|(n, v)| (n.as_str(), v.unwrap_or("-"))),
+            ),
+            Raw::Columns(columns, values) => pairs(
+                out,
+                &mut columns
+                    .names()
+                    .iter()
+                    .map(String::as_str)
+                    .zip(values.iter().copied()),
+            ),
         }
     }
 }

@@ -80,6 +80,10 @@ pub struct LogLine<'a> {
     /// The line's own event time; `None` when the line has none.
     pub time: Option<Timestamp>,
     pub fields: Fields<'a>,
+    /// The format the line was read as (the one recognised, with `auto`).
+    pub format: Format,
+    /// The client's port, when the address it came from carried one.
+    pub port: Option<u16>,
 }
 
 /// What a line is.
@@ -247,19 +251,26 @@ impl LineParser {
         }
         let zone = &self.config.zone;
         let not = |name| move || ParseError::NoMatch(name);
-        let found = match self.config.format {
+        let format = self.config.format;
+        let (format, found) = match format {
             Format::Auto => self.detect(line, columns)?,
-            Format::Combined => self.clf(line, false).ok_or_else(not("combined"))??,
-            Format::Common => self.clf(line, false).ok_or_else(not("common"))??,
-            Format::Json => self.parse_json(line)?,
-            Format::W3c => w3c_found(columns.ok_or(ParseError::NoHeader)?, line)?,
-            Format::Haproxy => haproxy::parse(line, zone).ok_or_else(not("haproxy"))??,
-            Format::Elb => elb::parse(line).ok_or_else(not("elb"))??,
-            Format::Squid => squid::parse(line).ok_or_else(not("squid"))??,
-            Format::Envoy => envoy::parse(line, zone).ok_or_else(not("envoy"))??,
-            Format::Regex => self.parse_regex(line)?,
+            Format::Combined => (format, self.clf(line, false).ok_or_else(not("combined"))??),
+            Format::Common => (format, self.clf(line, false).ok_or_else(not("common"))??),
+            Format::Json => (format, self.parse_json(line)?),
+            Format::W3c => (
+                format,
+                w3c_found(columns.ok_or(ParseError::NoHeader)?, line)?,
+            ),
+            Format::Haproxy => (
+                format,
+                haproxy::parse(line, zone).ok_or_else(not("haproxy"))??,
+            ),
+            Format::Elb => (format, elb::parse(line).ok_or_else(not("elb"))??),
+            Format::Squid => (format, squid::parse(line).ok_or_else(not("squid"))??),
+            Format::Envoy => (format, envoy::parse(line, zone).ok_or_else(not("envoy"))??),
+            Format::Regex => (format, self.parse_regex(line)?),
         };
-        self.resolve(line, found)
+        self.resolve(line, format, found)
     }
 
     /// Auto-detection: by the first byte, the file's header, then the shapes of
@@ -269,34 +280,35 @@ impl LineParser {
         &self,
         line: &'a str,
         columns: Option<&Arc<Columns>>,
-    ) -> Result<Found<'a>, ParseError> {
+    ) -> Result<(Format, Found<'a>), ParseError> {
         let zone = &self.config.zone;
+        let with = |format: Format| move |found| (format, found);
         match line.as_bytes().first() {
-            Some(b'{') => return self.parse_json(line),
+            Some(b'{') => return self.parse_json(line).map(with(Format::Json)),
             Some(b' ') | Some(b'\t') if line.trim_start().starts_with('{') => {
-                return self.parse_json(line)
+                return self.parse_json(line).map(with(Format::Json))
             }
             Some(b'[') => {
                 if let Some(found) = envoy::parse(line, zone) {
-                    return found;
+                    return found.map(with(Format::Envoy));
                 }
             }
             _ => {}
         }
         if let Some(columns) = columns {
-            return w3c_found(columns, line);
+            return w3c_found(columns, line).map(with(Format::W3c));
         }
         if let Some(found) = self.clf(line, true) {
-            return found;
+            return found.map(with(Format::Combined));
         }
         if let Some(found) = haproxy::parse(line, zone) {
-            return found;
+            return found.map(with(Format::Haproxy));
         }
         if let Some(found) = elb::parse(line) {
-            return found;
+            return found.map(with(Format::Elb));
         }
         if let Some(found) = squid::parse(line) {
-            return found;
+            return found.map(with(Format::Squid));
         }
         Err(ParseError::Unrecognised)
     }
@@ -307,7 +319,7 @@ impl LineParser {
     fn clf_line<'a>(&self, line: &'a str, s: clf::Scanned<'a>) -> Result<LogLine<'a>, ParseError> {
         if self.config.client_ip != ClientIp::Remote {
             let found = self.clf_found(s)?;
-            return self.resolve(line, found);
+            return self.resolve(line, Format::Combined, found);
         }
         let time = clock::clf(s.time, &self.config.zone)?;
         let (ip, ip_text) = addr::client_addr(s.host)?;
@@ -316,6 +328,8 @@ impl LineParser {
             ip_text: Cow::Borrowed(ip_text),
             time: Some(time),
             fields: s.fields,
+            format: Format::Combined,
+            port: None,
         })
     }
 
@@ -347,7 +361,12 @@ impl LineParser {
     /// Resolves the client address: the remote one and, in `xff` mode, the
     /// X-Forwarded-For value; in `any` mode the first address in the line.
     #[inline]
-    fn resolve<'a>(&self, line: &'a str, found: Found<'a>) -> Result<LogLine<'a>, ParseError> {
+    fn resolve<'a>(
+        &self,
+        line: &'a str,
+        format: Format,
+        found: Found<'a>,
+    ) -> Result<LogLine<'a>, ParseError> {
         let Found {
             remote,
             xff,
@@ -355,6 +374,10 @@ impl LineParser {
             time,
             fields,
         } = found;
+        // The port is known when the client is the remote address and it
+        // carried one.
+        let remote_port = remote.as_deref().and_then(addr::port_of);
+        let mut port = None;
         let (ip, ip_text) = if self.config.client_ip == ClientIp::Any {
             let (ip, text) = self.first_ip(line).ok_or(ParseError::NoIp)?;
             (ip, Cow::Borrowed(text))
@@ -362,13 +385,19 @@ impl LineParser {
             let x = xff.ok_or(ParseError::NoIp)?;
             walk_xff_cow(x, None, &self.config.trusted_proxies).ok_or(ParseError::NoIp)?
         } else {
-            self.client(remote, xff)?
+            let (ip, text, from_remote) = self.client(remote, xff)?;
+            if from_remote {
+                port = remote_port;
+            }
+            (ip, text)
         };
         Ok(LogLine {
             ip,
             ip_text,
             time,
             fields,
+            format,
+            port,
         })
     }
 
@@ -376,7 +405,7 @@ impl LineParser {
         &self,
         remote: Option<Cow<'a, str>>,
         xff: Option<Cow<'a, str>>,
-    ) -> Result<(IpKey, Cow<'a, str>), ParseError> {
+    ) -> Result<(IpKey, Cow<'a, str>, bool), ParseError> {
         let remote = match remote {
             Some(r) => Some(addr::client_addr_cow(r)?),
             None => None,
@@ -384,12 +413,14 @@ impl LineParser {
         if self.config.client_ip == ClientIp::Xff {
             if let Some(x) = xff {
                 let trusted = &self.config.trusted_proxies;
-                if let Some(found) = walk_xff_cow(x, remote.as_ref().map(|r| r.0), trusted) {
-                    return Ok(found);
+                if let Some((ip, text)) = walk_xff_cow(x, remote.as_ref().map(|r| r.0), trusted) {
+                    // The remote itself when no hop is untrusted.
+                    let from_remote = remote.as_ref().is_some_and(|r| r.0 == ip);
+                    return Ok((ip, text, from_remote));
                 }
             }
         }
-        remote.ok_or(ParseError::NoIp)
+        remote.map(|(ip, t)| (ip, t, true)).ok_or(ParseError::NoIp)
     }
 }
 
