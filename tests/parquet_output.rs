@@ -241,6 +241,69 @@ fn duckdb_reads_typed_columns_and_the_same_rows_as_the_json_output() {
     );
 }
 
+/// The ECS schema's lines as Parquet: the columns come from the same field
+/// list as the writer's, so every line is a row (none dead-lettered as "no such
+/// column"), typed, and equal in counts to the ECS JSON output.
+#[test]
+fn ecs_output_as_parquet_has_every_line_typed_and_the_json_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = shared_data().join("logs/accept-apache_logs.log");
+    let geo = format!("geo={}", s(geoip_store()));
+    let json = dir.path().join("ecs.jsonl");
+    let parquet = dir.path().join("ecs.parquet");
+    let mut stderrs = Vec::new();
+    for out in [&json, &parquet] {
+        let args = ["enrich", "--schema", "ecs", "--db", &geo, "--output", s(out), s(&log)];
+        let o = run(&args, None);
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "enrich {args:?}: {stderr}");
+        stderrs.push(stderr);
+    }
+    assert!(
+        stderrs[1].contains("parquet: 10000 rows in 1 file(s)"),
+        "{}",
+        stderrs[1]
+    );
+    let p = format!("read_parquet('{}')", s(&parquet));
+    let j = format!("read_json_auto('{}')", s(&json));
+    let r = duckdb(&[
+        ("types", format!("DESCRIBE SELECT * FROM {p}")),
+        (
+            "counts",
+            format!("SELECT (SELECT count(*) FROM {p}), (SELECT count(*) FROM {j})"),
+        ),
+        (
+            "parquet_countries",
+            format!(
+                "SELECT source.geo.country_iso_code, count(*) FROM {p} GROUP BY ALL ORDER BY ALL"
+            ),
+        ),
+        (
+            "json_countries",
+            format!(
+                "SELECT source.geo.country_iso_code, count(*) FROM {j} GROUP BY ALL ORDER BY ALL"
+            ),
+        ),
+        (
+            "statuses",
+            format!(
+                "SELECT count(*) FROM {p} WHERE http.response.status_code BETWEEN 100 AND 599"
+            ),
+        ),
+    ]);
+    let t = types(&r["types"]);
+    assert_eq!(type_of(&t, "@timestamp"), "TIMESTAMP WITH TIME ZONE");
+    assert!(
+        type_of(&t, "http").contains("status_code BIGINT"),
+        "{t:?}"
+    );
+    assert_eq!(r["counts"], serde_json::json!([["10000", "10000"]]));
+    assert_eq!(r["parquet_countries"], r["json_countries"]);
+    assert!(r["parquet_countries"].as_array().unwrap().len() > 50);
+    let statuses: u64 = r["statuses"][0][0].as_str().unwrap().parse().unwrap();
+    assert!(statuses > 9000, "{statuses}");
+}
+
 #[test]
 fn the_partitioned_output_reads_back_as_one_table_of_event_days() {
     let o = outputs();

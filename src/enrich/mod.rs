@@ -122,6 +122,12 @@ impl Enricher {
         &self.datasets
     }
 
+    /// The top-level key of an output line's event time (Parquet partitions
+    /// by it).
+    pub fn time_field(&self) -> &'static str {
+        self.options.output.schema.time_field()
+    }
+
     /// Every field this flow's lines can contain, with its type, in the
     /// output schema (see [`crate::schema::field_specs`]); reads the data
     /// sets' current indexes.

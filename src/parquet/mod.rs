@@ -23,7 +23,7 @@ pub mod sink;
 
 use std::path::{Path, PathBuf};
 
-pub use columns::{arrow_schema, whipstream_fields, SchemaError};
+pub use columns::{arrow_schema, SchemaError};
 pub use rows::Layout;
 pub use sink::{ParquetSink, Written};
 
@@ -98,8 +98,6 @@ pub enum ParquetError {
     },
     #[error("parquet output columns: {0}")]
     Schema(#[from] SchemaError),
-    #[error(transparent)]
-    Payload(#[from] columns::PayloadError),
     #[error(
         "{}: a partitioned output directory must be new or empty (its files are one table)",
         .0.display()

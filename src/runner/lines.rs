@@ -14,7 +14,7 @@ use super::{warn, Ended, Lifetime, RunOptions};
 use crate::enrich::Enricher;
 use crate::output_file::OutputFile;
 use crate::parquet::{
-    whipstream_fields, Layout, OutputFormat, ParquetError, ParquetSink, PartitionBy,
+    Layout, OutputFormat, ParquetError, ParquetSink, PartitionBy,
 };
 use crate::pipeline;
 use crate::shutdown::Stop;
@@ -63,8 +63,6 @@ pub struct Sinks<'a> {
     pub append: bool,
     pub format: OutputFormat,
     pub partition_by: PartitionBy,
-    /// A regex's named groups, top-level keys of the output (Parquet columns).
-    pub named_groups: &'a [String],
 }
 
 /// One writer shared by the pipeline and the Parquet sink (dead letters come
@@ -81,29 +79,22 @@ impl Write for Shared {
     }
 }
 
-/// The Parquet sink of the flow's columns: today's `whipstream` schema, with
-/// each data set's record fields typed from its index as loaded now.
+/// The Parquet sink of the flow's columns: the output schema's field list
+/// (whipstream or ECS, chosen fields), each data set's record fields typed
+/// from its index as loaded now.
 fn parquet_sink(
     enricher: &Enricher,
     sinks: &Sinks<'_>,
     path: &Path,
     dead: Box<dyn Write>,
 ) -> Result<ParquetSink> {
-    let indexes: Vec<_> = enricher
-        .datasets()
-        .iter()
-        .map(|d| (d.name.as_str(), d.index.load_full()))
-        .collect();
-    let specs = whipstream_fields(
-        sinks.named_groups,
-        indexes.iter().map(|(n, i)| (*n, i.as_ref())),
-    )?;
+    let specs = enricher.field_specs();
     let layout = Arc::new(Layout::new(&specs).map_err(ParquetError::from)?);
     Ok(ParquetSink::create(
         layout,
         path,
         sinks.partition_by,
-        crate::output_fields::TIMESTAMP,
+        enricher.time_field(),
         sinks.append,
         dead,
     )?)

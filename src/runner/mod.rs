@@ -187,13 +187,6 @@ pub fn run(flow: Flow, options: RunOptions) -> Result<Ended> {
     }
 
     let serving = until_stopped && (server.is_some() || !watchers.is_empty());
-    // A regex's named groups are top-level keys of the output (typed columns).
-    let named_groups: Vec<String> = flow
-        .parser
-        .regex
-        .iter()
-        .flat_map(|r| r.capture_names().flatten().map(String::from))
-        .collect();
     let parser = LineParser::new(flow.parser)?;
     let enricher = Arc::new(Enricher::new(parser, datasets, flow.options));
     let result = match flow.io {
@@ -216,7 +209,6 @@ pub fn run(flow: Flow, options: RunOptions) -> Result<Ended> {
                 append: until_stopped,
                 format: output_format,
                 partition_by,
-                named_groups: &named_groups,
             };
             let ended = lines::run(input, &enricher, sinks, &options, &stop);
             if ended.is_ok() && serving && !stop.is_raised() {

@@ -26,6 +26,8 @@ use crate::time::Timestamp;
 
 /// The ECS custom field set whipstream's own fields go under.
 pub const WHIPSTREAM: &str = "whipstream";
+/// The key of an ECS line's event time.
+pub const TIMESTAMP: &str = "@timestamp";
 
 /// One line's parts that are not data sets.
 pub struct Line<'l, 'a> {
@@ -100,7 +102,7 @@ pub fn write_line<'m>(
     let c = &p.fields.common;
     out.push(b'{');
     let mut top = true;
-    field(out, &mut top, "@timestamp");
+    field(out, &mut top, TIMESTAMP);
     out.push(b'"');
     line.t.write_rfc3339(out);
     out.push(b'"');
@@ -256,7 +258,7 @@ pub fn write_line<'m>(
 pub fn line_specs(parser: &ParserConfig, include_line: bool) -> Vec<FieldSpec> {
     use ValueType::*;
     let mut out: Vec<FieldSpec> = [
-        ("@timestamp", Date),
+        (TIMESTAMP, Date),
         ("source.ip", Ip),
         ("source.address", Keyword),
         ("source.port", Long),

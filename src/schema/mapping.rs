@@ -195,7 +195,13 @@ pub struct LeafKinds {
     pub strings: bool,
     pub numbers: bool,
     pub integers_only: bool,
+    /// Some integer a double cannot hold exactly (beyond 2^53), or one beyond
+    /// `i64`: the field is then no `Double` (nor, beyond `i64`, a `Long`) column.
+    pub wide_integers: bool,
+    pub beyond_i64: bool,
     pub other: bool,
+    /// Every `other` value is a boolean.
+    pub booleans_only: bool,
     /// The longest string value, in characters.
     pub longest: usize,
 }
@@ -210,6 +216,7 @@ pub fn add_to_shape(shape: &mut Shape, record: &serde_json::Map<String, serde_js
     for (path, v) in leaves {
         let k = shape.entry(path).or_insert(LeafKinds {
             integers_only: true,
+            booleans_only: true,
             ..LeafKinds::default()
         });
         match v {
@@ -221,10 +228,17 @@ pub fn add_to_shape(shape: &mut Shape, record: &serde_json::Map<String, serde_js
             serde_json::Value::Number(n) => {
                 k.numbers = true;
                 k.integers_only &= n.is_i64() || n.is_u64();
+                k.beyond_i64 |= !n.is_i64() && n.is_u64();
+                k.wide_integers |= n.as_i64().map_or(n.is_u64(), |i| i.unsigned_abs() > 1 << 53);
             }
             serde_json::Value::Null => {}
+            serde_json::Value::Bool(_) => {
+                k.other = true;
+                k.integers_only = false;
+            }
             _ => {
                 k.other = true;
+                k.booleans_only = false;
                 k.integers_only = false;
             }
         }

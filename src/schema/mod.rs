@@ -50,6 +50,16 @@ impl std::str::FromStr for Schema {
     }
 }
 
+impl Schema {
+    /// The top-level key of a line's event time in this schema.
+    pub fn time_field(self) -> &'static str {
+        match self {
+            Schema::Whipstream => names::TIMESTAMP,
+            Schema::Ecs => ecs::TIMESTAMP,
+        }
+    }
+}
+
 /// The output settings of a flow: the schema, chosen fields and configured
 /// ECS mappings by data set name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,10 +120,15 @@ fn spec(path: impl Into<String>, ty: ValueType) -> FieldSpec {
 
 /// The type a record leaf's values have across the payloads.
 fn leaf_type(k: &mapping::LeafKinds) -> ValueType {
+    // No value is ever rounded or cut into its column: an integer beyond i64,
+    // or one a double cannot hold beside non-integers, keeps its JSON text.
     match (k.strings, k.numbers, k.other) {
         (true, false, false) => ValueType::Keyword,
+        (false, true, false) if k.beyond_i64 => ValueType::Object,
         (false, true, false) if k.integers_only => ValueType::Long,
+        (false, true, false) if k.wide_integers => ValueType::Object,
         (false, true, false) => ValueType::Double,
+        (false, false, true) if k.booleans_only => ValueType::Boolean,
         (false, false, false) => ValueType::Keyword,
         _ => ValueType::Object,
     }
@@ -306,4 +321,43 @@ pub fn write_record(
         out.extend_from_slice(record);
     }
     out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn types_of(payloads: &[&str]) -> Vec<(String, ValueType)> {
+        let mut shape = mapping::Shape::new();
+        for p in payloads {
+            let record: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(p).unwrap();
+            mapping::add_to_shape(&mut shape, &record);
+        }
+        shape.iter().map(|(k, v)| (k.clone(), leaf_type(v))).collect()
+    }
+
+    #[test]
+    fn a_record_leaf_is_typed_by_the_union_of_its_values_and_never_rounded() {
+        use ValueType::*;
+        let got = types_of(&[
+            r#"{"cc":"US","asn":13335,"lat":40.5,"ok":true,"mix":1,"near":9007199254740993,"v":9007199254740993,"huge":18446744073709551615}"#,
+            r#"{"cc":"DE","asn":3320,"lat":52,"ok":false,"mix":"x","near":1,"v":0.5,"huge":1}"#,
+            r#"{"cc":null,"asn":null,"lat":null,"ok":null,"mix":null,"near":null,"v":null,"huge":null}"#,
+        ]);
+        let want: Vec<(String, ValueType)> = [
+            ("asn", Long),
+            ("cc", Keyword),
+            ("huge", Object),
+            ("lat", Double),
+            ("mix", Object),
+            ("near", Long),
+            ("ok", Boolean),
+            ("v", Object),
+        ]
+        .into_iter()
+        .map(|(k, t)| (k.to_string(), t))
+        .collect();
+        assert_eq!(got, want);
+    }
 }
