@@ -117,12 +117,15 @@ impl S3Server {
         s3
     }
 
-    /// One unsigned request (moto does not check signatures); the status.
+    /// One request with a dummy signature (moto does not check signatures,
+    /// but refuses a DELETE without one); the status.
     fn request(&self, method: &str, path: &str, body: &[u8]) -> Option<u16> {
         let mut conn = TcpStream::connect(&self.addr).ok()?;
         write!(
             conn,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
+             SignedHeaders=host, Signature=0\r\n\r\n",
             self.addr,
             body.len()
         )
