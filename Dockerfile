@@ -15,13 +15,11 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 ENV CARGO_TARGET_DIR=/src/target
-RUN cargo build --release --locked --bin whipstream \
- && cd target/release \
- && objcopy --only-keep-debug whipstream whipstream.debug \
- && objcopy --strip-all --add-gnu-debuglink=whipstream.debug whipstream
-# The shipped binary is fully stripped (about 27 MB); its debug information
-# (line tables of whipstream's own code, symbols) stays in this stage as
-# target/release/whipstream.debug for symbolising a crash.
+# The shipped build (scripts/dist.sh): the `dist` profile (fat LTO), then a
+# fully stripped binary; its debug information (line tables of whipstream's
+# own code, symbols) stays in this stage as /src/dist/whipstream.debug for
+# symbolising a crash. See BENCHMARKS.md for the sizes.
+RUN bash scripts/dist.sh /src/dist
 
 FROM debian:bookworm-slim
 # What the binary links (`ldd`: libssl.so.3 and libcrypto.so.3 for librdkafka's
@@ -35,7 +33,7 @@ RUN apt-get update \
  && groupadd --system --gid 10001 whipstream \
  && useradd --system --uid 10001 --gid 10001 --home /var/lib/whipstream whipstream \
  && mkdir -p /var/lib/whipstream && chown 10001:10001 /var/lib/whipstream
-COPY --from=build /src/target/release/whipstream /usr/local/bin/whipstream
+COPY --from=build /src/dist/whipstream /usr/local/bin/whipstream
 USER 10001:10001
 WORKDIR /var/lib/whipstream
 EXPOSE 8080

@@ -5,7 +5,10 @@
 #   rustup toolchain install nightly && cargo install cargo-fuzz
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 # Environment: CARGO_TARGET_DIR (a separate one: the fuzz build instruments
-# every crate, RocksDB included).
+# every Rust crate and compiles RocksDB; ROCKSDB_LIB_DIR=DIR ROCKSDB_STATIC=1
+# links a librocksdb.a already built instead, e.g. the release build's).
+# The corpus (fuzz/corpus), findings (fuzz/artifacts) and logs (fuzz/logs)
+# are not committed; a finding that is fixed becomes a regression test.
 set -euo pipefail
 
 seconds=${1:-60}
@@ -53,10 +56,12 @@ seed() {
 }
 
 status=0
+mkdir -p logs
 for target in "${targets[@]}"; do
     seed "$target"
-    log=$(mktemp)
-    echo "fuzz: $target for ${seconds}s"
+    seeds=$(find "corpus/$target" -maxdepth 1 \( -name 'seed-*' -o -name 'pair-*' \) | wc -l)
+    log=logs/$target.log
+    echo "fuzz: $target for ${seconds}s from $(find "corpus/$target" -type f | wc -l) inputs ($seeds seeds)"
     if cargo +nightly fuzz run -O "$target" "corpus/$target" -- \
         -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
         result=ok
@@ -65,10 +70,11 @@ for target in "${targets[@]}"; do
         status=1
     fi
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
-    echo "fuzz: $target: $result, $execs executions"
+    # libFuzzer's last status line: coverage (edges), features, corpus size.
+    last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 | grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[a-zA-Z]*' || true)
+    echo "fuzz: $target: $result, $execs executions, ${last:-no status line}; corpus now $(find "corpus/$target" -type f | wc -l) files (log: fuzz/$log)"
     if [ "$result" != ok ]; then
         tail -n 40 "$log"
     fi
-    rm -f "$log"
 done
 exit $status

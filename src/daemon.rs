@@ -1,8 +1,8 @@
 //! Keeping data sets current while a flow runs: each watched directory (or a
 //! remote source's mirror of one, fed by its poller, see [`crate::remote`]) has a
 //! watcher thread that loads new snapshot files into its data set's store and
-//! swaps the new index in (see [`crate::ingest`]); SIGHUP makes every watcher
-//! scan at once.
+//! swaps the new index in (see [`crate::ingest`]); SIGHUP makes every remote
+//! source poll and every watcher scan at once.
 //!
 //! At start, each watcher scans its directory until everything in it is loaded
 //! or rejected (files still being written are waited for); only then is its
@@ -39,6 +39,7 @@ pub fn spawn_watchers(
     stop: &Stop,
 ) -> Result<Vec<JoinHandle<()>>> {
     let mut rescans = Vec::new();
+    let mut polls = Vec::new();
     let mut watchers = Vec::new();
     for ((d, s), loaded) in datasets.iter().zip(&flow.datasets).zip(loaded) {
         let Some(watch) = &s.watch else { continue };
@@ -55,7 +56,7 @@ pub fn spawn_watchers(
                     &s.name,
                     source.clone(),
                     &dir,
-                    crate::remote::Limits::default(),
+                    flow.download_limits,
                     flow.poll_interval,
                     d.index.clone(),
                     stop.flag(),
@@ -64,6 +65,7 @@ pub fn spawn_watchers(
                 .map_err(|e| anyhow::anyhow!("data set {:?}: {e}", s.name))?;
                 tracing::info!(dataset = %s.name, "snapshots from {source}, mirrored in {}", dir.display());
                 watchers.push(poller.thread);
+                polls.push(poller.poll_now);
                 (Duration::ZERO, Some(poller.synced))
             }
         };
@@ -89,8 +91,13 @@ pub fn spawn_watchers(
     }
     if hangups || !rescans.is_empty() {
         shutdown::on_hangups(runtime, stop, move || {
-            tracing::info!("SIGHUP: scanning watched directories");
-            for tx in &rescans {
+            if polls.is_empty() {
+                tracing::info!("SIGHUP: scanning watched directories");
+            } else {
+                tracing::info!("SIGHUP: polling remote sources and scanning watched directories");
+            }
+            // A poller wakes its watcher itself once it has mirrored something.
+            for tx in rescans.iter().chain(&polls) {
                 let _ = tx.send(());
             }
         })
@@ -137,7 +144,7 @@ fn first_scan(watcher: &mut Watcher, stop: &AtomicBool, poll: Duration) {
     }
 }
 
-/// Scans every `poll` or when woken (SIGHUP), until the stop (the first scan
+/// Scans every `poll` or when woken (SIGHUP, or its poller), until the stop (the first scan
 /// is [`first_scan`]'s). While a file is settling, scans come every 100 ms
 /// whatever `poll` is, so that it is loaded soon after it is complete.
 fn watch_loop(watcher: &mut Watcher, stop: &AtomicBool, wake: &mpsc::Receiver<()>, poll: Duration) {

@@ -187,7 +187,9 @@ pub fn excerpt_bytes(bytes: &[u8]) -> String {
     if bytes.len() <= EXCERPT_BYTES {
         return String::from_utf8_lossy(bytes).into_owned();
     }
-    let head = String::from_utf8_lossy(&bytes[..EXCERPT_BYTES + 4]);
+    // A few bytes past the cut so that a character across it is whole; no
+    // more than there are (81 to 83 bytes panicked here: found by fuzzing).
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT_BYTES + 4)]);
     let mut cut = EXCERPT_BYTES.min(head.len());
     while !head.is_char_boundary(cut) {
         cut -= 1;
@@ -291,5 +293,10 @@ mod tests {
             "{e}"
         );
         assert_eq!(excerpt_bytes(b"short"), "short");
+        // Just over the limit, by fewer bytes than the look-ahead.
+        for len in EXCERPT_BYTES + 1..EXCERPT_BYTES + 6 {
+            let e = excerpt_bytes(&vec![b'6'; len]);
+            assert_eq!(e, format!("{}... ({len} bytes)", "6".repeat(EXCERPT_BYTES)));
+        }
     }
 }

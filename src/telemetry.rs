@@ -101,7 +101,8 @@ pub fn install_prometheus() -> Result<PrometheusHandle, InstallError> {
         REMOTE_OBJECTS,
         "objects and versions seen by a remote source's polls, by outcome (mirrored: \
          downloaded whole and handed to the watcher; unchanged; refused: not whole by its \
-         framing; too_large; failed: tried again at the next poll)"
+         framing; too_large; failed: tried again at the next poll; deleted: no longer \
+         listed, what it loaded stays loaded)"
     );
     describe_histogram!(
         SNAPSHOT_LOAD_SECONDS,

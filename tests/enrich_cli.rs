@@ -614,3 +614,38 @@ fn a_byte_order_mark_before_the_first_line_is_skipped() {
         assert!(out[0]["whip"].is_object(), "{args:?}: {}", out[0]);
     }
 }
+
+/// Found by fuzzing: a time just longer than an error message's excerpt (81
+/// to 83 bytes) panicked while the message was written, and the run then
+/// wrote nothing. It is a dead letter like any bad time.
+#[test]
+fn a_time_just_over_the_excerpt_length_is_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead_file = dir.path().join("dead.jsonl");
+    let res = run(
+        &[
+            "enrich",
+            "--db",
+            s(geoip_store()),
+            "--dead-letter",
+            s(&dead_file),
+            s(&logs("time-just-over-excerpt.log")),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let out = json_lines(&res.stdout);
+    let dead = json_lines(&std::fs::read(&dead_file).unwrap());
+    assert_eq!((out.len(), dead.len()), (1, 1), "{stderr}");
+    assert_eq!(out[0]["path"], "/ok");
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("bad timestamp"),
+        "{}",
+        dead[0]
+    );
+}

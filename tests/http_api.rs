@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::process::Command;
 
 use common::serve::Server;
@@ -141,4 +142,37 @@ fn every_error_is_json_with_a_correct_message() {
     }
     // The server is still there for everyone else.
     assert_eq!(server.get_json("/ip/1.0.1.5").0, 200);
+}
+
+/// A bad request behind good ones on one connection (pipelined) is answered
+/// in JSON too, after the good ones' answers.
+#[test]
+fn a_pipelined_bad_request_is_answered_in_json_after_the_good_ones() {
+    let server = Server::start(geoip_store());
+    for bad in [
+        "GET /x HTTP/1.1\r\nHost x\r\n\r\n".to_string(),
+        format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)),
+    ] {
+        let mut request = "GET /ip/1.0.1.5 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20);
+        request.push_str(&bad);
+        let mut conn = server.connect();
+        let mut writer = conn.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let _ = writer.write_all(request.as_bytes());
+        });
+        let mut raw = Vec::new();
+        let _ = conn.read_to_end(&mut raw);
+        sender.join().unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        let answers: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
+        assert_eq!(answers.len(), 21, "{text}");
+        for (i, a) in answers.iter().enumerate() {
+            assert!(
+                a.contains("content-type: application/json"),
+                "answer {i}: {a}"
+            );
+            let want = if i < 20 { "200 " } else { "4" };
+            assert!(a.starts_with(want), "answer {i}: {a}");
+        }
+    }
 }

@@ -134,3 +134,45 @@ fn connections_over_the_cap_are_answered_503_and_the_rest_served() {
         assert!(Instant::now() < end, "never served after a place was freed");
     }
 }
+
+/// A refused client that has sent its request (more than a socket reads in
+/// one go) reads the whole 503 and then the end of the connection, never a
+/// reset: the server reads what it sends before closing.
+#[test]
+fn a_refused_client_reads_its_503_and_a_clean_close() {
+    let server = Server::start_with(
+        geoip_store(),
+        &[
+            "--http-max-connections",
+            "1",
+            "--http-header-timeout",
+            "3600",
+            "--http-idle-timeout",
+            "3600",
+        ],
+    );
+    // The one place, taken (served once, so it is surely accepted).
+    let mut held = server.connect();
+    held.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(held.read(&mut byte).unwrap(), 1);
+    let headers: String = (0..10_000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{headers}\r\n").into_bytes();
+    for i in 0..30 {
+        let mut over = server.connect();
+        let mut writer = over.try_clone().unwrap();
+        let request = request.clone();
+        let sender = std::thread::spawn(move || {
+            let _ = writer.write_all(&request);
+        });
+        over.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut raw = Vec::new();
+        let end = over.read_to_end(&mut raw);
+        assert!(end.is_ok(), "try {i}: {end:?} after {} bytes", raw.len());
+        let answer = Answer::parse(&raw);
+        assert_eq!(answer.status, 503, "try {i}: {answer:?}");
+        assert!(answer.json_error().starts_with("too many connections"));
+        sender.join().unwrap();
+    }
+}

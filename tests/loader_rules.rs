@@ -132,6 +132,13 @@ fn each_fixture_is_rejected_with_its_line_and_rule() {
             Some(1),
             "invalid time \"last tuesday\"",
         ),
+        // Found by fuzzing: a time of 81 to 83 bytes made the message's
+        // excerpt panic.
+        (
+            "bad-datetime-just-over-excerpt.jsonl",
+            Some(1),
+            "invalid time \"2024-03-01T00:00:00Z666",
+        ),
         ("bad-empty.jsonl", None, "empty file"),
     ];
     for (name, line, rule) in cases {

@@ -117,12 +117,15 @@ impl S3Server {
         s3
     }
 
-    /// One unsigned request (moto does not check signatures); the status.
+    /// One request with a dummy signature (moto does not check signatures,
+    /// but refuses a DELETE without one); the status.
     fn request(&self, method: &str, path: &str, body: &[u8]) -> Option<u16> {
         let mut conn = TcpStream::connect(&self.addr).ok()?;
         write!(
             conn,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
+             SignedHeaders=host, Signature=0\r\n\r\n",
             self.addr,
             body.len()
         )
@@ -131,6 +134,14 @@ impl S3Server {
         let mut raw = Vec::new();
         conn.read_to_end(&mut raw).ok()?;
         std::str::from_utf8(raw.get(9..12)?).ok()?.parse().ok()
+    }
+
+    fn delete(&self, bucket: &str, key: &str) {
+        assert_eq!(
+            self.request("DELETE", &format!("/{bucket}/{key}"), b""),
+            Some(204),
+            "delete {key}"
+        );
     }
 
     fn bucket(&self, name: &str) {
@@ -166,22 +177,27 @@ impl Drop for S3Server {
 }
 
 fn start(store: &Path, watch: &str, env: &[(&'static str, String)]) -> Daemon {
+    start_with(store, watch, env, &["--poll-seconds", "0.2"])
+}
+
+/// A daemon watching `watch` for data set geo, with `extra` flags (the poll
+/// interval among them), once ready.
+fn start_with(store: &Path, watch: &str, env: &[(&'static str, String)], extra: &[&str]) -> Daemon {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let d = Daemon::start_with_env(
-        &[
-            "--db",
-            &format!("geo={}", s(store)),
-            "--watch",
-            &format!("geo={watch}"),
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-seconds",
-            "0.2",
-        ],
-        &env,
-    );
+    let (db, watch) = (format!("geo={}", s(store)), format!("geo={watch}"));
+    let mut args = vec!["--db", &db, "--watch", &watch, "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let d = Daemon::start_with_env(&args, &env);
     d.wait_for("ready", |d| d.get("/readyz").0 == 200);
     d
+}
+
+fn hangup(d: &Daemon) {
+    let status = Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 #[test]
@@ -285,6 +301,124 @@ fn a_bucket_is_followed_broken_objects_are_rejected_and_a_restart_loads_nothing_
     d.wait_for("third snapshot", |d| d.snapshots() == 3);
     assert_eq!(latest_date(&d), c_date);
     assert_eq!(loads(&d), 1.0);
+}
+
+#[test]
+fn sighup_polls_at_once_and_an_object_over_the_size_cap_is_refused_unread() {
+    let s3 = S3Server::start();
+    s3.bucket("snapshots");
+    let [(a, a_date), (b, b_date), (c, _)] = snapshots();
+    s3.put("snapshots", name_of(&a), &std::fs::read(&a).unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let mirror = tmp.path().join("geo.mirror");
+    // Polls an hour apart: only SIGHUP can make the next one come now. The
+    // cap lets a and b through (b exactly) and not c.
+    let cap = std::fs::metadata(&b).unwrap().len();
+    assert!(std::fs::metadata(&c).unwrap().len() > cap);
+    let cap = cap.to_string();
+    let d = start_with(
+        &tmp.path().join("geo"),
+        "s3://snapshots",
+        &s3.env(),
+        &["--poll-seconds", "3600", "--download-max-bytes", &cap],
+    );
+    assert_eq!(latest_date(&d), a_date);
+
+    s3.put("snapshots", name_of(&b), &std::fs::read(&b).unwrap());
+    s3.put("snapshots", name_of(&c), &std::fs::read(&c).unwrap());
+    hangup(&d);
+    let c_error = mirror.join(format!("rejected/{}.error", name_of(&c)));
+    d.wait_for("b loaded and c refused", |d| {
+        d.snapshots() == 2 && c_error.exists()
+    });
+    assert_eq!(latest_date(&d), b_date);
+    let reason = std::fs::read_to_string(&c_error).unwrap();
+    assert!(
+        reason.contains(name_of(&c)) && reason.contains(&format!("size cap of {cap} bytes")),
+        "{reason}"
+    );
+    // Refused without being downloaded: no copy in the mirror nor in rejected/.
+    assert!(!mirror.join(name_of(&c)).exists());
+    assert!(!mirror.join("rejected").join(name_of(&c)).exists());
+    assert_eq!(
+        metric(&d, "whipstream_remote_objects_total", "too_large"),
+        1.0
+    );
+    assert_eq!(
+        metric(&d, "whipstream_snapshots_ingested_total", "rejected"),
+        1.0
+    );
+    // Recorded like any refused object: not tried again until it changes.
+    let before = polls(&d);
+    hangup(&d);
+    d.wait_for("another poll", |d| polls(d) > before);
+    assert_eq!(
+        metric(&d, "whipstream_remote_objects_total", "too_large"),
+        1.0
+    );
+    assert_eq!((d.snapshots(), loads(&d)), (2, 2.0));
+    let (ok, stderr, _) = d.stop();
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("SIGHUP: polling remote sources"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_object_deleted_from_the_bucket_stays_loaded_and_is_said_once() {
+    let s3 = S3Server::start();
+    s3.bucket("snapshots");
+    let [(a, _), (b, b_date), _] = snapshots();
+    for f in [&a, &b] {
+        s3.put("snapshots", name_of(f), &std::fs::read(f).unwrap());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("geo");
+    let d = start(&store, "s3://snapshots", &s3.env());
+    assert_eq!(d.snapshots(), 2);
+
+    s3.delete("snapshots", name_of(&b));
+    d.wait_for("the deletion seen", |d| {
+        metric(d, "whipstream_remote_objects_total", "deleted") == 1.0
+    });
+    wait_polls(&d, 4.0);
+    // Still loaded and answering; nothing downloaded, loaded or rejected.
+    assert_eq!(d.snapshots(), 2);
+    assert_eq!(latest_date(&d), b_date);
+    assert_eq!(
+        metric(&d, "whipstream_remote_objects_total", "deleted"),
+        1.0
+    );
+    assert_eq!(
+        metric(&d, "whipstream_remote_objects_total", "mirrored"),
+        2.0
+    );
+    assert_eq!(loads(&d), 2.0);
+    assert_eq!(
+        metric(&d, "whipstream_snapshots_ingested_total", "rejected"),
+        0.0
+    );
+    let (ok, stderr, _) = d.stop();
+    assert!(ok, "{stderr}");
+    let said = format!("{} was deleted from the bucket", name_of(&b));
+    assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains(" ERROR ") && !stderr.contains(" WARN "),
+        "{stderr}"
+    );
+
+    // A restart neither says it again nor loads anything.
+    let d = start(&store, "s3://snapshots", &s3.env());
+    wait_polls(&d, 3.0);
+    assert_eq!((d.snapshots(), loads(&d)), (2, 0.0));
+    assert_eq!(
+        metric(&d, "whipstream_remote_objects_total", "deleted"),
+        0.0
+    );
+    let (ok, stderr, _) = d.stop();
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains(&said), "{stderr}");
 }
 
 #[test]

@@ -2,11 +2,13 @@
 //! flags and `run`'s config file: the three go through one resolver. Each case
 //! is a setting given as flags and as the file's keys, with a value that works
 //! or one that must be refused (data set names reserved for output fields
-//! included).
+//! included). Settings only `run` has (a daemon's) are checked the same way
+//! across its flags, its file and their environment variables.
 
 mod common;
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -447,6 +449,124 @@ fn data_set_names_are_accepted_or_refused_alike() {
                     "{way}: {stderr}"
                 );
             }
+        }
+    }
+}
+
+/// A setting `run` has and `enrich` does not (a daemon's): its flag and value,
+/// its `[section] key = value` line, its environment variable.
+struct DaemonCase {
+    flag: [&'static str; 2],
+    key: (&'static str, &'static str),
+    env: &'static str,
+    ok: bool,
+}
+
+const DAEMON_CASES: &[DaemonCase] = &[
+    DaemonCase {
+        flag: ["--download-max-bytes", "1048576"],
+        key: ("ingest", "download_max_bytes = 1048576"),
+        env: "WHIPSTREAM_DOWNLOAD_MAX_BYTES",
+        ok: true,
+    },
+    DaemonCase {
+        flag: ["--download-max-bytes", "0"],
+        key: ("ingest", "download_max_bytes = 0"),
+        env: "WHIPSTREAM_DOWNLOAD_MAX_BYTES",
+        ok: false,
+    },
+    DaemonCase {
+        flag: ["--download-max-bytes", "-1"],
+        key: ("ingest", "download_max_bytes = -1"),
+        env: "WHIPSTREAM_DOWNLOAD_MAX_BYTES",
+        ok: false,
+    },
+    DaemonCase {
+        flag: ["--download-timeout", "2.5"],
+        key: ("ingest", "download_timeout_seconds = 2.5"),
+        env: "WHIPSTREAM_DOWNLOAD_TIMEOUT",
+        ok: true,
+    },
+    DaemonCase {
+        flag: ["--download-timeout", "0"],
+        key: ("ingest", "download_timeout_seconds = 0"),
+        env: "WHIPSTREAM_DOWNLOAD_TIMEOUT",
+        ok: false,
+    },
+    DaemonCase {
+        flag: ["--download-retries", "0"],
+        key: ("ingest", "download_retries = 0"),
+        env: "WHIPSTREAM_DOWNLOAD_RETRIES",
+        ok: true,
+    },
+    DaemonCase {
+        flag: ["--download-retries", "1000"],
+        key: ("ingest", "download_retries = 1000"),
+        env: "WHIPSTREAM_DOWNLOAD_RETRIES",
+        ok: false,
+    },
+    DaemonCase {
+        flag: ["--download-backoff", "0.5"],
+        key: ("ingest", "download_backoff_seconds = 0.5"),
+        env: "WHIPSTREAM_DOWNLOAD_BACKOFF",
+        ok: true,
+    },
+    DaemonCase {
+        flag: ["--download-backoff", "-2"],
+        key: ("ingest", "download_backoff_seconds = -2"),
+        env: "WHIPSTREAM_DOWNLOAD_BACKOFF",
+        ok: false,
+    },
+    DaemonCase {
+        flag: ["--http-max-connections", "0"],
+        key: ("http", "max_connections = 0"),
+        env: "WHIPSTREAM_HTTP_MAX_CONNECTIONS",
+        ok: false,
+    },
+];
+
+/// `run` over the two-line log with data set geo: flags, a config file, or an
+/// environment variable give the daemon setting.
+#[test]
+fn daemon_settings_are_accepted_or_refused_alike_by_flags_file_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_file(dir.path());
+    let db = format!("geo={}", s(geoip_store()));
+    for (i, c) in DAEMON_CASES.iter().enumerate() {
+        let base = ["run", "--db", db.as_str(), s(&log)];
+        let config = dir.path().join(format!("daemon-{i}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[[dataset]]\nname = \"geo\"\nstore = \"{}\"\n[input]\nfiles = [\"{}\"]\n[{}]\n{}\n",
+                s(geoip_store()),
+                s(&log),
+                c.key.0,
+                c.key.1
+            ),
+        )
+        .unwrap();
+        let flags: Vec<&str> = base.iter().copied().chain(c.flag).collect();
+        let with_env = Command::new(bin())
+            .args(base)
+            .env_remove("WHIPSTREAM_DB")
+            .env(c.env, c.flag[1])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let got = [
+            run(&flags, None),
+            run(&["run", "--config", s(&config)], None),
+            with_env,
+        ];
+        for (o, way) in got.iter().zip(["run flags", "run --config", c.env]) {
+            assert_eq!(
+                o.status.success(),
+                c.ok,
+                "{:?} by {way}: {}",
+                c.flag,
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
     }
 }

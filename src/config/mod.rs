@@ -191,6 +191,8 @@ pub struct Flow {
     /// How long a watched file must stay unchanged before it is loaded.
     pub settle: Duration,
     pub load_priority: LoadPriority,
+    /// Bounds on remote sources' downloads.
+    pub download_limits: crate::remote::Limits,
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::sections::{defaults, HttpSection};
+use super::sections::{defaults, HttpSection, IngestSection};
 use super::spec::{check_dataset_name, parse_db, parse_watch};
 use super::{invalid, ConfigError, DataSetSettings, FileConfig, Flags, Flow, Io, LogFormat};
 use crate::enrich::{BeforeFirst, EnrichOptions, MissingTime};
@@ -18,7 +18,7 @@ use crate::ip::Cidr;
 use crate::kafka::{parse_property, KafkaConfig, StartFrom, TimeSource};
 use crate::logline::{ClientIp, Format, ParserConfig, TimeFormat, Zone};
 use crate::parquet::{OutputFormat, PartitionBy};
-use crate::remote::WatchSource;
+use crate::remote::{self, WatchSource};
 use crate::time::Timestamp;
 
 /// A setting's flag and key, for messages.
@@ -103,6 +103,7 @@ pub(super) fn resolve(file: FileConfig, flags: &Flags) -> Result<Flow, ConfigErr
         crate::ingest::DEFAULT_SETTLE.as_secs_f64(),
         0.0..=3_600.0,
     )?;
+    let download_limits = resolve_downloads(&d.ingest, &file.ingest)?;
     Ok(Flow {
         datasets,
         io,
@@ -115,6 +116,54 @@ pub(super) fn resolve(file: FileConfig, flags: &Flags) -> Result<Flow, ConfigErr
         poll_interval: poll,
         settle,
         load_priority,
+        download_limits,
+    })
+}
+
+/// The bounds on remote sources' downloads (`[ingest] download_*`).
+fn resolve_downloads(
+    flags: &IngestSection,
+    file: &IngestSection,
+) -> Result<remote::Limits, ConfigError> {
+    let max_bytes = match given(
+        &flags.download_max_bytes,
+        &file.download_max_bytes,
+        name("--download-max-bytes", "ingest.download_max_bytes"),
+    ) {
+        None => remote::DEFAULT_MAX_BYTES,
+        Some((0, key)) => return Err(invalid(key, "0: expected at least 1")),
+        Some((&n, _)) => n,
+    };
+    let retries = match given(
+        &flags.download_retries,
+        &file.download_retries,
+        name("--download-retries", "ingest.download_retries"),
+    ) {
+        None => remote::DEFAULT_RETRIES,
+        Some((&n, _)) if n <= 100 => n,
+        Some((n, key)) => return Err(invalid(key, format!("{n}: expected 0 to 100"))),
+    };
+    Ok(remote::Limits {
+        max_bytes,
+        timeout: seconds(
+            given(
+                &flags.download_timeout_seconds,
+                &file.download_timeout_seconds,
+                name("--download-timeout", "ingest.download_timeout_seconds"),
+            ),
+            remote::DEFAULT_TIMEOUT_SECONDS as f64,
+            0.001..=86_400.0,
+        )?,
+        retries,
+        backoff: seconds(
+            given(
+                &flags.download_backoff_seconds,
+                &file.download_backoff_seconds,
+                name("--download-backoff", "ingest.download_backoff_seconds"),
+            ),
+            remote::DEFAULT_BACKOFF_SECONDS as f64,
+            0.0..=3_600.0,
+        )?,
     })
 }
 

@@ -89,8 +89,42 @@ pub mod defaults {
 
     pub fn poll_seconds() -> String {
         format!(
-            "Seconds between scans of watched directories (SIGHUP scans at once) \
+            "Seconds between scans of watched directories and polls of remote sources \
+             (SIGHUP scans and polls at once) \
              [ingest.poll_seconds; default {POLL_SECONDS}]"
+        )
+    }
+
+    pub fn download_max_bytes() -> String {
+        format!(
+            "Remote snapshot objects larger than this are refused unread (recorded \
+             like any rejected file, not tried again until they change) \
+             [ingest.download_max_bytes; default {}]",
+            crate::remote::DEFAULT_MAX_BYTES
+        )
+    }
+
+    pub fn download_timeout() -> String {
+        format!(
+            "Seconds one remote request may take, from its start to its last byte \
+             [ingest.download_timeout_seconds; default {}]",
+            crate::remote::DEFAULT_TIMEOUT_SECONDS
+        )
+    }
+
+    pub fn download_retries() -> String {
+        format!(
+            "Retries of a failed transfer within a poll (the next poll tries again) \
+             [ingest.download_retries; default {}]",
+            crate::remote::DEFAULT_RETRIES
+        )
+    }
+
+    pub fn download_backoff() -> String {
+        format!(
+            "Seconds before the first retry of a transfer, doubled for each further \
+             one [ingest.download_backoff_seconds; default {}]",
+            crate::remote::DEFAULT_BACKOFF_SECONDS
         )
     }
 
@@ -333,7 +367,8 @@ pub struct LogSection {
     pub level: Option<String>,
 }
 
-/// `[ingest]` / ingest flags: how watched directories are scanned and loaded.
+/// `[ingest]` / ingest flags: how watched directories are scanned and loaded,
+/// and how remote sources' objects are downloaded.
 #[derive(Debug, Default, Clone, Deserialize, Args)]
 #[command(next_help_heading = "Ingest")]
 #[serde(deny_unknown_fields)]
@@ -346,6 +381,34 @@ pub struct IngestSection {
     pub load_priority: Option<String>,
     #[arg(long, value_name = "SECONDS", help = defaults::settle_seconds())]
     pub settle_seconds: Option<f64>,
+    #[arg(
+        long = "download-max-bytes",
+        value_name = "BYTES",
+        env = "WHIPSTREAM_DOWNLOAD_MAX_BYTES",
+        help = defaults::download_max_bytes()
+    )]
+    pub download_max_bytes: Option<u64>,
+    #[arg(
+        long = "download-timeout",
+        value_name = "SECONDS",
+        env = "WHIPSTREAM_DOWNLOAD_TIMEOUT",
+        help = defaults::download_timeout()
+    )]
+    pub download_timeout_seconds: Option<f64>,
+    #[arg(
+        long = "download-retries",
+        value_name = "N",
+        env = "WHIPSTREAM_DOWNLOAD_RETRIES",
+        help = defaults::download_retries()
+    )]
+    pub download_retries: Option<u32>,
+    #[arg(
+        long = "download-backoff",
+        value_name = "SECONDS",
+        env = "WHIPSTREAM_DOWNLOAD_BACKOFF",
+        help = defaults::download_backoff()
+    )]
+    pub download_backoff_seconds: Option<f64>,
 }
 
 /// `[[dataset]]`: one data set, joined under its name.

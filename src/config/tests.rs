@@ -91,6 +91,50 @@ fn event_time_and_settle_keys_are_checked_and_flags_win() {
 }
 
 #[test]
+fn download_limits_default_to_the_remote_defaults_and_flags_win() {
+    let geo = "[[dataset]]\nname = \"geo\"\nstore = \"/s\"\n";
+    let s = parse(geo).unwrap().resolve(&Flags::default()).unwrap();
+    assert_eq!(s.download_limits, crate::remote::Limits::default());
+    let text = format!(
+        "{geo}[ingest]\ndownload_max_bytes = 1000\ndownload_timeout_seconds = 5\n\
+         download_retries = 0\ndownload_backoff_seconds = 0.25\n"
+    );
+    let s = parse(&text).unwrap().resolve(&Flags::default()).unwrap();
+    let want = crate::remote::Limits {
+        max_bytes: 1000,
+        timeout: Duration::from_secs(5),
+        retries: 0,
+        backoff: Duration::from_millis(250),
+    };
+    assert_eq!(s.download_limits, want);
+    let flags = parse_flags(&["--download-max-bytes", "7", "--download-retries", "9"]);
+    let s = parse(&text).unwrap().resolve(&flags).unwrap();
+    assert_eq!(
+        (s.download_limits.max_bytes, s.download_limits.retries),
+        (7, 9)
+    );
+    for (bad, key) in [
+        ("download_max_bytes = 0", "ingest.download_max_bytes"),
+        ("download_retries = 101", "ingest.download_retries"),
+        (
+            "download_timeout_seconds = 0",
+            "ingest.download_timeout_seconds",
+        ),
+        (
+            "download_backoff_seconds = -1",
+            "ingest.download_backoff_seconds",
+        ),
+    ] {
+        let err = parse(&format!("{geo}[ingest]\n{bad}\n"))
+            .unwrap()
+            .resolve(&Flags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(key), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn load_priority_defaults_to_idle_and_names_its_key() {
     let geo = "[[dataset]]\nname = \"geo\"\nstore = \"/s\"\n";
     let s = parse(geo).unwrap().resolve(&Flags::default()).unwrap();

@@ -3,8 +3,11 @@
 //!
 //! Invariants:
 //! - at most [`Limits::max_connections`] connections are served at once; one over
-//!   the cap is answered `503` with a JSON error and closed at once (it never
-//!   waits in a queue a slow client could keep full);
+//!   the cap is answered `503` with a JSON error and closed (it never waits in a
+//!   queue a slow client could keep full); the close is a lingering one (what
+//!   the client still sends is read and dropped for a moment, [`LINGER`]) so
+//!   that closing with its request unread does not reset the connection under
+//!   the answer;
 //! - a request head must arrive whole within [`Limits::header_timeout`] of the
 //!   connection starting to wait for it (hyper's header-read timeout: a slowloris
 //!   client sending a header line every few seconds is closed, and so is a
@@ -67,6 +70,17 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// How long open requests may take to finish once the server is told to stop.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// How long a refused connection is read from after its 503 (its request,
+/// then the end of it), at most: a client that keeps sending is cut off.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Refused connections lingering at once; beyond that a refusal closes at
+/// once (a flood of them must not hold more file descriptors than this).
+const MAX_LINGERING: usize = 64;
+
+/// What a lingering refused connection reads, at most.
+const LINGER_BYTES: usize = 1 << 20;
+
 /// How long the listener pauses when accepting fails for want of resources
 /// (no file descriptor left): retrying at once would spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -80,6 +94,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let lingering = Arc::new(Semaphore::new(MAX_LINGERING));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -100,7 +115,15 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            refuse(stream);
+            match lingering.clone().try_acquire_owned() {
+                Ok(linger) => {
+                    tokio::spawn(async move {
+                        refuse_lingering(stream).await;
+                        drop(linger);
+                    });
+                }
+                Err(_) => refuse(stream),
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -137,8 +160,39 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
+/// The answer to a connection over the cap.
+fn refusal() -> Vec<u8> {
+    error_response(
+        503,
+        "too many connections: the server is at its connection limit; try again shortly",
+    )
+}
+
+/// Answers a connection over the cap with a 503, ends the sending side, and
+/// reads (and drops) what the client sends until it closes, for at most
+/// [`LINGER`] and [`LINGER_BYTES`]: a socket closed with unread input is reset,
+/// and a reset may overtake the answer on its way to the client.
+async fn refuse_lingering(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(LINGER, async {
+        stream.write_all(&refusal()).await?;
+        stream.shutdown().await?;
+        let mut sink = vec![0u8; 16 * 1024];
+        let mut read = 0;
+        while read < LINGER_BYTES {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        io::Result::Ok(())
+    })
+    .await;
+}
+
 /// Answers a connection over the cap with a 503 and closes it, without waiting
-/// on the client: what its buffers take now is all it gets.
+/// on the client: what its buffers take now is all it gets (when too many
+/// refused connections linger already).
 fn refuse(stream: TcpStream) {
     // Read what the client already sent, so that closing does not reset the
     // connection before it reads the answer.
@@ -149,11 +203,7 @@ fn refuse(stream: TcpStream) {
             _ => break,
         }
     }
-    let answer = error_response(
-        503,
-        "too many connections: the server is at its connection limit; try again shortly",
-    );
-    let _ = stream.try_write(&answer);
+    let _ = stream.try_write(&refusal());
 }
 
 /// A whole HTTP/1.1 error answer: status, JSON body, and the connection closed.

@@ -6,7 +6,7 @@
 //! compares its checksum with the last one, so an unchanged file is never
 //! loaded again. TLS uses the system's root certificates; a proxy is taken
 //! from `HTTPS_PROXY`/`HTTP_PROXY` (and `NO_PROXY`). The client is the one
-//! `object_store` brings (reqwest with rustls).
+//! `object_store` brings (reqwest with rustls, see [`super::install_tls_provider`]).
 
 use std::sync::atomic::AtomicBool;
 
@@ -41,6 +41,7 @@ pub enum Got {
 
 impl HttpSource {
     pub fn new(url: &str, limits: Limits) -> Result<HttpSource, ClientError> {
+        super::install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(limits.timeout)
             .user_agent(concat!("whipstream/", env!("CARGO_PKG_VERSION")))
@@ -131,4 +132,22 @@ fn transport(e: reqwest::Error) -> FetchError {
         source = s.source();
     }
     FetchError::Transport(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clients are built without a bundled TLS provider: one built for
+    /// `https` must find the one [`super::super::install_tls_provider`] sets.
+    #[test]
+    fn an_https_client_builds_with_the_installed_provider() {
+        HttpSource::new(
+            "https://example.org/db/GeoLite2-City.mmdb",
+            Limits::default(),
+        )
+        .unwrap();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+        super::super::s3::S3Source::new("bucket", "prefix/", Limits::default()).unwrap();
+    }
 }

@@ -158,8 +158,33 @@ pub fn mirror_dir(store: &Path) -> PathBuf {
     store.with_file_name(name)
 }
 
-/// How far a download may go.
-#[derive(Debug, Clone, Copy)]
+/// Makes ring the process's TLS provider, before any client is built.
+///
+/// reqwest and object_store are built with rustls but without a bundled
+/// provider (their default, aws-lc-rs, added 1.5 MB to the binary and a
+/// second C library to the build); rustls then takes the process default,
+/// which this installs. Idempotent: a provider already installed (by an
+/// earlier call) is kept.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only when a provider is installed already: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Objects larger than this are refused by default (4 GiB).
+pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
+/// Seconds one request may take by default, from its start to its last byte.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 600;
+/// Retries of a failed transfer within a poll by default.
+pub const DEFAULT_RETRIES: u32 = 3;
+/// Seconds before the first retry by default.
+pub const DEFAULT_BACKOFF_SECONDS: u64 = 1;
+
+/// How far a download may go (`[ingest] download_*`, see
+/// [`crate::config::sections::IngestSection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Objects larger than this are refused (recorded, not retried until they change).
     pub max_bytes: u64,
@@ -174,10 +199,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_bytes: 4 << 30,
-            timeout: Duration::from_secs(600),
-            retries: 3,
-            backoff: Duration::from_secs(1),
+            max_bytes: DEFAULT_MAX_BYTES,
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECONDS),
+            retries: DEFAULT_RETRIES,
+            backoff: Duration::from_secs(DEFAULT_BACKOFF_SECONDS),
         }
     }
 }

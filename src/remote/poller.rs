@@ -47,6 +47,8 @@ pub struct Poller {
     pub thread: JoinHandle<()>,
     /// Raised once the data set may be called ready (see the module doc).
     pub synced: Arc<AtomicBool>,
+    /// A message polls at once instead of at the end of the interval (SIGHUP).
+    pub poll_now: mpsc::Sender<()>,
 }
 
 enum Client {
@@ -117,6 +119,7 @@ pub fn spawn(
     };
     let synced = Arc::new(AtomicBool::new(false));
     let flag = synced.clone();
+    let (poll_now, woken) = mpsc::channel::<()>();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -127,14 +130,39 @@ pub fn spawn(
             while !stop.load(Ordering::SeqCst) {
                 let result = runtime.block_on(remote.poll(&stop));
                 remote.sink.after_poll(result, &index, &flag, &wake);
-                let next = Instant::now() + poll;
-                while !stop.load(Ordering::SeqCst) && Instant::now() < next {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                wait(&stop, &woken, poll);
             }
         })
         .map_err(SpawnError::Thread)?;
-    Ok(Poller { thread, synced })
+    Ok(Poller {
+        thread,
+        synced,
+        poll_now,
+    })
+}
+
+/// Waits `poll`, or less when woken (or stopped: the flag is looked at every
+/// 50 ms). Wakes sent during a poll are one wake: the next poll serves them
+/// all.
+fn wait(stop: &AtomicBool, woken: &mpsc::Receiver<()>, poll: Duration) {
+    let next = Instant::now() + poll;
+    while !stop.load(Ordering::SeqCst) {
+        let left = next.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match woken.recv_timeout(left.min(Duration::from_millis(50))) {
+            Ok(()) => {
+                while woken.try_recv().is_ok() {}
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // No sender left (no SIGHUP handler): the interval alone.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(left.min(Duration::from_millis(50)))
+            }
+        }
+    }
 }
 
 impl Remote {
@@ -186,7 +214,9 @@ impl Sink {
 
     async fn poll_s3(&mut self, s3: &S3Source, stop: &AtomicBool) -> Result<Polled, FetchError> {
         let mut polled = Polled::default();
-        for object in s3.list().await? {
+        let listed = s3.list().await?;
+        self.note_deleted(&listed)?;
+        for object in listed {
             let meta = &object.meta;
             let etag = meta.e_tag.clone();
             let last_modified = Some(meta.last_modified.to_rfc3339());
@@ -196,6 +226,12 @@ impl Sink {
                     _ => last.size == meta.size && last.last_modified == last_modified,
                 };
                 if same {
+                    if last.gone {
+                        // Put back as it was: nothing to fetch.
+                        let mut back = last.clone();
+                        back.gone = false;
+                        self.state.record(&object.name, back)?;
+                    }
                     continue;
                 }
             }
@@ -220,6 +256,39 @@ impl Sink {
             }
         }
         Ok(polled)
+    }
+
+    /// Objects recorded but no longer listed: deleted from the bucket. What
+    /// they loaded stays in the store (its history is append-only: a snapshot
+    /// is never unloaded) and their mirror file stays; each is said once at
+    /// info level and marked gone, so that neither a later poll nor a restart
+    /// says it again. Nothing is downloaded or rejected for them.
+    fn note_deleted(&mut self, listed: &[super::s3::Listed]) -> Result<(), FetchError> {
+        let listed: std::collections::BTreeSet<&str> =
+            listed.iter().map(|o| o.name.as_str()).collect();
+        let deleted: Vec<String> = self
+            .state
+            .keys()
+            .filter(|k| !listed.contains(k))
+            .filter(|k| self.state.get(k).is_some_and(|o| !o.gone))
+            .map(str::to_string)
+            .collect();
+        for key in deleted {
+            let Some(mut object) = self.state.get(&key).cloned() else {
+                continue;
+            };
+            if object.outcome == Fetched::Mirrored {
+                tracing::info!(
+                    dataset = %self.dataset,
+                    "{}: {key} was deleted from the bucket; the snapshot it held stays in the store",
+                    self.source
+                );
+            }
+            object.gone = true;
+            self.state.record(&key, object)?;
+            telemetry::remote_object(&self.dataset, "deleted");
+        }
+        Ok(())
     }
 
     async fn poll_http(
@@ -387,6 +456,7 @@ impl Sink {
             file,
             outcome,
             at: Timestamp::now().to_rfc3339(),
+            gone: false,
         };
         Ok(self.state.record(version.key, state)?)
     }

@@ -47,6 +47,7 @@ impl S3Source {
             max_retries: limits.retries as usize,
             retry_timeout: limits.timeout,
         };
+        super::install_tls_provider();
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_retry(retry)

@@ -4,7 +4,8 @@
 //! One entry per object key (S3) or URL (HTTP): the version seen (ETag,
 //! Last-Modified, size), the SHA-256 of its bytes, the mirror file it became
 //! and the outcome. A version recorded is never downloaded again, whatever its
-//! outcome: a refused object waits until it changes. The file is replaced
+//! outcome: a refused object waits until it changes. An object deleted from
+//! the source keeps its entry (marked gone): what it loaded stays loaded. The file is replaced
 //! atomically (temporary file, fsync, rename) after the mirror file is in
 //! place, so a crash between the two at worst downloads a version once more,
 //! which the watcher then recognises by checksum: nothing is loaded twice.
@@ -43,6 +44,10 @@ pub struct ObjectState {
     pub outcome: Fetched,
     /// When it was recorded (RFC 3339).
     pub at: String,
+    /// No longer listed by the source (deleted from the bucket) when last
+    /// polled: said once in the log, nothing else changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -84,6 +89,11 @@ impl State {
         self.saved.objects.get(key)
     }
 
+    /// The keys recorded, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.saved.objects.keys().map(String::as_str)
+    }
+
     /// Records `key`'s version and writes the record through.
     pub fn record(&mut self, key: &str, state: ObjectState) -> io::Result<()> {
         self.saved.objects.insert(key.to_string(), state);
@@ -116,6 +126,7 @@ mod tests {
             file: "a.jsonl.gz".into(),
             outcome: Fetched::Mirrored,
             at: "2026-01-01T00:00:00Z".into(),
+            gone: false,
         };
         s.record("a.jsonl.gz", o.clone()).unwrap();
         assert_eq!(State::open(tmp.path()).get("a.jsonl.gz"), Some(&o));
