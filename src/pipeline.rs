@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +36,19 @@ pub type ProgressFn<'a> = &'a mut dyn FnMut(u64, u64);
 enum Item {
     Chunk(Chunk),
     Error(SourceError),
+}
+
+/// What a worker hands back.
+enum Msg {
+    Done(Done),
+    /// An input that could not be read (the run goes on).
+    Input(SourceError),
+    /// Enriching a chunk panicked: a bug. The run stops with an error rather
+    /// than lose the chunk's lines (and every later one) in silence.
+    Panicked {
+        source: String,
+        message: String,
+    },
 }
 
 struct Done {
@@ -104,7 +118,7 @@ pub fn run(
         started,
     } = reading;
     let workers = workers.max(1);
-    let (done_tx, done_rx) = mpsc::sync_channel::<Result<Done, SourceError>>(workers * 2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<Msg>(workers * 2);
 
     let chunk_rx = Arc::new(Mutex::new(chunk_rx));
     let mut handles = Vec::with_capacity(workers);
@@ -133,16 +147,26 @@ pub fn run(
                                 dead: Vec::new(),
                                 counts: Counts::default(),
                             };
-                            enricher.enrich_chunk(
-                                &chunk,
-                                &mut done.out,
-                                &mut done.dead,
-                                &mut done.counts,
-                            );
-                            pool.put(chunk.data);
-                            Ok(done)
+                            let enriched = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                enricher.enrich_chunk(
+                                    &chunk,
+                                    &mut done.out,
+                                    &mut done.dead,
+                                    &mut done.counts,
+                                )
+                            }));
+                            match enriched {
+                                Ok(()) => {
+                                    pool.put(chunk.data);
+                                    Msg::Done(done)
+                                }
+                                Err(panic) => Msg::Panicked {
+                                    source: chunk.source.to_string(),
+                                    message: panic_message(panic.as_ref()),
+                                },
+                            }
                         }
-                        Ok(Item::Error(e)) => Err(e),
+                        Ok(Item::Error(e)) => Msg::Input(e),
                         Err(_) => break,
                     };
                     if tx.send(msg).is_err() {
@@ -158,6 +182,7 @@ pub fn run(
     let mut next_seq = 0u64;
     let mut last_progress = Instant::now();
     let mut dirty = false;
+    let mut failure: Option<io::Error> = None;
     // Registered when a source first shows up, so that /metrics lists only
     // the sources in use.
     let mut counters: [Option<LineCounters>; 2] = [None, None];
@@ -181,12 +206,20 @@ pub fn run(
             Err(TryRecvError::Disconnected) => break,
         };
         match msg {
-            Ok(done) => {
+            Msg::Done(done) => {
                 pending.insert(done.seq, done);
             }
-            Err(e) => {
+            Msg::Input(e) => {
                 tracing::error!("{e}");
                 summary.input_errors.push(e.to_string());
+            }
+            Msg::Panicked { source, message } => {
+                failure = Some(io::Error::other(format!(
+                    "internal error while enriching lines of {source}: {message} \
+                     (a bug: please report it with the input); the output holds the lines \
+                     before them"
+                )));
+                break;
             }
         }
         while let Some(done) = pending.remove(&next_seq) {
@@ -226,6 +259,18 @@ pub fn run(
     for h in handles {
         let _ = h.join();
     }
+    if let Some(e) = failure {
+        return Err(e);
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
 }

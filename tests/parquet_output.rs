@@ -253,7 +253,16 @@ fn ecs_output_as_parquet_has_every_line_typed_and_the_json_counts() {
     let parquet = dir.path().join("ecs.parquet");
     let mut stderrs = Vec::new();
     for out in [&json, &parquet] {
-        let args = ["enrich", "--schema", "ecs", "--db", &geo, "--output", s(out), s(&log)];
+        let args = [
+            "enrich",
+            "--schema",
+            "ecs",
+            "--db",
+            &geo,
+            "--output",
+            s(out),
+            s(&log),
+        ];
         let o = run(&args, None);
         let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(o.status.success(), "enrich {args:?}: {stderr}");
@@ -286,17 +295,12 @@ fn ecs_output_as_parquet_has_every_line_typed_and_the_json_counts() {
         ),
         (
             "statuses",
-            format!(
-                "SELECT count(*) FROM {p} WHERE http.response.status_code BETWEEN 100 AND 599"
-            ),
+            format!("SELECT count(*) FROM {p} WHERE http.response.status_code BETWEEN 100 AND 599"),
         ),
     ]);
     let t = types(&r["types"]);
     assert_eq!(type_of(&t, "@timestamp"), "TIMESTAMP WITH TIME ZONE");
-    assert!(
-        type_of(&t, "http").contains("status_code BIGINT"),
-        "{t:?}"
-    );
+    assert!(type_of(&t, "http").contains("status_code BIGINT"), "{t:?}");
     assert_eq!(r["counts"], serde_json::json!([["10000", "10000"]]));
     assert_eq!(r["parquet_countries"], r["json_countries"]);
     assert!(r["parquet_countries"].as_array().unwrap().len() > 50);

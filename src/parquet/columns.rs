@@ -16,13 +16,11 @@
 //! (free-form JSON: a JSON log's own fields, a record field of mixed type) the
 //! value's JSON text. Every column is nullable.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 
-use crate::index::Index;
-use crate::output_fields::{self as names, FieldSpec, ValueType};
+use crate::output_fields::{FieldSpec, ValueType};
 
 /// The time zone of every timestamp column.
 pub const UTC: &str = "UTC";
@@ -126,10 +124,6 @@ pub fn arrow_schema(specs: &[FieldSpec]) -> Result<Arc<Schema>, SchemaError> {
 mod tests {
     use super::*;
 
-    fn types(specs: &[FieldSpec]) -> Vec<(&str, ValueType)> {
-        specs.iter().map(|s| (s.path.as_str(), s.ty)).collect()
-    }
-
     #[test]
     fn dotted_paths_become_nested_struct_columns_in_first_seen_order() {
         let specs = vec![
@@ -198,17 +192,5 @@ mod tests {
             arrow_schema(&[f("a..b")]).unwrap_err(),
             SchemaError::EmptyName("a..b".into())
         );
-    }
-
-    #[test]
-    fn the_whipstream_line_fields_have_typed_status_bytes_and_timestamp() {
-        let specs = whipstream_line_fields(&["ip".into(), "shard".into()]);
-        let ty = |p: &str| specs.iter().find(|s| s.path == p).map(|s| s.ty);
-        assert_eq!(ty("status"), Some(ValueType::Long));
-        assert_eq!(ty("bytes"), Some(ValueType::Long));
-        assert_eq!(ty("timestamp"), Some(ValueType::Date));
-        assert_eq!(ty("fields"), Some(ValueType::Object));
-        assert_eq!(ty("shard"), Some(ValueType::Keyword));
-        assert_eq!(specs.iter().filter(|s| s.path == "ip").count(), 1);
     }
 }

@@ -13,9 +13,7 @@ use anyhow::{bail, Context, Result};
 use super::{warn, Ended, Lifetime, RunOptions};
 use crate::enrich::Enricher;
 use crate::output_file::OutputFile;
-use crate::parquet::{
-    Layout, OutputFormat, ParquetError, ParquetSink, PartitionBy,
-};
+use crate::parquet::{Layout, OutputFormat, ParquetError, ParquetSink, PartitionBy};
 use crate::pipeline;
 use crate::shutdown::Stop;
 use crate::source::{expand, Chunker, Input as Source};

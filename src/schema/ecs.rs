@@ -280,7 +280,7 @@ pub fn line_specs(parser: &ParserConfig, include_line: bool) -> Vec<FieldSpec> {
         ("whipstream.request", Keyword),
         ("whipstream.protocol", Keyword),
         ("whipstream.upstream", Keyword),
-        ("whipstream.extra", Keyword),
+        ("whipstream.extra", Object),
         ("whipstream.truncated", Boolean),
     ]
     .into_iter()

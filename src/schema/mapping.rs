@@ -229,7 +229,9 @@ pub fn add_to_shape(shape: &mut Shape, record: &serde_json::Map<String, serde_js
                 k.numbers = true;
                 k.integers_only &= n.is_i64() || n.is_u64();
                 k.beyond_i64 |= !n.is_i64() && n.is_u64();
-                k.wide_integers |= n.as_i64().map_or(n.is_u64(), |i| i.unsigned_abs() > 1 << 53);
+                k.wide_integers |= n
+                    .as_i64()
+                    .map_or(n.is_u64(), |i| i.unsigned_abs() > 1 << 53);
             }
             serde_json::Value::Null => {}
             serde_json::Value::Bool(_) => {

@@ -199,7 +199,8 @@ fn whipstream_line_specs(parser: &ParserConfig, include_line: bool) -> Vec<Field
         };
         out.push(spec(*n, ty));
     }
-    out.push(spec(names::EXTRA, Keyword));
+    // An array of strings (fields past a format's known ones).
+    out.push(spec(names::EXTRA, Object));
     out.push(spec(names::TRUNCATED, Boolean));
     if matches!(parser.format, Format::Auto | Format::Json | Format::W3c) {
         out.push(spec(names::FIELDS, Object));
@@ -334,7 +335,10 @@ mod tests {
                 serde_json::from_str(p).unwrap();
             mapping::add_to_shape(&mut shape, &record);
         }
-        shape.iter().map(|(k, v)| (k.clone(), leaf_type(v))).collect()
+        shape
+            .iter()
+            .map(|(k, v)| (k.clone(), leaf_type(v)))
+            .collect()
     }
 
     #[test]
