@@ -624,3 +624,62 @@ fn whipstream_lines_hold_only_listed_fields_of_their_types() {
         check_line(v, &specs, |_| true, i + 1);
     }
 }
+
+/// A MaxMind DB data set (the small fixture: `country` codes, `asn`, a nested
+/// `names` record, a `tags` array) in the ECS schema: recognised fields in
+/// their ECS places, the rest under `whipstream.<name>`; the same flow as
+/// Parquet writes every line as a row (its columns come from the same list).
+#[test]
+fn an_mmdb_data_set_fills_ecs_fields_as_json_and_as_parquet_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mm");
+    ok(&["load", "--db", s(&db), s(&fixture("mmdb/small.mmdb"))]);
+    let log = dir.path().join("access.log");
+    let lines = [
+        r#"1.0.0.7 - - [01/Jul/2024:10:00:00 +0000] "GET /a?x=1 HTTP/1.1" 200 12 "-" "curl/8""#,
+        r#"8.8.8.8 - - [01/Jul/2024:10:00:01 +0000] "GET /b HTTP/1.1" 404 0 "-" "curl/8""#,
+        r#"2a00:1450::1 - - [01/Jul/2024:10:00:02 +0000] "POST /c HTTP/1.1" 201 7 "-" "curl/8""#,
+    ];
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let mm = format!("mm={}", s(&db));
+    let out = ok(&["enrich", "--schema", "ecs", "--db", &mm, s(&log)]);
+    let got = every_line_is_json(&out);
+    assert_eq!(got.len(), 3, "{out}");
+    let geo = |v: &Value| v["source"]["geo"]["country_iso_code"].clone();
+    let asn = |v: &Value| v["source"]["as"]["number"].clone();
+    assert_eq!(
+        got.iter().map(geo).collect::<Vec<_>>(),
+        ["AU", "US", "IE"].map(Value::from).to_vec()
+    );
+    assert_eq!(asn(&got[0]), Value::from(13335));
+    assert_eq!(asn(&got[1]), Value::Null, "{}", got[1]);
+    assert_eq!(asn(&got[2]), Value::from(15169));
+    // Unmapped fields stay with their data set, provenance beside them.
+    let mine = &got[1]["whipstream"]["mm"];
+    assert_eq!(mine["names"]["en"], "United States", "{mine}");
+    assert_eq!(
+        mine["tags"],
+        serde_json::json!(["dns", "anycast"]),
+        "{mine}"
+    );
+    assert_eq!(mine["begin"], "8.8.8.0", "{mine}");
+    assert_eq!(got[0]["http"]["response"]["status_code"], 200);
+
+    let parquet = dir.path().join("out.parquet");
+    let o = run(
+        &[
+            "enrich",
+            "--schema",
+            "ecs",
+            "--db",
+            &mm,
+            "--output",
+            s(&parquet),
+            s(&log),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("parquet: 3 rows in 1 file(s)"), "{stderr}");
+}
