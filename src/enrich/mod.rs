@@ -88,10 +88,21 @@ pub enum Refused {
 
 /// Writes a dead letter: the line's position, why, and the line.
 fn dead_letter(source: &str, line_no: u64, reason: &Refused, line: &[u8], dead: &mut Vec<u8>) {
+    write_dead_letter(
+        &format!("{source}:{line_no}"),
+        &reason.to_string(),
+        line,
+        dead,
+    );
+}
+
+/// Writes the one dead-letter shape, `{"source":..,"reason":..,"line":..}`,
+/// for every writer of dead letters (the join, a typed output's misfits).
+pub fn write_dead_letter(source: &str, reason: &str, line: &[u8], dead: &mut Vec<u8>) {
     dead.extend_from_slice(b"{\"source\":");
-    write_str(dead, &format!("{source}:{line_no}"));
+    write_str(dead, source);
     dead.extend_from_slice(b",\"reason\":");
-    write_str(dead, &reason.to_string());
+    write_str(dead, reason);
     dead.extend_from_slice(b",\"line\":");
     write_str(dead, &String::from_utf8_lossy(line));
     dead.extend_from_slice(b"}\n");

@@ -27,7 +27,7 @@ use ::parquet::file::properties::WriterProperties;
 
 use super::rows::{Batch, Layout, Row, RowError};
 use super::{ParquetError, PartitionBy};
-use crate::json::write_str;
+use crate::enrich::write_dead_letter;
 use crate::output_fields::ValueType;
 use crate::time::Timestamp;
 
@@ -255,16 +255,12 @@ impl ParquetSink {
         };
         self.written.misfits += 1;
         let mut letter = Vec::with_capacity(line.len() + 128);
-        letter.extend_from_slice(b"{\"source\":");
-        write_str(&mut letter, &format!("parquet output {}", self.name));
-        letter.extend_from_slice(b",\"reason\":");
-        write_str(
-            &mut letter,
+        write_dead_letter(
+            &format!("parquet output {}", self.name),
             &format!("does not fit the parquet columns: {refused}"),
+            line,
+            &mut letter,
         );
-        letter.extend_from_slice(b",\"line\":");
-        write_str(&mut letter, &String::from_utf8_lossy(line));
-        letter.extend_from_slice(b"}\n");
         self.dead
             .write_all(&letter)
             .map_err(|e| ParquetError::io(Path::new("dead letters"), e))
