@@ -216,8 +216,8 @@ pub fn run(
             Msg::Panicked { source, message } => {
                 failure = Some(io::Error::other(format!(
                     "internal error while enriching lines of {source}: {message} \
-                     (a bug: please report it with the input); the output holds the lines \
-                     before them"
+                     (a bug: please report it with the input); the output ends at or before \
+                     those lines"
                 )));
                 break;
             }
