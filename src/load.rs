@@ -317,10 +317,13 @@ fn load_files(
     opts: LoadOptions,
     started: Instant,
 ) -> Result<(LoadSummary, Index), LoadError> {
+    let mut stages = Stages::new();
     let store = Store::open(db, crate::store::Mode::ReadWrite)?;
     let mut history = store.read_history()?;
+    stages.done("read the store");
     let before = Base::of(&history);
     let mut interner = Interner::new(&history);
+    stages.done("copy the base");
     let mut summary = LoadSummary {
         files: files.len(),
         ..LoadSummary::default()
@@ -349,16 +352,19 @@ fn load_files(
             });
         }
         // With --one-snapshot the parts are gathered and merged as one file.
+        let mut merging = Duration::ZERO;
         let mut parts: Vec<SnapshotFile> = Vec::new();
         let mut merge_one = |file: SnapshotFile| -> Result<(), LoadError> {
             summary.ranges_read += file.ranges.len() as u64;
             let meta = SnapshotMeta::of_file(&file);
+            let merge_started = Instant::now();
             let merged = history
                 .merge(&mut interner, &file, meta, opts.replace)
                 .map_err(|source| LoadError::Merge {
                     path: file.path.clone(),
                     source,
                 })?;
+            merging += merge_started.elapsed();
             match merged {
                 Merged::Added => summary.added += 1,
                 Merged::Replaced => summary.replaced += 1,
@@ -382,6 +388,7 @@ fn load_files(
             merge_one(combined)
         });
         done.store(true, Ordering::Relaxed);
+        tracing::debug!("load: merging took {:.2} s of it", merging.as_secs_f64());
         r
     });
     if let Some(bar) = &bar {
@@ -389,12 +396,15 @@ fn load_files(
     }
     result?;
     drop(interner);
+    stages.done("read and merge the files");
 
     let committed = summary.added + summary.replaced > 0;
     if committed {
         summary.commit = store.commit(&before, &history)?;
+        stages.done("commit");
         if !opts.no_compaction {
             store.compact();
+            stages.done("compact");
         }
     }
     drop(before);
@@ -408,6 +418,7 @@ fn load_files(
         Some(index) => index,
         None => crate::index_file::rebuild(db, &history, state)?,
     };
+    stages.done("write the index file");
     summary.store_snapshots = history.snapshot_count();
     summary.pieces = history.piece_count();
     summary.lines = history.line_count();
@@ -415,6 +426,28 @@ fn load_files(
     summary.store_bytes = store.disk_bytes();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok((summary, index))
+}
+
+/// Wall time of a load's stages, logged at debug level (where a load's time goes).
+struct Stages {
+    last: Instant,
+}
+
+impl Stages {
+    fn new() -> Stages {
+        Stages {
+            last: Instant::now(),
+        }
+    }
+
+    fn done(&mut self, stage: &str) {
+        let now = Instant::now();
+        tracing::debug!(
+            "load: {stage} in {:.2} s",
+            now.duration_since(self.last).as_secs_f64()
+        );
+        self.last = now;
+    }
 }
 
 /// Opens a store read-only and reads its whole history (what `verify` checks).
