@@ -113,10 +113,8 @@ impl SnapshotBuilder {
         fields: &[u8],
         line: u64,
     ) -> Result<(), SnapshotError> {
-        self.rules.payload_buf.clear();
-        self.rules.payload_buf.extend_from_slice(fields);
         self.rules
-            .add_range(begin, end, line)
+            .add_range(begin, end, fields, line)
             .map_err(|kind| self.fail(Some(line), kind))
     }
 

@@ -19,6 +19,7 @@
 //! - [`digest`](self::digest): the content hash that identifies a snapshot;
 //! - [`error`](self::error): the rules a file can break, with file and line.
 
+mod blocks;
 mod builder;
 mod digest;
 mod error;
@@ -97,63 +98,21 @@ impl SnapshotFile {
         let fail = |line, kind| SnapshotError::new(path, line, kind);
         let (reader, gzip) = crate::io::open_file(path, progress.file_bytes.clone())
             .map_err(|e| fail(None, Rule::Io(e)))?;
-        let mut reader = BufReader::with_capacity(
-            256 * 1024,
-            Hashing {
-                inner: reader,
-                hasher: Sha256::new(),
-                bytes: 0,
-            },
-        );
-        let mut parser = LineRules::default();
-        let mut buf = Vec::with_capacity(256);
-        let mut line_no = 0u64;
-        loop {
-            buf.clear();
-            match read_line_limited(&mut reader, &mut buf, MAX_LINE_BYTES) {
-                Ok(LineRead::Line) => {}
-                Ok(LineRead::Eof) => break,
-                Ok(LineRead::TooLong) => {
-                    return Err(fail(Some(line_no + 1), Rule::LineTooLong(MAX_LINE_BYTES)))
-                }
-                Err(e) if gzip => {
-                    return Err(fail(Some(line_no + 1), Rule::Gzip(e)));
-                }
-                Err(e) => return Err(fail(Some(line_no + 1), Rule::Io(e))),
-            }
-            if line_no == 0 && buf.starts_with(UTF8_BOM) {
-                buf.drain(..UTF8_BOM.len());
-            }
-            line_no += 1;
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            parser
-                .line(&buf, line_no)
-                .map_err(|kind| fail(Some(line_no), kind))?;
-            if parser.ranges.len() % 4096 == 0 {
-                progress.ranges.fetch_add(4096, Ordering::Relaxed);
-            }
-        }
-        progress
-            .ranges
-            .fetch_add((parser.ranges.len() % 4096) as u64, Ordering::Relaxed);
-        let Some((datetime, datetime_text)) = parser.datetime else {
+        let mut rules = LineRules::default();
+        let (sha256, bytes) = blocks::read_lines(path, reader, gzip, &mut rules, |ranges| {
+            progress.ranges.fetch_add(ranges, Ordering::Relaxed);
+        })?;
+        let Some((datetime, datetime_text)) = rules.datetime else {
             return Err(fail(None, Rule::Empty));
         };
-        let hashing = reader.into_inner();
-        let sha256 = hex(&hashing.hasher.finalize());
         Ok(SnapshotFile {
             path: path.to_path_buf(),
             datetime,
             datetime_text,
-            ranges: parser.ranges,
-            payloads: parser.payloads,
+            ranges: rules.ranges,
+            payloads: rules.payloads,
             sha256,
-            bytes: hashing.bytes,
+            bytes,
             one_range_per_line: true,
         })
     }

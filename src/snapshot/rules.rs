@@ -2,6 +2,7 @@
 //! not overlap, IPv4 before IPv6; and the payload interner that deduplicates
 //! payloads within the file.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::de::Deserializer;
@@ -21,63 +22,100 @@ pub(super) struct LineRules {
     pub(super) payloads: Vec<Box<[u8]>>,
     payload_ids: HashMap<Box<[u8]>, u32>,
     previous_line: u64,
-    pub(super) payload_buf: Vec<u8>,
+    payload_buf: Vec<u8>,
     keys: SeenKeys,
 }
 
+/// The range fields of one line, parsed; its payload is in the buffer given to
+/// [`parse_line`]. Parsing needs nothing of the lines before, so it can run on
+/// any thread; the rules across lines are [`LineRules`]'.
+pub(super) struct LineFields<'a> {
+    pub(super) begin: IpKey,
+    pub(super) end: IpKey,
+    pub(super) datetime: Cow<'a, str>,
+}
+
+/// Parses one line: `begin`, `end` and the `datetime` text, every other field
+/// written into `payload` (cleared first) as `"key":value` bytes.
+pub(super) fn parse_line<'a>(
+    line: &'a [u8],
+    payload: &mut Vec<u8>,
+    keys: &mut SeenKeys,
+) -> Result<LineFields<'a>, Rule> {
+    payload.clear();
+    keys.clear();
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let parsed = match de.deserialize_map(LineVisitor { payload, keys }) {
+        Ok(p) => p,
+        Err(e) if e.classify() == serde_json::error::Category::Data => return Err(Rule::NotObject),
+        Err(e) => return Err(Rule::Json(e)),
+    };
+    de.end().map_err(Rule::Json)?;
+    if let Some(field) = parsed.duplicate {
+        return Err(Rule::DuplicateField(field));
+    }
+    let begin = ip_field(parsed.begin, "begin")?;
+    let end = ip_field(parsed.end, "end")?;
+    let dt_raw = parsed.datetime.ok_or(Rule::MissingField("datetime"))?;
+    let datetime = raw_str(dt_raw).ok_or(Rule::NotString("datetime"))?;
+    Ok(LineFields {
+        begin,
+        end,
+        datetime,
+    })
+}
+
 impl LineRules {
+    /// Parses a line and applies the rules to it (one thread, in file order).
     pub(super) fn line(&mut self, line: &[u8], line_no: u64) -> Result<(), Rule> {
-        self.payload_buf.clear();
-        self.keys.clear();
-        let mut de = serde_json::Deserializer::from_slice(line);
-        let parsed = match de.deserialize_map(LineVisitor {
-            payload: &mut self.payload_buf,
-            keys: &mut self.keys,
-        }) {
-            Ok(p) => p,
-            Err(e) if e.classify() == serde_json::error::Category::Data => {
-                return Err(Rule::NotObject)
-            }
-            Err(e) => return Err(Rule::Json(e)),
-        };
-        de.end().map_err(Rule::Json)?;
-        if let Some(field) = parsed.duplicate {
-            return Err(Rule::DuplicateField(field));
-        }
-        let begin = ip_field(parsed.begin, "begin")?;
-        let end = ip_field(parsed.end, "end")?;
-        let dt_raw = parsed.datetime.ok_or(Rule::MissingField("datetime"))?;
-        let dt_text = raw_str(dt_raw).ok_or(Rule::NotString("datetime"))?;
+        let mut payload = std::mem::take(&mut self.payload_buf);
+        let result = parse_line(line, &mut payload, &mut self.keys).and_then(|fields| {
+            self.check_datetime(&fields.datetime)?;
+            self.add_range(fields.begin, fields.end, &payload, line_no)
+        });
+        self.payload_buf = payload;
+        result
+    }
+
+    /// Every line names the same instant as the first (the same text, or
+    /// another text of the same instant).
+    pub(super) fn check_datetime(&mut self, text: &str) -> Result<(), Rule> {
         match &self.datetime {
-            Some((_, first)) if first == dt_text.as_ref() => {}
+            Some((_, first)) if first == text => Ok(()),
             Some((first_instant, first)) => {
-                let instant = Timestamp::parse(&dt_text).map_err(Rule::BadDatetime)?;
+                let instant = Timestamp::parse(text).map_err(Rule::BadDatetime)?;
                 if instant != *first_instant {
                     return Err(Rule::DatetimeDiffers {
-                        found: dt_text.into_owned(),
+                        found: text.to_owned(),
                         expected: first.clone(),
                     });
                 }
+                Ok(())
             }
             None => {
-                let instant = Timestamp::parse(&dt_text).map_err(Rule::BadDatetime)?;
-                self.datetime = Some((instant, dt_text.into_owned()));
+                let instant = Timestamp::parse(text).map_err(Rule::BadDatetime)?;
+                self.datetime = Some((instant, text.to_owned()));
+                Ok(())
             }
         }
-        self.add_range(begin, end, line_no)
     }
 
-    /// Checks a range against the previous ones and adds it with the payload in
-    /// `payload_buf`.
-    pub(super) fn add_range(&mut self, begin: IpKey, end: IpKey, line_no: u64) -> Result<(), Rule> {
+    /// Checks a range against the previous ones and adds it with its payload.
+    pub(super) fn add_range(
+        &mut self,
+        begin: IpKey,
+        end: IpKey,
+        payload: &[u8],
+        line_no: u64,
+    ) -> Result<(), Rule> {
         self.check_range(begin, end)?;
-        let payload = match self.payload_ids.get(self.payload_buf.as_slice()) {
+        let payload = match self.payload_ids.get(payload) {
             Some(&id) => id,
             None => {
                 // Each distinct payload is checked once: it is written out as is.
-                check_strict(&self.payload_buf)?;
+                check_strict(payload)?;
                 let id = self.payloads.len() as u32;
-                let bytes: Box<[u8]> = self.payload_buf.as_slice().into();
+                let bytes: Box<[u8]> = payload.into();
                 self.payloads.push(bytes.clone());
                 self.payload_ids.insert(bytes, id);
                 id
