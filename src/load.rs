@@ -55,7 +55,8 @@ pub struct LoadOptions {
     pub progress: bool,
     /// Leave compaction to RocksDB's background work instead of compacting the
     /// whole store after the commit (the daemon: a load must not compete with
-    /// enrichment for long; a `load` command compacts for the smallest store).
+    /// enrichment for long; a `load` command compacts for the smallest store
+    /// when it wrote a large share of it, see [`compaction_pays`]).
     pub no_compaction: bool,
     /// The snapshot `datetime` of CSV files (required for them), and of MaxMind DB
     /// files instead of their build time.
@@ -188,21 +189,34 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 
 /// Reads `files` on all cores and hands each result to `consume` in input order.
 /// Stops at the first error (`consume` returning an error or a file failing).
+///
+/// A Whip file is read on every core by itself, so Whip files are read one at a
+/// time, the next while the last is consumed: at most two read files are held
+/// (a city-scale snapshot is hundreds of MB in memory). Other inputs are read
+/// on one core each, so as many at once as there are cores.
 fn read_in_order(
     files: &[PathBuf],
     opts: &LoadOptions,
     progress: &ReadProgress,
     mut consume: impl FnMut(SnapshotFile) -> Result<(), LoadError>,
 ) -> Result<(), LoadError> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .min(files.len())
-        .max(1);
+    let all_whip = files
+        .iter()
+        .all(|f| InputKind::of(f, opts) == InputKind::Whip);
+    let workers = if all_whip {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(files.len())
+            .max(1)
+    };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel::<(usize, Result<SnapshotFile, SnapshotError>)>(1);
+        // A rendezvous: a read file waits in its reader until it is taken.
+        let (tx, rx) = mpsc::sync_channel::<(usize, Result<SnapshotFile, SnapshotError>)>(0);
         for _ in 0..workers {
             let tx = tx.clone();
             let (next, stop) = (&next, &stop);
@@ -402,9 +416,12 @@ fn load_files(
     if committed {
         summary.commit = store.commit(&before, &history)?;
         stages.done("commit");
-        if !opts.no_compaction {
+        if !opts.no_compaction && compaction_pays(&summary.commit, &history) {
             store.compact();
             stages.done("compact");
+        } else {
+            store.flush()?;
+            stages.done("flush");
         }
     }
     drop(before);
@@ -426,6 +443,22 @@ fn load_files(
     summary.store_bytes = store.disk_bytes();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok((summary, index))
+}
+
+/// Whether a `load` compacts the whole store after its commit: when it wrote at
+/// least a quarter of what the store holds (a first load, a big one). A full
+/// compaction rewrites the whole store, so doing it after every small load would
+/// make each update cost as much as the history; a small load's data stays in
+/// its own table files instead (flushed, so that no open replays it from the
+/// write-ahead log), which RocksDB merges down in the background.
+fn compaction_pays(written: &CommitStats, after: &History) -> bool {
+    let written = written.pieces_written
+        + written.pieces_deleted
+        + written.lines_written
+        + written.payloads_written
+        + written.deleted_other;
+    let held = (after.piece_count() + after.line_count() + after.payload_count()) as u64;
+    written.saturating_mul(4) >= held
 }
 
 /// Wall time of a load's stages, logged at debug level (where a load's time goes).

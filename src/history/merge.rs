@@ -25,9 +25,22 @@ enum Placement {
 /// none: an existing line is found in the changes of the piece its range begins
 /// (a line's `begin` always starts a piece), which keeps a load's memory to the
 /// pieces instead of a hash entry per record of the whole history.
+///
+/// It also keeps the vectors a merge rebuilds the pieces into, from one merge
+/// to the next: a load merges many snapshots, and fresh vectors for each would
+/// have the kernel clear hundreds of megabytes of new pages every time.
 #[derive(Default, Debug)]
 pub struct Interner {
     payloads: HashMap<Box<[u8]>, PayloadId>,
+    spare: Pieces,
+}
+
+/// Vectors of pieces, kept for reuse (their content is meaningless).
+#[derive(Default, Debug)]
+struct Pieces {
+    starts: Vec<IpKey>,
+    offsets: Vec<u32>,
+    changes: Vec<Change>,
 }
 
 impl Interner {
@@ -176,7 +189,7 @@ impl History {
         }
 
         let n_old = self.snapshots.len();
-        self.sweep(file, &line_ids, place, n_old);
+        self.sweep(file, &line_ids, place, n_old, &mut interner.spare);
 
         meta.id = self.next_snapshot_id();
         let snapshot = Snapshot::new(meta);
@@ -215,11 +228,24 @@ impl History {
 
     /// Rebuilds pieces: cuts at the new ranges' boundaries, places each piece's new
     /// value, and coalesces neighbours that end up with identical changes.
-    fn sweep(&mut self, file: &SnapshotFile, line_ids: &[LineId], place: Placement, n_old: usize) {
+    fn sweep(
+        &mut self,
+        file: &SnapshotFile,
+        line_ids: &[LineId],
+        place: Placement,
+        n_old: usize,
+        spare: &mut Pieces,
+    ) {
         let ranges = &file.ranges;
-        let mut starts = Vec::with_capacity(self.starts.len() + 2 * ranges.len());
-        let mut offsets = Vec::with_capacity(starts.capacity() + 1);
-        let mut changes = Vec::with_capacity(self.changes.len() + ranges.len());
+        let mut starts = std::mem::take(&mut spare.starts);
+        let mut offsets = std::mem::take(&mut spare.offsets);
+        let mut changes = std::mem::take(&mut spare.changes);
+        starts.clear();
+        offsets.clear();
+        changes.clear();
+        starts.reserve(self.starts.len() + 2 * ranges.len());
+        offsets.reserve(starts.capacity() + 1);
+        changes.reserve(self.changes.len() + ranges.len());
         offsets.push(0u32);
 
         let mut i = 0; // old piece containing x
@@ -265,9 +291,9 @@ impl History {
                 i += 1;
             }
         }
-        self.starts = starts;
-        self.offsets = offsets;
-        self.changes = changes;
+        spare.starts = std::mem::replace(&mut self.starts, starts);
+        spare.offsets = std::mem::replace(&mut self.offsets, offsets);
+        spare.changes = std::mem::replace(&mut self.changes, changes);
     }
 
     /// Drops lines and payloads no change refers to any more.

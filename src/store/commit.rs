@@ -172,6 +172,15 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Writes what the last commits left in memory to a table file, so that the
+    /// next open (read-only ones included) does not replay them from the
+    /// write-ahead log.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.db_err(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
