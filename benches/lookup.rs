@@ -47,7 +47,7 @@ fn store() -> (Option<tempfile::TempDir>, PathBuf) {
 fn queries(h: &History) -> Vec<(IpKey, Timestamp)> {
     let (v4, v6): (Vec<_>, Vec<_>) = h
         .lines()
-        .map(|(_, l)| *l)
+        .map(|(_, l)| l)
         .partition(|l| l.begin.as_v4().is_some());
     let first = h
         .snapshots()

@@ -181,10 +181,9 @@ impl History {
             while self.starts.get(piece + 1).is_some_and(|&s| s <= line.begin) {
                 piece += 1;
             }
-            let id = self.find_line(piece, &line).unwrap_or_else(|| {
-                self.lines.push(Some(line));
-                (self.lines.len() - 1) as LineId
-            });
+            let id = self
+                .find_line(piece, &line)
+                .unwrap_or_else(|| self.lines.push(line));
             line_ids.push(id);
         }
 
@@ -215,7 +214,7 @@ impl History {
         self.piece_changes(piece)
             .iter()
             .map(|c| c.line)
-            .find(|&id| id != NO_LINE && self.line(id) == Some(line))
+            .find(|&id| id != NO_LINE && self.line(id).as_ref() == Some(line))
     }
 
     fn next_snapshot_id(&self) -> u32 {
@@ -305,12 +304,12 @@ impl History {
             }
         }
         let mut payload_used = vec![false; self.payloads.len()];
-        for (id, slot) in self.lines.iter_mut().enumerate() {
-            if let Some(line) = slot {
-                if used[id] {
+        for (id, &used) in used.iter().enumerate() {
+            if let Some(line) = self.lines.get(id) {
+                if used {
                     payload_used[line.payload as usize] = true;
                 } else {
-                    *slot = None;
+                    self.lines.remove(id);
                 }
             }
         }

@@ -25,8 +25,10 @@
 //! - [`check`](self::check): verifying every invariant above.
 
 mod check;
+mod lines;
 mod merge;
 
+pub use lines::LineTable;
 pub use merge::{Interner, Merged};
 
 use crate::ip::IpKey;
@@ -137,7 +139,7 @@ pub struct History {
     /// Changes of piece `i` are `changes[offsets[i]..offsets[i+1]]`.
     pub(crate) offsets: Vec<u32>,
     pub(crate) changes: Vec<Change>,
-    pub(crate) lines: Vec<Option<Line>>,
+    pub(crate) lines: LineTable,
     pub(crate) payloads: Vec<Option<Box<[u8]>>>,
 }
 
@@ -148,7 +150,7 @@ impl Default for History {
             starts: vec![IpKey::MIN],
             offsets: vec![0, 0],
             changes: Vec::new(),
-            lines: Vec::new(),
+            lines: LineTable::default(),
             payloads: Vec::new(),
         }
     }
@@ -172,7 +174,7 @@ impl History {
     }
 
     pub fn line_count(&self) -> usize {
-        self.lines.iter().flatten().count()
+        self.lines.live()
     }
 
     pub fn payload_count(&self) -> usize {
@@ -180,15 +182,15 @@ impl History {
     }
 
     /// Every live line with its id.
-    pub fn lines(&self) -> impl Iterator<Item = (LineId, &Line)> {
+    pub fn lines(&self) -> impl Iterator<Item = (LineId, Line)> + '_ {
         self.lines
             .iter()
             .enumerate()
-            .filter_map(|(id, l)| l.as_ref().map(|l| (id as LineId, l)))
+            .filter_map(|(id, l)| l.map(|l| (id as LineId, l)))
     }
 
-    pub fn line(&self, id: LineId) -> Option<&Line> {
-        self.lines.get(id as usize).and_then(Option::as_ref)
+    pub fn line(&self, id: LineId) -> Option<Line> {
+        self.lines.get(id as usize)
     }
 
     pub fn payload(&self, id: PayloadId) -> &[u8] {
@@ -222,7 +224,7 @@ impl History {
         starts: Vec<IpKey>,
         offsets: Vec<u32>,
         changes: Vec<Change>,
-        lines: Vec<Option<Line>>,
+        lines: LineTable,
         payloads: Vec<Option<Box<[u8]>>>,
     ) -> History {
         History {

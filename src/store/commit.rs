@@ -45,7 +45,7 @@ impl Base {
             starts: h.starts.clone(),
             offsets: h.offsets.clone(),
             changes: h.changes.clone(),
-            lines: h.lines.iter().map(Option::is_some).collect(),
+            lines: h.lines.iter().map(|l| l.is_some()).collect(),
             payloads: h.payloads.iter().map(Option::is_some).collect(),
         }
     }
@@ -109,7 +109,7 @@ impl Store {
         let mut buf = Vec::with_capacity(64);
         for id in 0..n {
             let b = before.lines.get(id).copied().unwrap_or(false);
-            let a = after.lines.get(id).copied().flatten();
+            let a = after.lines.get(id);
             let key = id_key(LINE, id as u32);
             match (b, a) {
                 (true, None) => {

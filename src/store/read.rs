@@ -4,7 +4,7 @@
 
 use super::codec::{be_u128, be_u32, decode_changes, decode_line};
 use super::{Store, StoreError, LINE, PAYLOAD, PIECE, SNAPSHOT};
-use crate::history::{Change, History, Line, Snapshot, SnapshotMeta};
+use crate::history::{Change, History, LineTable, Snapshot, SnapshotMeta};
 use crate::ip::IpKey;
 
 impl Store {
@@ -58,15 +58,14 @@ impl Store {
         ))
     }
 
-    fn read_lines(&self) -> Result<Vec<Option<Line>>, StoreError> {
-        let mut lines: Vec<Option<Line>> = Vec::new();
+    fn read_lines(&self) -> Result<LineTable, StoreError> {
+        let mut lines = LineTable::default();
         self.scan(LINE, |k, v| {
             let id = be_u32(k).ok_or_else(|| self.corrupt("bad line key"))? as usize;
             let line = decode_line(v).ok_or_else(|| self.corrupt(format!("line {id}")))?;
-            if lines.len() <= id {
-                lines.resize(id + 1, None);
+            if !lines.set(id, line) {
+                return Err(self.corrupt(format!("line {id}: payload id out of range")));
             }
-            lines[id] = Some(line);
             Ok(())
         })?;
         Ok(lines)

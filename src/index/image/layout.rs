@@ -365,9 +365,9 @@ mod tests {
     #[test]
     fn lines_off_piece_boundaries_are_refused() {
         let mut h = history(&[A]);
-        if let Some(Some(line)) = h.lines.first_mut() {
-            line.end = IpKey(line.end.0 - 1);
-        }
+        let mut line = h.lines.get(0).expect("the history has a line");
+        line.end = IpKey(line.end.0 - 1);
+        assert!(h.lines.set(0, line));
         assert!(matches!(
             Image::build(&h, state(1)),
             Err(BuildError::LineOffPieces { .. })
