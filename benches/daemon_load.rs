@@ -9,8 +9,18 @@
 //! snapshot, and goes on 6 s more. RUN_ARGs go to `run` as they are (e.g.
 //! `--load-priority=low`). Prints one line per phase (idle, loading,
 //! after): lines/s and, when paced, the worst and 99th percentile delay from a
-//! batch's write to its last enriched line. Without arguments (a plain
-//! `cargo bench`) it does nothing.
+//! batch's write to its last enriched line; then `memory` (the daemon's RssAnon
+//! in MB, from `/proc/PID/status`, sampled every 50 ms: at the rename, the
+//! highest from the rename until 1 s after the swap, at the swap, and at the
+//! end, 6 s after the swap) and `snapshots` (in the store before the load).
+//! Batches slower than 20 ms are listed on stderr with their time from the
+//! rename and from the swap (where a stall comes from). Without arguments (a
+//! plain `cargo bench`) it does nothing.
+//!
+//! Environment: `DAEMON_TIMEOUT` (seconds, default 60) bounds the whole run (a
+//! city-sized load under a flood takes minutes); `DAEMON_STDERR=FILE` keeps the
+//! daemon's log there (with e.g. `WHIPSTREAM_LOG=whipstream=debug`: where the
+//! load's time goes).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -80,7 +90,20 @@ fn main() -> Result<()> {
         .next()
         .ok_or("address")?
         .to_string();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let keep: Box<dyn Write + Send> = match std::env::var_os("DAEMON_STDERR") {
+        Some(path) => Box::new(std::fs::File::create(path)?),
+        None => Box::new(std::io::sink()),
+    };
+    std::thread::spawn(move || {
+        let mut keep = keep;
+        let _ = keep.write_all(first.as_bytes());
+        std::io::copy(&mut stderr, &mut keep)
+    });
+    let timeout = Duration::from_secs_f64(match std::env::var("DAEMON_TIMEOUT") {
+        Ok(s) => s.parse()?,
+        Err(_) => 60.0,
+    });
+    let pid = child.id();
     let snapshots = |addr: &str| -> u64 {
         let Ok(mut c) = std::net::TcpStream::connect(addr) else {
             return 0;
@@ -168,13 +191,18 @@ fn main() -> Result<()> {
         })
     };
 
-    // Samples of (time, lines out) every 50 ms; the load between two marks.
-    let mut samples: Vec<(Instant, u64)> = Vec::new();
+    // Samples of (time, lines out, RssAnon KiB) every 50 ms; the load between
+    // two marks.
+    let mut samples: Vec<(Instant, u64, u64)> = Vec::new();
     let mut renamed = None;
     let mut swapped = None;
-    while started.elapsed() < Duration::from_secs(60) {
+    while started.elapsed() < timeout {
         std::thread::sleep(Duration::from_millis(50));
-        samples.push((Instant::now(), seen.load(Ordering::Relaxed)));
+        samples.push((
+            Instant::now(),
+            seen.load(Ordering::Relaxed),
+            rss_anon_kib(pid).unwrap_or(0),
+        ));
         if renamed.is_none() && started.elapsed() >= Duration::from_secs(6) {
             std::fs::rename(&hidden, watch.join(name))?;
             renamed = Some(Instant::now());
@@ -200,6 +228,21 @@ fn main() -> Result<()> {
     };
     let delays: Vec<(Instant, Duration)> = delay_rx.try_iter().collect();
     let warm = started + Duration::from_secs(1);
+    for (at, d) in &delays {
+        if *d >= Duration::from_millis(20) {
+            // Signed seconds from `t` to the batch.
+            let since = |t: Instant| {
+                at.saturating_duration_since(t).as_secs_f64()
+                    - t.saturating_duration_since(*at).as_secs_f64()
+            };
+            eprintln!(
+                "slow batch: {:.1} ms, {:+.2} s from the rename, {:+.2} s from the swap",
+                d.as_secs_f64() * 1e3,
+                since(renamed),
+                since(swapped)
+            );
+        }
+    }
     let phases = [
         ("idle", warm, renamed),
         ("loading", renamed, swapped),
@@ -210,7 +253,7 @@ fn main() -> Result<()> {
             samples
                 .iter()
                 .rev()
-                .find(|(at, _)| *at <= t)
+                .find(|(at, ..)| *at <= t)
                 .map_or(0, |s| s.1)
         };
         let secs = (to - from).as_secs_f64();
@@ -225,5 +268,41 @@ fn main() -> Result<()> {
         let p99 = d.get(d.len() * 99 / 100).copied().unwrap_or(0.0);
         println!("{phase} {secs:.2} {rate:.0} {worst:.1} {p99:.1}");
     }
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    let rss_at = |t: Instant| {
+        samples
+            .iter()
+            .rev()
+            .find(|(at, ..)| *at <= t)
+            .map_or(0, |s| s.2)
+    };
+    let peak = samples
+        .iter()
+        .filter(|(at, ..)| *at >= renamed && *at <= swapped + Duration::from_secs(1))
+        .map(|s| s.2)
+        .max()
+        .unwrap_or(0);
+    let end = samples.last().map_or(0, |s| s.2);
+    println!(
+        "memory {:.1} {:.1} {:.1} {:.1}",
+        mb(rss_at(renamed)),
+        mb(peak),
+        mb(rss_at(swapped)),
+        mb(end)
+    );
+    println!("snapshots {before}");
     Ok(())
+}
+
+/// The RssAnon of process `pid` in KiB (anonymous memory resident: the heap,
+/// not the mapped index file's pages).
+fn rss_anon_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -41,6 +41,9 @@ pub fn spawn_watchers(
     let mut rescans = Vec::new();
     let mut polls = Vec::new();
     let mut watchers = Vec::new();
+    if flow.datasets.iter().any(|s| s.watch.is_some()) {
+        crate::ingest::keep_heap_returnable();
+    }
     for ((d, s), loaded) in datasets.iter().zip(&flow.datasets).zip(loaded) {
         let Some(watch) = &s.watch else { continue };
         let (tx, wake) = mpsc::channel::<()>();
