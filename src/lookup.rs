@@ -83,14 +83,51 @@ fn parse_query(line: &[u8]) -> Result<(IpKey, When), QueryError> {
         let ip = IpKey::parse(text)?;
         return Ok((ip, When::Latest));
     }
-    let q: Query = serde_json::from_slice(trimmed)?;
-    let ip = q.ip.ok_or(QueryError::NoIp)?;
-    let ip = IpKey::parse(&ip)?;
-    let when = match q.t {
+    let (ip, t) = match plain_query(trimmed) {
+        Some(fields) => fields,
+        None => {
+            let q: Query = serde_json::from_slice(trimmed)?;
+            let ip = q.ip.ok_or(QueryError::NoIp)?;
+            let ip = IpKey::parse(&ip)?;
+            let when = match q.t {
+                None => When::Latest,
+                Some(t) => When::At(Timestamp::parse(&t)?),
+            };
+            return Ok((ip, when));
+        }
+    };
+    let ip = IpKey::parse(ip)?;
+    let when = match t {
         None => When::Latest,
-        Some(t) => When::At(Timestamp::parse(&t)?),
+        Some(t) => When::At(Timestamp::parse(t)?),
     };
     Ok((ip, when))
+}
+
+/// The fields of a query in the plain form nearly every query has, read
+/// without a JSON parser: exactly `{"ip":"A"}` or `{"ip":"A","t":"T"}` (no
+/// spaces) with strings that hold no escape, quote or control character and are
+/// valid UTF-8. Such text means the same to the JSON parser, which gets every
+/// other line (and says what is wrong with a bad one).
+fn plain_query(line: &[u8]) -> Option<(&str, Option<&str>)> {
+    /// The string before the first quote of `rest`, if it needs no unescaping,
+    /// and what follows that quote.
+    fn plain_str(rest: &[u8]) -> Option<(&str, &[u8])> {
+        let end = memchr::memchr(b'"', rest)?;
+        let (text, after) = (&rest[..end], &rest[end + 1..]);
+        if text.iter().any(|&b| b == b'\\' || b < 0x20) {
+            return None;
+        }
+        Some((std::str::from_utf8(text).ok()?, after))
+    }
+    let rest = line.strip_prefix(b"{\"ip\":\"")?;
+    let (ip, rest) = plain_str(rest)?;
+    if rest == b"}" {
+        return Some((ip, None));
+    }
+    let rest = rest.strip_prefix(b",\"t\":\"")?;
+    let (t, rest) = plain_str(rest)?;
+    (rest == b"}").then_some((ip, Some(t)))
 }
 
 /// Counts of a batch run.
@@ -384,6 +421,66 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("invalid query"));
+    }
+
+    /// The plain form read without the JSON parser gives what the parser gives,
+    /// and anything else (escapes, spaces, other keys or order, bad UTF-8,
+    /// trailing text) goes to the parser.
+    #[test]
+    fn plain_queries_read_like_json() {
+        let via_json = |line: &[u8]| -> Result<(IpKey, When), String> {
+            (|| {
+                let q: Query = serde_json::from_slice(line)?;
+                let ip = IpKey::parse(&q.ip.ok_or(QueryError::NoIp)?)?;
+                let when = match q.t {
+                    None => When::Latest,
+                    Some(t) => When::At(Timestamp::parse(&t)?),
+                };
+                Ok::<_, QueryError>((ip, when))
+            })()
+            .map_err(|e| e.to_string())
+        };
+        let plain: [&[u8]; 5] = [
+            br#"{"ip":"1.2.3.4"}"#,
+            br#"{"ip":"2001:db8::1","t":"2025-03-01T10:00:00Z"}"#,
+            br#"{"ip":"1.2.3.4","t":"2025-02-30"}"#,
+            br#"{"ip":"nonsense","t":"2025-03-01"}"#,
+            br#"{"ip":"","t":""}"#,
+        ];
+        for line in plain {
+            assert!(
+                plain_query(line).is_some(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(
+                parse_query(line).map_err(|e| e.to_string()),
+                via_json(line),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let other: [&[u8]; 12] = [
+            br#"{"ip":"1.2.3\u002e4"}"#,
+            br#"{"ip": "1.2.3.4"}"#,
+            br#"{"t":"2025-03-01","ip":"1.2.3.4"}"#,
+            br#"{"ip":"1.2.3.4","t":"2025-03-01","x":1}"#,
+            br#"{"ip":"1.2.3.4"}}"#,
+            br#"{"ip":"1.2.3.4","ip":"1.2.3.5"}"#,
+            br#"{"ip":"1.2.3.4","t":"2025-03-01"} "#,
+            b"{\"ip\":\"1.2.3.4\t\"}",
+            b"{\"ip\":\"1.2.\xff3.4\"}",
+            br#"{"ip":"1.2.3.4""#,
+            br#"{"ip":"1.2.3.4","t":null}"#,
+            br#"{"ip":"1.2.3.4","t":"2025-03-01""#,
+        ];
+        for line in other {
+            assert!(
+                plain_query(line).is_none(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 
     #[test]
