@@ -119,16 +119,16 @@ mod tests {
     fn quoted_fields_end_at_the_first_unescaped_quote() {
         let cases = [
             (r#""" x"#, Some(("", false)), " x"),
-            (r#"""" x"#, Some((r#"""#, false)), " x"),
-            (r#""a\" x"#, Some((r#"a\"#, false)), " x"),
-            (r#""a\"b" x"#, Some((r#"a\"b"#, false)), " x"),
+            (r#""\"" x"#, Some((r#"\""#, false)), " x"),
+            (r#""a\\" x"#, Some((r#"a\\"#, false)), " x"),
+            (r#""a\\\"b" x"#, Some((r#"a\\\"b"#, false)), " x"),
             (
-                r#""Mozilla/5.0 (X11) "q"""#,
-                Some((r#"Mozilla/5.0 (X11) "q""#, false)),
+                r#""Mozilla/5.0 (X11) \"q\"""#,
+                Some((r#"Mozilla/5.0 (X11) \"q\""#, false)),
                 "",
             ),
-            (r#""open "#, Some((r#"open "#, true)), ""),
-            (r#""open ""#, Some((r#"open ""#, true)), ""),
+            (r#""open \"#, Some((r#"open \"#, true)), ""),
+            (r#""open \""#, Some((r#"open \""#, true)), ""),
             (r#""open"#, Some(("open", true)), ""),
             (r#"""#, Some(("", true)), ""),
             ("bare", None, "bare"),
