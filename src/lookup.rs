@@ -160,11 +160,15 @@ struct Line {
     n: u64,
 }
 
+/// What a query line asks for, or why it cannot be answered.
+type Parsed = Result<(IpKey, When), QueryError>;
+
 /// The working vectors of [`answer_lines`], kept from batch to batch (one set
 /// per thread) so that a batch allocates nothing.
 #[derive(Default)]
 struct Scratch<'a> {
-    parsed: Vec<(u64, Result<(IpKey, When), QueryError>)>,
+    /// Each query's number and what it asks (or why it cannot be answered).
+    parsed: Vec<(u64, Parsed)>,
     queries: Vec<(IpKey, Timestamp)>,
     answers: Vec<Option<Match<'a>>>,
 }
