@@ -122,13 +122,68 @@ impl IpKey {
                     push_decimal_u8(out, *octet);
                 }
             }
-            None => {
-                use std::io::Write;
-                // Writing into a Vec cannot fail.
-                let _ = write!(out, "{}", Ipv6Addr::from(self.0));
-            }
+            None => write_v6(out, Ipv6Addr::from(self.0)),
         }
     }
+}
+
+/// Appends the text of `ip` exactly as its `Display` writes it (RFC 5952: lower
+/// case hex without leading zeros, the first longest run of two or more zero
+/// groups as `::`), without going through `fmt`.
+fn write_v6(out: &mut Vec<u8>, ip: Ipv6Addr) {
+    if ip.to_ipv4_mapped().is_some() {
+        // `::ffff:a.b.c.d`: rare here (such keys are IPv4), left to `Display`.
+        use std::io::Write;
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{ip}");
+        return;
+    }
+    let segments = ip.segments();
+    // The first longest run of zero groups.
+    let (mut best_start, mut best_len) = (0, 0);
+    let (mut start, mut len) = (0, 0);
+    for (i, &g) in segments.iter().enumerate() {
+        if g == 0 {
+            if len == 0 {
+                start = i;
+            }
+            len += 1;
+            if len > best_len {
+                (best_start, best_len) = (start, len);
+            }
+        } else {
+            len = 0;
+        }
+    }
+    // At most 39 bytes: 8 groups of 4 digits and 7 colons.
+    let mut text = [0u8; 40];
+    let mut n = 0;
+    let group = |text: &mut [u8; 40], n: &mut usize, g: u16| {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digits = (16 - g.leading_zeros()).div_ceil(4).max(1);
+        for d in (0..digits).rev() {
+            text[*n] = HEX[usize::from((g >> (d * 4)) & 0xf)];
+            *n += 1;
+        }
+    };
+    let groups = |text: &mut [u8; 40], n: &mut usize, gs: &[u16]| {
+        for (i, &g) in gs.iter().enumerate() {
+            if i > 0 {
+                text[*n] = b':';
+                *n += 1;
+            }
+            group(text, n, g);
+        }
+    };
+    if best_len > 1 {
+        groups(&mut text, &mut n, &segments[..best_start]);
+        text[n..n + 2].copy_from_slice(b"::");
+        n += 2;
+        groups(&mut text, &mut n, &segments[best_start + best_len..]);
+    } else {
+        groups(&mut text, &mut n, &segments);
+    }
+    out.extend_from_slice(&text[..n]);
 }
 
 fn push_decimal_u8(out: &mut Vec<u8>, n: u8) {
@@ -291,6 +346,46 @@ mod tests {
             IpKey::parse("[2001:db8::1]").unwrap(),
             IpKey::parse("2001:db8::1").unwrap()
         );
+    }
+
+    /// Every pattern of zero and non-zero groups (runs of every length and
+    /// position, ties between runs), with group values of every digit count,
+    /// comes out exactly as `Display` writes it.
+    #[test]
+    fn ipv6_text_matches_display() {
+        let values = [
+            0x1u16, 0xa, 0x10, 0xff, 0x100, 0xabc, 0x1000, 0xffff, 0x2001,
+        ];
+        let mut checked = 0;
+        for zeros in 0u32..256 {
+            for (k, _) in values.iter().enumerate() {
+                let mut segments = [0u16; 8];
+                for (i, s) in segments.iter_mut().enumerate() {
+                    if zeros & (1 << i) == 0 {
+                        *s = values[(k + i) % values.len()];
+                    }
+                }
+                let ip = Ipv6Addr::from(segments);
+                let mut out = Vec::new();
+                write_v6(&mut out, ip);
+                assert_eq!(std::str::from_utf8(&out).unwrap(), ip.to_string());
+                checked += 1;
+            }
+        }
+        for text in [
+            "::",
+            "::1",
+            "1::",
+            "::ffff:1.2.3.4",
+            "::fffe:1.2.3.4",
+            "64:ff9b::1.2.3.4",
+        ] {
+            let ip: Ipv6Addr = text.parse().unwrap();
+            let mut out = Vec::new();
+            write_v6(&mut out, ip);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), ip.to_string());
+        }
+        assert_eq!(checked, 256 * values.len());
     }
 
     #[test]

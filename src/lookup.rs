@@ -7,8 +7,9 @@
 
 use std::borrow::Cow;
 use std::io::{self, BufReader, Read, Write};
+use std::sync::mpsc;
 
-use crate::index::{write_history_json, Index};
+use crate::index::{write_history_json, Index, Match};
 use crate::ip::IpKey;
 use crate::lines::{read_line_limited, skip_line, LineRead};
 use crate::time::Timestamp;
@@ -82,14 +83,51 @@ fn parse_query(line: &[u8]) -> Result<(IpKey, When), QueryError> {
         let ip = IpKey::parse(text)?;
         return Ok((ip, When::Latest));
     }
-    let q: Query = serde_json::from_slice(trimmed)?;
-    let ip = q.ip.ok_or(QueryError::NoIp)?;
-    let ip = IpKey::parse(&ip)?;
-    let when = match q.t {
+    let (ip, t) = match plain_query(trimmed) {
+        Some(fields) => fields,
+        None => {
+            let q: Query = serde_json::from_slice(trimmed)?;
+            let ip = q.ip.ok_or(QueryError::NoIp)?;
+            let ip = IpKey::parse(&ip)?;
+            let when = match q.t {
+                None => When::Latest,
+                Some(t) => When::At(Timestamp::parse(&t)?),
+            };
+            return Ok((ip, when));
+        }
+    };
+    let ip = IpKey::parse(ip)?;
+    let when = match t {
         None => When::Latest,
-        Some(t) => When::At(Timestamp::parse(&t)?),
+        Some(t) => When::At(Timestamp::parse(t)?),
     };
     Ok((ip, when))
+}
+
+/// The fields of a query in the plain form nearly every query has, read
+/// without a JSON parser: exactly `{"ip":"A"}` or `{"ip":"A","t":"T"}` (no
+/// spaces) with strings that hold no escape, quote or control character and are
+/// valid UTF-8. Such text means the same to the JSON parser, which gets every
+/// other line (and says what is wrong with a bad one).
+fn plain_query(line: &[u8]) -> Option<(&str, Option<&str>)> {
+    /// The string before the first quote of `rest`, if it needs no unescaping,
+    /// and what follows that quote.
+    fn plain_str(rest: &[u8]) -> Option<(&str, &[u8])> {
+        let end = memchr::memchr(b'"', rest)?;
+        let (text, after) = (&rest[..end], &rest[end + 1..]);
+        if text.iter().any(|&b| b == b'\\' || b < 0x20) {
+            return None;
+        }
+        Some((std::str::from_utf8(text).ok()?, after))
+    }
+    let rest = line.strip_prefix(b"{\"ip\":\"")?;
+    let (ip, rest) = plain_str(rest)?;
+    if rest == b"}" {
+        return Some((ip, None));
+    }
+    let rest = rest.strip_prefix(b",\"t\":\"")?;
+    let (t, rest) = plain_str(rest)?;
+    (rest == b"}").then_some((ip, Some(t)))
 }
 
 /// Counts of a batch run.
@@ -107,84 +145,236 @@ pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 /// Lines answered together: big enough for batched lookups to pay off.
 const BATCH_LINES: usize = 4096;
 
+/// Fewest queries worth handing to a second thread: below this a thread start
+/// costs more than it saves (an interactive caller's single lines stay on the
+/// calling thread).
+const MIN_SPLIT: usize = 512;
+
+/// One query line of a batch: its bytes in the batch text, whether it was cut
+/// for length, and its query number (blank lines are not queries).
+#[derive(Clone, Copy)]
+struct Line {
+    start: usize,
+    end: usize,
+    too_long: bool,
+    n: u64,
+}
+
+/// What a query line asks for, or why it cannot be answered.
+type Parsed = Result<(IpKey, When), QueryError>;
+
+/// The working vectors of [`answer_lines`], kept from batch to batch (one set
+/// per thread) so that a batch allocates nothing.
+#[derive(Default)]
+struct Scratch<'a> {
+    /// Each query's number and what it asks (or why it cannot be answered).
+    parsed: Vec<(u64, Parsed)>,
+    queries: Vec<(IpKey, Timestamp)>,
+    answers: Vec<Option<Match<'a>>>,
+}
+
+/// Answers `lines` of `text` (parse, look up, write), appending one answer line
+/// per query to `out`; returns (matched, errors).
+fn answer_lines<'a>(
+    index: &'a Index,
+    text: &[u8],
+    lines: &[Line],
+    scratch: &mut Scratch<'a>,
+    out: &mut Vec<u8>,
+) -> (u64, u64) {
+    let Scratch {
+        parsed,
+        queries,
+        answers,
+    } = scratch;
+    parsed.clear();
+    queries.clear();
+    answers.clear();
+    for l in lines {
+        let q = if l.too_long {
+            Err(QueryError::TooLong)
+        } else {
+            parse_query(&text[l.start..l.end])
+        };
+        if let Ok((ip, when)) = &q {
+            let t = match when {
+                When::At(t) => *t,
+                _ => Timestamp::MAX,
+            };
+            queries.push((*ip, t));
+        }
+        parsed.push((l.n, q));
+    }
+    index.at_many(queries, answers);
+    let (mut matched, mut errors) = (0, 0);
+    let mut answer = answers.iter();
+    for (n, q) in parsed.iter() {
+        match q {
+            Ok(_) => match answer.next().copied().flatten() {
+                Some(m) => {
+                    matched += 1;
+                    m.write_json(out);
+                }
+                None => out.extend_from_slice(b"{}"),
+            },
+            Err(e) => {
+                errors += 1;
+                write_error(&format!("line {n}: {e}"), out);
+            }
+        }
+        out.push(b'\n');
+    }
+    (matched, errors)
+}
+
+/// How many threads [`run_batch`] answers a batch on: the cores available, at
+/// most 2 (reading the input stays on one thread, so more do not pay off).
+fn batch_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
 /// Answers JSON-lines queries `{"ip": .., "t": ..}` (`t` optional) from `input`.
 /// Lines are answered in batches ([`Index::at_many`]) of what is already buffered,
 /// and output is flushed whenever the input has nothing more buffered, so an
-/// interactive caller gets each answer at once and a pipe gets big writes.
+/// interactive caller gets each answer at once and a pipe gets big writes. A big
+/// batch is answered in parts on two threads, written in input order.
 pub fn run_batch<R: Read>(
     index: &Index,
     input: &mut BufReader<R>,
+    output: impl Write,
+) -> io::Result<BatchStats> {
+    run_batch_on(index, input, output, batch_threads())
+}
+
+/// A part of a batch handed to the helper thread, and handed back answered.
+/// Its buffers go back and forth, so they are allocated once per run.
+#[derive(Default)]
+struct Part {
+    /// The part's lines' bytes.
+    text: Vec<u8>,
+    /// The part's lines, positions in `text`.
+    lines: Vec<Line>,
+    /// The answers, one line per query.
+    out: Vec<u8>,
+    matched: u64,
+    errors: u64,
+}
+
+/// [`run_batch`] on `threads` threads (1 = all on the calling thread; more =
+/// one helper thread beside it, which answers the first half of every batch
+/// big enough while this thread answers the second).
+fn run_batch_on<R: Read>(
+    index: &Index,
+    input: &mut BufReader<R>,
+    output: impl Write,
+    threads: usize,
+) -> io::Result<BatchStats> {
+    if threads <= 1 {
+        return answer_batches(index, input, output, None);
+    }
+    std::thread::scope(|s| {
+        let (part_tx, part_rx) = mpsc::channel::<Part>();
+        let (done_tx, done_rx) = mpsc::channel::<Part>();
+        let helper = s.spawn(move || {
+            let mut scratch = Scratch::default();
+            for mut part in part_rx {
+                part.out.clear();
+                (part.matched, part.errors) =
+                    answer_lines(index, &part.text, &part.lines, &mut scratch, &mut part.out);
+                if done_tx.send(part).is_err() {
+                    break;
+                }
+            }
+        });
+        let result = answer_batches(index, input, output, Some((&part_tx, &done_rx)));
+        // The helper ends when its queue closes.
+        drop(part_tx);
+        if let Err(panic) = helper.join() {
+            // A panic while answering is a bug: passed on as it is.
+            std::panic::resume_unwind(panic);
+        }
+        result
+    })
+}
+
+/// The batch loop of [`run_batch_on`], with the helper thread's queues if any.
+fn answer_batches<R: Read>(
+    index: &Index,
+    input: &mut BufReader<R>,
     mut output: impl Write,
+    helper: Option<(&mpsc::Sender<Part>, &mpsc::Receiver<Part>)>,
 ) -> io::Result<BatchStats> {
     let mut stats = BatchStats::default();
     let mut text = Vec::with_capacity(1 << 20);
-    let mut ends = Vec::with_capacity(BATCH_LINES);
-    let mut parsed = Vec::with_capacity(BATCH_LINES);
-    let mut queries = Vec::with_capacity(BATCH_LINES);
-    let mut answers = Vec::with_capacity(BATCH_LINES);
+    let mut lines = Vec::with_capacity(BATCH_LINES);
     let mut out = Vec::with_capacity(256 * 1024);
+    // The helper's part while it is not with the helper.
+    let mut spare = Some(Part::default());
+    let mut scratch = Scratch::default();
     loop {
         text.clear();
-        ends.clear();
+        lines.clear();
         let mut eof = false;
-        while ends.len() < BATCH_LINES {
-            match read_line_limited(input, &mut text, MAX_QUERY_BYTES)? {
+        let mut start = 0;
+        let mut read = 0;
+        while read < BATCH_LINES {
+            let too_long = match read_line_limited(input, &mut text, MAX_QUERY_BYTES)? {
                 LineRead::Eof => {
                     eof = true;
                     break;
                 }
-                LineRead::Line => ends.push((text.len(), false)),
+                LineRead::Line => false,
                 LineRead::TooLong => {
                     skip_line(input)?;
-                    ends.push((text.len(), true));
+                    true
                 }
+            };
+            read += 1;
+            let end = text.len();
+            if too_long || !text[start..end].trim_ascii().is_empty() {
+                stats.queries += 1;
+                lines.push(Line {
+                    start,
+                    end,
+                    too_long,
+                    n: stats.queries,
+                });
             }
+            start = end;
             if input.buffer().is_empty() {
                 break;
             }
         }
-        parsed.clear();
-        queries.clear();
-        let mut start = 0;
-        for &(end, too_long) in &ends {
-            let line = &text[start..end];
-            start = end;
-            if !too_long && line.trim_ascii().is_empty() {
-                continue;
+        let split = match (helper, spare.take()) {
+            (Some((to_helper, _)), Some(mut part)) if lines.len() >= MIN_SPLIT => {
+                // The first half (its bytes copied) to the helper.
+                let (first, _) = lines.split_at(lines.len() / 2);
+                let bytes = first.last().map_or(0, |l| l.end);
+                part.text.clear();
+                part.text.extend_from_slice(&text[..bytes]);
+                part.lines.clear();
+                part.lines.extend_from_slice(first);
+                let given = first.len();
+                // A send fails only when the helper has ended (panicked):
+                // its join passes the panic on.
+                to_helper.send(part).map_err(|_| helper_gone())?;
+                Some(given)
             }
-            stats.queries += 1;
-            let q = if too_long {
-                Err(QueryError::TooLong)
-            } else {
-                parse_query(line)
-            };
-            if let Ok((ip, when)) = &q {
-                let t = match when {
-                    When::At(t) => *t,
-                    _ => Timestamp::MAX,
-                };
-                queries.push((*ip, t));
+            (_, part) => {
+                spare = part;
+                None
             }
-            parsed.push((stats.queries, q));
-        }
-        answers.clear();
-        index.at_many(&queries, &mut answers);
-        let mut answer = answers.iter();
-        for (n, q) in &parsed {
-            match q {
-                Ok(_) => match answer.next().copied().flatten() {
-                    Some(m) => {
-                        stats.matched += 1;
-                        m.write_json(&mut out);
-                    }
-                    None => out.extend_from_slice(b"{}"),
-                },
-                Err(e) => {
-                    stats.errors += 1;
-                    write_error(&format!("line {n}: {e}"), &mut out);
-                }
-            }
-            out.push(b'\n');
+        };
+        let own = &lines[split.unwrap_or(0)..];
+        let (m, e) = answer_lines(index, &text, own, &mut scratch, &mut out);
+        stats.matched += m;
+        stats.errors += e;
+        if let (Some(_), Some((_, from_helper))) = (split, helper) {
+            let part = from_helper.recv().map_err(|_| helper_gone())?;
+            stats.matched += part.matched;
+            stats.errors += part.errors;
+            output.write_all(&part.out)?;
+            spare = Some(part);
         }
         output.write_all(&out)?;
         out.clear();
@@ -195,6 +385,12 @@ pub fn run_batch<R: Read>(
             return Ok(stats);
         }
     }
+}
+
+/// The error when the helper thread ended early (it panicked: the scope's
+/// join passes that on instead).
+fn helper_gone() -> io::Error {
+    io::Error::other("the lookup helper thread ended")
 }
 
 #[cfg(test)]
@@ -231,6 +427,66 @@ mod tests {
             .contains("invalid query"));
     }
 
+    /// The plain form read without the JSON parser gives what the parser gives,
+    /// and anything else (escapes, spaces, other keys or order, bad UTF-8,
+    /// trailing text) goes to the parser.
+    #[test]
+    fn plain_queries_read_like_json() {
+        let via_json = |line: &[u8]| -> Result<(IpKey, When), String> {
+            (|| {
+                let q: Query = serde_json::from_slice(line)?;
+                let ip = IpKey::parse(&q.ip.ok_or(QueryError::NoIp)?)?;
+                let when = match q.t {
+                    None => When::Latest,
+                    Some(t) => When::At(Timestamp::parse(&t)?),
+                };
+                Ok::<_, QueryError>((ip, when))
+            })()
+            .map_err(|e| e.to_string())
+        };
+        let plain: [&[u8]; 5] = [
+            br#"{"ip":"1.2.3.4"}"#,
+            br#"{"ip":"2001:db8::1","t":"2025-03-01T10:00:00Z"}"#,
+            br#"{"ip":"1.2.3.4","t":"2025-02-30"}"#,
+            br#"{"ip":"nonsense","t":"2025-03-01"}"#,
+            br#"{"ip":"","t":""}"#,
+        ];
+        for line in plain {
+            assert!(
+                plain_query(line).is_some(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(
+                parse_query(line).map_err(|e| e.to_string()),
+                via_json(line),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let other: [&[u8]; 12] = [
+            br#"{"ip":"1.2.3\u002e4"}"#,
+            br#"{"ip": "1.2.3.4"}"#,
+            br#"{"t":"2025-03-01","ip":"1.2.3.4"}"#,
+            br#"{"ip":"1.2.3.4","t":"2025-03-01","x":1}"#,
+            br#"{"ip":"1.2.3.4"}}"#,
+            br#"{"ip":"1.2.3.4","ip":"1.2.3.5"}"#,
+            br#"{"ip":"1.2.3.4","t":"2025-03-01"} "#,
+            b"{\"ip\":\"1.2.3.4\t\"}",
+            b"{\"ip\":\"1.2.\xff3.4\"}",
+            br#"{"ip":"1.2.3.4""#,
+            br#"{"ip":"1.2.3.4","t":null}"#,
+            br#"{"ip":"1.2.3.4","t":"2025-03-01""#,
+        ];
+        for line in other {
+            assert!(
+                plain_query(line).is_none(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
     #[test]
     fn batch_answers_every_line_in_order() {
         let index = Index::default();
@@ -254,6 +510,49 @@ mod tests {
                 matched: 0,
                 errors: 1
             }
+        );
+    }
+
+    /// A batch answered on two threads writes exactly what one thread writes:
+    /// every answer, error line numbers and counts in input order.
+    #[test]
+    fn two_threads_answer_like_one() {
+        let index = crate::index::tests::index(&[crate::index::tests::A, crate::index::tests::B]);
+        let mut input = Vec::new();
+        for i in 0..3 * MIN_SPLIT {
+            let line = match i % 7 {
+                0 => format!(
+                    "{{\"ip\":\"1.0.0.{}\",\"t\":\"2024-01-{:02}\"}}\n",
+                    i % 256,
+                    1 + i % 28
+                ),
+                1 => format!("1.0.0.{}\n", i % 256),
+                2 => "\n".to_string(),
+                3 => format!("{{\"ip\":\"2001:db8::{:x}\"}}\n", i),
+                4 => format!("not an ip {i}\n"),
+                5 => format!("{{\"ip\":\"1.0.0.{}\",\"t\":\"2023-12-31\"}}\n", i % 256),
+                _ => format!("{{\"ip\":\"9.9.9.{}\"}}\n", i % 256),
+            };
+            input.extend_from_slice(line.as_bytes());
+        }
+        let run = |threads| {
+            let mut out = Vec::new();
+            // One buffer for the whole input: a single batch that gets split.
+            let mut reader = BufReader::with_capacity(input.len() + 1, &input[..]);
+            let stats = run_batch_on(&index, &mut reader, &mut out, threads).unwrap();
+            (out, stats)
+        };
+        let (one, one_stats) = run(1);
+        let (two, two_stats) = run(2);
+        assert_eq!(
+            String::from_utf8(two).unwrap(),
+            String::from_utf8(one.clone()).unwrap()
+        );
+        assert_eq!(two_stats, one_stats);
+        assert!(one_stats.matched > 0 && one_stats.errors > 0);
+        assert_eq!(
+            one.iter().filter(|&&b| b == b'\n').count() as u64,
+            one_stats.queries
         );
     }
 

@@ -391,22 +391,32 @@ impl Chunker {
     fn cut(&mut self, bytes: &[u8]) -> (Vec<u8>, u64) {
         let mut out = self.pool.get(self.pending.len() + bytes.len());
         let mut lines = 0;
-        let mut rest = bytes;
-        while let Some(i) = memchr::memchr(b'\n', rest) {
-            let piece = &rest[..i];
-            if self.skipping {
-                self.skipping = false;
-            } else {
-                let room = (self.max_line + 1).saturating_sub(self.pending.len());
-                self.pending
-                    .extend_from_slice(&piece[..piece.len().min(room)]);
+        // `bytes[run..pos]`: whole lines not yet copied that need no change
+        // (nothing pending before them, not too long), copied in one go.
+        let mut run = 0;
+        let mut pos = 0;
+        while let Some(i) = memchr::memchr(b'\n', &bytes[pos..]) {
+            let end = pos + i;
+            if !(self.pending.is_empty() && !self.skipping && i <= self.max_line) {
+                out.extend_from_slice(&bytes[run..pos]);
+                let piece = &bytes[pos..end];
+                if self.skipping {
+                    self.skipping = false;
+                } else {
+                    let room = (self.max_line + 1).saturating_sub(self.pending.len());
+                    self.pending
+                        .extend_from_slice(&piece[..piece.len().min(room)]);
+                }
+                out.extend_from_slice(&self.pending);
+                out.push(b'\n');
+                self.pending.clear();
+                run = end + 1;
             }
-            out.extend_from_slice(&self.pending);
-            out.push(b'\n');
-            self.pending.clear();
             lines += 1;
-            rest = &rest[i + 1..];
+            pos = end + 1;
         }
+        out.extend_from_slice(&bytes[run..pos]);
+        let rest = &bytes[pos..];
         if !self.skipping {
             let room = (self.max_line + 1).saturating_sub(self.pending.len());
             self.pending
@@ -481,6 +491,38 @@ mod tests {
         assert_eq!(of("y2"), b);
         // A new file starts without a header.
         assert_eq!(of("z1"), None);
+    }
+
+    /// Whatever the read size (lines whole in one read or spread over many),
+    /// every line comes out the same: cut to one byte over the limit.
+    #[test]
+    fn lines_come_out_the_same_at_any_read_size() {
+        let max = 8;
+        let mut text = Vec::new();
+        let mut want = Vec::new();
+        for (n, len) in [0usize, 1, 7, 8, 9, 10, 30, 8, 0, 9, 3]
+            .into_iter()
+            .enumerate()
+        {
+            let line: Vec<u8> = (0..len).map(|i| b'a' + ((i + n) % 26) as u8).collect();
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+            want.push((n as u64 + 1, line[..len.min(max + 1)].to_vec()));
+        }
+        for chunk_bytes in [1, 2, 3, 5, 9, 10, 11, 64, 4096] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("in.log");
+            std::fs::write(&p, &text).unwrap();
+            let mut c = Chunker::new(vec![Input::File(p)], max);
+            c.chunk_bytes = chunk_bytes;
+            let mut got = Vec::new();
+            while let Some(ch) = c.next_chunk().unwrap() {
+                for (n, l) in ch.lines() {
+                    got.push((n, l.to_vec()));
+                }
+            }
+            assert_eq!(got, want, "read size {chunk_bytes}");
+        }
     }
 
     #[test]

@@ -52,15 +52,18 @@ impl<'a> Cursor<'a> {
         }
         let start = self.pos + 1;
         let mut i = start;
-        while i < b.len() {
-            match b[i] {
-                b'\\' => i += 2,
-                b'"' => {
-                    self.pos = i + 1;
-                    return Some((&self.line[start..i], false));
-                }
-                _ => i += 1,
+        // Jump from one backslash or quote to the next.
+        while let Some(at) = b
+            .get(i..)
+            .and_then(|rest| memchr::memchr2(b'\\', b'"', rest))
+        {
+            i += at;
+            if b[i] == b'"' {
+                self.pos = i + 1;
+                return Some((&self.line[start..i], false));
             }
+            // A backslash: the byte after it is escaped.
+            i += 2;
         }
         self.pos = b.len();
         Some((&self.line[start.min(b.len())..], true))
@@ -108,5 +111,32 @@ mod tests {
         assert_eq!(c.field(), Some(("e f", true)));
         assert_eq!(c.field(), None);
         assert!(c.at_end());
+    }
+
+    /// Escaped quotes and backslashes anywhere (first, last, doubled), and a
+    /// line ending inside the quotes or right after a backslash.
+    #[test]
+    fn quoted_fields_end_at_the_first_unescaped_quote() {
+        let cases = [
+            (r#""" x"#, Some(("", false)), " x"),
+            (r#""\"" x"#, Some((r#"\""#, false)), " x"),
+            (r#""a\\" x"#, Some((r#"a\\"#, false)), " x"),
+            (r#""a\\\"b" x"#, Some((r#"a\\\"b"#, false)), " x"),
+            (
+                r#""Mozilla/5.0 (X11) \"q\"""#,
+                Some((r#"Mozilla/5.0 (X11) \"q\""#, false)),
+                "",
+            ),
+            (r#""open \"#, Some((r#"open \"#, true)), ""),
+            (r#""open \""#, Some((r#"open \""#, true)), ""),
+            (r#""open"#, Some(("open", true)), ""),
+            (r#"""#, Some(("", true)), ""),
+            ("bare", None, "bare"),
+        ];
+        for (line, want, rest) in cases {
+            let mut c = Cursor::new(line);
+            assert_eq!(c.quoted(), want, "{line}");
+            assert_eq!(&line[c.pos.min(line.len())..], rest, "{line}");
+        }
     }
 }
