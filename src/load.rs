@@ -476,11 +476,25 @@ impl Stages {
     fn done(&mut self, stage: &str) {
         let now = Instant::now();
         tracing::debug!(
-            "load: {stage} in {:.2} s",
-            now.duration_since(self.last).as_secs_f64()
+            "load: {stage} in {:.2} s (memory now {} MB, peak {} MB)",
+            now.duration_since(self.last).as_secs_f64(),
+            memory_mb("VmRSS:"),
+            memory_mb("VmHWM:"),
         );
         self.last = now;
     }
+}
+
+/// A figure of this process's `/proc/self/status` in MB (0 where there is none).
+fn memory_mb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
 }
 
 /// Opens a store read-only and reads its whole history (what `verify` checks).

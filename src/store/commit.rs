@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use rocksdb::{WriteBatch, WriteOptions};
 
-use super::codec::{encode_changes, encode_line, id_key, piece_key, snapshot_key};
+use super::codec::{be_u128, encode_changes, encode_line, id_key, piece_key, snapshot_key};
 use super::state::StoreState;
-use super::{Store, StoreError, FORMAT_KEY, FORMAT_VERSION, LINE, PAYLOAD, STATE_KEY};
-use crate::history::{Change, History, Snapshot, SnapshotMeta};
+use super::{Store, StoreError, FORMAT_KEY, FORMAT_VERSION, LINE, PAYLOAD, PIECE, STATE_KEY};
+use crate::history::{History, Snapshot, SnapshotMeta};
 use crate::ip::IpKey;
 
 /// What a commit wrote.
@@ -24,16 +24,15 @@ pub struct CommitStats {
     pub state: StoreState,
 }
 
-/// What a commit needs of the store's content before a change: the snapshots
-/// and pieces, and which record and payload ids are live. Their content is not
-/// kept (the bulk of a history): merging only appends ids, never rewrites or
-/// reuses one, so an id live before and after has the same content.
+/// What a commit needs of the store's content before a change: the snapshots,
+/// and which record and payload ids are live. Their content is not kept (the
+/// bulk of a history): merging only appends ids, never rewrites or reuses one,
+/// so an id live before and after has the same content. Pieces are not kept
+/// either: the commit compares each piece with the store's own value (one
+/// sequential read), which spares a load a copy of every piece.
 #[derive(Clone, Debug, Default)]
 pub struct Base {
     snapshots: Vec<SnapshotMeta>,
-    starts: Vec<IpKey>,
-    offsets: Vec<u32>,
-    changes: Vec<Change>,
     lines: Vec<bool>,
     payloads: Vec<bool>,
 }
@@ -42,16 +41,9 @@ impl Base {
     pub fn of(h: &History) -> Base {
         Base {
             snapshots: h.snapshots.iter().map(|s| s.meta.clone()).collect(),
-            starts: h.starts.clone(),
-            offsets: h.offsets.clone(),
-            changes: h.changes.clone(),
             lines: h.lines.iter().map(|l| l.is_some()).collect(),
             payloads: h.payloads.iter().map(Option::is_some).collect(),
         }
-    }
-
-    fn piece_changes(&self, i: usize) -> &[Change] {
-        &self.changes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
 }
 
@@ -126,43 +118,40 @@ impl Store {
             }
         }
 
-        // Pieces: walk both sorted start lists.
-        let ids_before: Vec<u32> = before.snapshots.iter().map(|m| m.id).collect();
+        // Pieces: the store's (in key order, which is start order) against
+        // the merged ones; what differs is written, what is gone deleted.
         let ids_after: Vec<u32> = after.snapshots.iter().map(|s| s.meta.id).collect();
-        let (mut i, mut j) = (0, 0);
-        let mut old_buf = Vec::with_capacity(64);
-        let empty_before = before.snapshots.is_empty() && before.changes.is_empty();
-        while i < before.starts.len() || j < after.starts.len() {
-            let bs = before.starts.get(i).copied();
-            let as_ = after.starts.get(j).copied();
-            match (bs, as_) {
-                (Some(b), Some(a)) if b == a => {
-                    buf.clear();
-                    encode_changes(after.piece_changes(j), &ids_after, &mut buf);
-                    old_buf.clear();
-                    encode_changes(before.piece_changes(i), &ids_before, &mut old_buf);
-                    // An empty store has no keys at all, not even the first piece.
-                    if buf != old_buf || empty_before {
-                        batch.put(piece_key(a), &buf);
-                        stats.pieces_written += 1;
-                    }
-                    i += 1;
-                    j += 1;
-                }
-                (Some(b), a) if a.is_none_or(|a| b < a) => {
-                    batch.delete(piece_key(b));
-                    stats.pieces_deleted += 1;
-                    i += 1;
-                }
-                (_, Some(a)) => {
-                    buf.clear();
-                    encode_changes(after.piece_changes(j), &ids_after, &mut buf);
-                    batch.put(piece_key(a), &buf);
-                    stats.pieces_written += 1;
-                    j += 1;
-                }
-                _ => break,
+        let mut j = 0;
+        let put_piece = |batch: &mut WriteBatch, j: usize, buf: &mut Vec<u8>| {
+            buf.clear();
+            encode_changes(after.piece_changes(j), &ids_after, buf);
+            batch.put(piece_key(after.starts[j]), &buf[..]);
+        };
+        self.scan(PIECE, |k, stored| {
+            let start = be_u128(k).ok_or_else(|| self.corrupt("bad piece key"))?;
+            while j < after.starts.len() && after.starts[j].0 < start {
+                put_piece(&mut batch, j, &mut buf);
+                stats.pieces_written += 1;
+                j += 1;
             }
+            if after.starts.get(j).is_some_and(|s| s.0 == start) {
+                buf.clear();
+                encode_changes(after.piece_changes(j), &ids_after, &mut buf);
+                if buf != stored {
+                    batch.put(piece_key(after.starts[j]), &buf);
+                    stats.pieces_written += 1;
+                }
+                j += 1;
+            } else {
+                batch.delete(piece_key(IpKey(start)));
+                stats.pieces_deleted += 1;
+            }
+            Ok(())
+        })?;
+        while j < after.starts.len() {
+            put_piece(&mut batch, j, &mut buf);
+            stats.pieces_written += 1;
+            j += 1;
         }
 
         let mut wo = WriteOptions::default();
