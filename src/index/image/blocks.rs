@@ -2,7 +2,8 @@
 //! as a base per block of [`BLOCK`] values plus each value's distance from its
 //! block's base, in the bits the block's largest distance needs. A country
 //! history's offsets take about 8 bits a piece instead of 22, a city one's
-//! about 8 instead of 23 (blocks of 16 or 64 came out larger for both).
+//! about 8 instead of 23 (blocks of 16 or 64 came out larger on the city
+//! history).
 //!
 //! Layout: the block table is packed, one entry per block and one more, each
 //! `base | bit << base_bits` where `bit` is where the block's distances start

@@ -84,7 +84,7 @@ pub(crate) fn narrowest(values: &[u64], exception_bits: u64, mark: bool) -> u32 
 
 #[cfg(test)]
 mod tests {
-    use super::super::packed::{byte_len, pack_into, SLACK};
+    use super::super::packed::{byte_len, pack_into};
     use super::super::View;
     use super::*;
 
@@ -131,13 +131,12 @@ mod tests {
         let bad = Exceptions::new(packed(&[1, 2]), packed(&[1]));
         assert!(bad.is_empty());
         assert_eq!(bad.get(1), None);
-        let _ = SLACK;
     }
 
     #[test]
     fn the_narrowest_width_leaves_the_rare_wide_values_out() {
         // 1000 small values and 3 huge ones: 2 bits (3 is all-ones: marked).
-        let mut v = vec![0u64, 1, 2, 1].repeat(250);
+        let mut v = [0u64, 1, 2, 1].repeat(250);
         v.extend([1 << 20, 1 << 30, 5000]);
         assert_eq!(narrowest(&v, 64, true), 2);
         assert_eq!(narrowest(&v, 64, false), 2);
