@@ -53,12 +53,16 @@ impl Index {
                 prefetch(self.offsets.address(piece[k]));
             }
             for &p in &piece[..group.len()] {
-                let at = self.offsets.get(p).map_or(0, |o| o as usize);
-                prefetch(self.changes.address(at));
+                prefetch(self.offsets.distance_address(p));
+            }
+            let mut span = [(0, 0); GROUP];
+            for k in 0..group.len() {
+                span[k] = self.change_span(piece[k]);
+                prefetch(self.changes.address(span[k].0));
             }
             for k in 0..group.len() {
                 if let Some(p) = pos[k] {
-                    line[k] = self.piece_line(piece[k], p);
+                    line[k] = self.changes.line_at(span[k].0, span[k].1, p);
                     prefetch(self.lines.address(line[k] as usize));
                 }
             }

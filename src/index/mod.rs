@@ -34,6 +34,8 @@ mod starts;
 mod tables;
 
 use changes::Changes;
+use image::blocks::{self, Blocks};
+use image::exceptions::Exceptions;
 use image::packed::Packed;
 use image::{Image, LineBits, Section, View};
 use starts::Starts;
@@ -69,11 +71,15 @@ pub struct Index {
     /// Piece starts (`u128` keys), see [`crate::history`].
     starts: Starts,
     /// Changes of piece `i` are `changes[offsets[i]..offsets[i+1]]`.
-    offsets: Packed,
+    offsets: Blocks,
     changes: Changes,
     /// Lines: first piece, payload and span, split as `line_bits` says.
     lines: Packed,
     line_bits: LineBits,
+    /// The span field that sends a line's span to `spans`.
+    span_mark: u64,
+    /// The spans too wide for the lines' span field, by line.
+    spans: Exceptions,
     /// Payload `p` is `payloads[payload_offsets[p]..payload_offsets[p+1]]`.
     payload_offsets: View<u32>,
     payloads: View<u8>,
@@ -156,18 +162,32 @@ impl Index {
         if instants.windows(2).any(|w| w[0] >= w[1]) || snapshots.len() > usize::from(u16::MAX) {
             return Err(IndexError::Snapshots("not strictly sorted".into()));
         }
+        let pieces = image.count(Section::StartsV4) + image.count(Section::StartsWide);
         let line_bits = LineBits::of(
-            image.count(Section::StartsV4) + image.count(Section::StartsWide),
+            pieces,
             image.count(Section::PayloadOffsets).saturating_sub(1),
+        );
+        // The image's layout check keeps this in 1..=64.
+        let span_bits = image
+            .width(Section::Lines)
+            .saturating_sub(line_bits.piece_bits + line_bits.payload_bits)
+            .clamp(1, 64);
+        let offsets = Blocks::new(
+            image.packed(Section::Offsets),
+            image.packed(Section::OffsetBits),
+            blocks::base_bits(image.count(Section::Changes) as u64),
+            pieces + 1,
         );
         Ok(Index {
             snapshots,
             instants,
             starts: Starts::of(&image),
-            offsets: image.packed(Section::Offsets),
+            offsets,
             changes: Changes::of(&image),
             lines: image.packed(Section::Lines),
             line_bits,
+            span_mark: u64::MAX >> (64 - span_bits),
+            spans: Exceptions::new(image.packed(Section::SpanAt), image.packed(Section::Spans)),
             payload_offsets: image.view(Section::PayloadOffsets),
             payloads: image.view(Section::Payloads),
             v4: image.packed(Section::V4),
@@ -221,12 +241,12 @@ impl Index {
         })
     }
 
-    /// The span of piece `piece`'s changes.
-    #[inline]
+    /// The span of piece `piece`'s changes (empty past the end).
+    #[inline(always)]
     fn change_span(&self, piece: usize) -> (usize, usize) {
-        let lo = self.offsets.get(piece).map_or(0, |o| o as usize);
-        let hi = self.offsets.get(piece + 1).map_or(0, |o| o as usize);
-        (lo, hi)
+        self.offsets
+            .pair(piece)
+            .map_or((0, 0), |(lo, hi)| (lo as usize, hi as usize))
     }
 
     /// The line answering for piece `piece` in the snapshot at `pos`.
@@ -255,7 +275,17 @@ impl Index {
     /// Line `id`'s first and last piece and its payload.
     #[inline]
     fn line_parts(&self, id: u32) -> Option<(usize, usize, u32)> {
-        Some(self.line_bits.unpack(self.lines.get(id as usize)?))
+        let (first, span, payload) = self.line_bits.split(self.lines.get(id as usize)?);
+        let span = if span == self.span_mark {
+            self.spans.get(id as usize)?
+        } else {
+            span
+        };
+        Some((
+            first,
+            first.checked_add(usize::try_from(span).ok()?)?,
+            payload,
+        ))
     }
 
     /// Payload `id`'s bytes: the record's fields other than `begin`, `end`

@@ -113,6 +113,12 @@ pub struct Store {
 
 /// The zstd level of the compacted (bottommost) data.
 const ZSTD_LEVEL: i32 = 9;
+/// Keys between full (not prefix-shared) keys in a block. RocksDB's 16 makes
+/// a point read's scan in a block short; the store is read in order and by a
+/// few point reads of small keys, and 128 keeps it 6 % smaller (41 country
+/// snapshots: 14.1 MB instead of 15.0; zstd 15 gave the same at a slower
+/// compaction, 19 with 1 MiB blocks 12.0 MB at ten times the load time).
+const RESTART_INTERVAL: i32 = 128;
 
 fn options() -> Options {
     let mut opts = Options::default();
@@ -124,6 +130,7 @@ fn options() -> Options {
     opts.set_bottommost_compression_options(-14, ZSTD_LEVEL, 0, 0, true);
     let mut table = BlockBasedOptions::default();
     table.set_block_size(64 * 1024);
+    table.set_block_restart_interval(RESTART_INTERVAL);
     opts.set_block_based_table_factory(&table);
     opts.set_keep_log_file_num(2);
     opts.set_max_log_file_size(1 << 20);

@@ -9,7 +9,9 @@ const MAGIC: &[u8; 8] = b"WHIPIDX\0";
 /// 2: changes packed into u32s, smaller bucket tables.
 /// 3: bit-packed changes, lines, offsets and tables; IPv4 piece starts in 4
 /// bytes, the others in 8 when they allow.
-pub(super) const VERSION: u32 = 3;
+/// 4: the wide piece starts in 8 bytes with their few nonzero low halves
+/// aside, two-level change offsets, line spans narrow with the wide ones aside.
+pub(super) const VERSION: u32 = 4;
 const BYTE_ORDER: u32 = 0x0102_0304;
 pub(crate) const HEADER_LEN: usize = 4096;
 const SECTION_ENTRY: usize = 32;

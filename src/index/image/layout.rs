@@ -4,13 +4,17 @@
 
 use super::header::{write_header, Entry, HEADER_LEN};
 use super::BuildError;
-use super::{covered, packed, Bytes, Image};
+use super::{blocks, covered, exceptions, packed, Bytes, Image};
 use crate::history::{History, NO_LINE};
 use crate::index::Tables;
 use crate::ip::IpKey;
 use crate::store::StoreState;
 
 pub(super) const ALIGN: usize = 64;
+
+/// How many times its bits a line's span kept aside is weighed when the span
+/// field's width is chosen (see [`Image::build`]).
+const SPAN_ASIDE_WEIGHT: u64 = 4;
 
 /// The sections of the file, in file order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,16 +25,27 @@ pub(crate) enum Section {
     /// offset from `::ffff:0:0` (u32).
     StartsV4,
     /// Starts of the other pieces, before and after the IPv4 ones: their top
-    /// 64 bits (width 64) when every one has its low 64 bits zero, as real
-    /// IPv6 data does, else whole (width 128).
+    /// 64 bits (u64).
     StartsWide,
-    /// Change offsets per piece (packed, pieces + 1).
+    /// The wide starts whose low 64 bits are not zero (few: real IPv6 data
+    /// splits at /64 or above), by index among the wide starts (packed, sorted)...
+    StartsLowAt,
+    /// ...and those low 64 bits (packed).
+    StartsLow,
+    /// Change offsets per piece (pieces + 1): the block table of a two-level
+    /// array ([`super::blocks`]).
     Offsets,
+    /// ...and its distances (a bit stream: width 1, one element a bit).
+    OffsetBits,
     /// Changes, packed: `pos << line_bits | line` (see [`crate::index::changes`]).
     Changes,
     /// Lines, packed: first piece, payload, then the number of further pieces
-    /// the line spans (see [`LineBits`]).
+    /// the line spans (see [`LineBits`]), all-ones for a span kept in `Spans`.
     Lines,
+    /// The lines whose span is kept aside (packed, sorted)...
+    SpanAt,
+    /// ...and their spans (packed).
+    Spans,
     /// Payload offsets into `Payloads` (u32, payloads + 1).
     PayloadOffsets,
     /// Payload bytes (JSON object bodies).
@@ -41,13 +56,18 @@ pub(crate) enum Section {
     Global,
 }
 
-pub(super) const SECTIONS: [Section; 11] = [
+pub(super) const SECTIONS: [Section; 16] = [
     Section::Snapshots,
     Section::StartsV4,
     Section::StartsWide,
+    Section::StartsLowAt,
+    Section::StartsLow,
     Section::Offsets,
+    Section::OffsetBits,
     Section::Changes,
     Section::Lines,
+    Section::SpanAt,
+    Section::Spans,
     Section::PayloadOffsets,
     Section::Payloads,
     Section::V4,
@@ -60,8 +80,6 @@ pub(super) const SECTIONS: [Section; 11] = [
 pub(super) enum Form {
     /// Plain little-endian integers of this many bits.
     Fixed(u32),
-    /// Piece starts: 64 or 128 bits.
-    Wide,
     /// Bit-packed ([`super::packed`]), any width up to 64.
     Packed,
 }
@@ -72,9 +90,14 @@ impl Section {
             Section::Snapshots => "snapshots",
             Section::StartsV4 => "ipv4 starts",
             Section::StartsWide => "starts",
+            Section::StartsLowAt => "starts' low bits (indexes)",
+            Section::StartsLow => "starts' low bits",
             Section::Offsets => "offsets",
+            Section::OffsetBits => "offset distances",
             Section::Changes => "changes",
             Section::Lines => "lines",
+            Section::SpanAt => "wide spans (lines)",
+            Section::Spans => "wide spans",
             Section::PayloadOffsets => "payload offsets",
             Section::Payloads => "payloads",
             Section::V4 => "ipv4 table",
@@ -87,8 +110,13 @@ impl Section {
         match self {
             Section::Snapshots | Section::Payloads => Form::Fixed(8),
             Section::StartsV4 | Section::PayloadOffsets => Form::Fixed(32),
-            Section::StartsWide => Form::Wide,
-            Section::Offsets
+            Section::StartsWide => Form::Fixed(64),
+            Section::StartsLowAt
+            | Section::StartsLow
+            | Section::Offsets
+            | Section::OffsetBits
+            | Section::SpanAt
+            | Section::Spans
             | Section::Changes
             | Section::Lines
             | Section::V4
@@ -121,14 +149,16 @@ impl LineBits {
         first | payload << self.piece_bits | span << (self.piece_bits + self.payload_bits)
     }
 
-    /// `(first piece, last piece, payload)` of a packed line.
+    /// `(first piece, span field, payload)` of a packed line: the span field
+    /// is the number of further pieces, or all-ones when the span is kept
+    /// aside (see [`Section::Spans`]).
     #[inline(always)]
-    pub(crate) fn unpack(self, v: u64) -> (usize, usize, u32) {
+    pub(crate) fn split(self, v: u64) -> (usize, u64, u32) {
         let first = v & ((1 << self.piece_bits) - 1);
         let rest = v >> self.piece_bits;
         let payload = rest & ((1 << self.payload_bits) - 1);
         let span = rest >> self.payload_bits;
-        (first as usize, (first + span) as usize, payload as u32)
+        (first as usize, span, payload as u32)
     }
 }
 
@@ -142,8 +172,10 @@ pub(crate) fn change_line_bits(lines: usize) -> u32 {
 enum Part<'a> {
     Bytes(&'a [u8]),
     Fixed32(Vec<u32>),
-    Wide(Vec<u128>, u32),
+    Fixed64(Vec<u64>),
     Packed(Vec<u64>, u32),
+    /// A bit stream: `count` bits, width 1.
+    Bits(packed::BitWriter),
 }
 
 impl Part<'_> {
@@ -151,8 +183,9 @@ impl Part<'_> {
         match self {
             Part::Bytes(b) => b.len(),
             Part::Fixed32(v) => v.len(),
-            Part::Wide(v, _) => v.len(),
+            Part::Fixed64(v) => v.len(),
             Part::Packed(v, _) => v.len(),
+            Part::Bits(w) => w.len(),
         }
     }
 
@@ -160,13 +193,16 @@ impl Part<'_> {
         match self {
             Part::Bytes(_) => 8,
             Part::Fixed32(_) => 32,
-            Part::Wide(_, w) | Part::Packed(_, w) => *w,
+            Part::Fixed64(_) => 64,
+            Part::Packed(_, w) => *w,
+            Part::Bits(_) => 1,
         }
     }
 
     fn byte_len(&self) -> usize {
         match self {
             Part::Packed(v, w) => packed::byte_len(v.len(), *w),
+            Part::Bits(w) => packed::byte_len(w.len(), 1),
             _ => self.count() * self.width() as usize / 8,
         }
     }
@@ -175,9 +211,9 @@ impl Part<'_> {
         match self {
             Part::Bytes(b) => dst.copy_from_slice(b),
             Part::Fixed32(v) => fill(dst, v, |x| x.to_le_bytes()),
-            Part::Wide(v, 64) => fill(dst, v, |x| ((x >> 64) as u64).to_le_bytes()),
-            Part::Wide(v, _) => fill(dst, v, |x| x.to_le_bytes()),
+            Part::Fixed64(v) => fill(dst, v, |x| x.to_le_bytes()),
             Part::Packed(v, w) => packed::pack_into(dst, v.iter().copied(), *w),
+            Part::Bits(w) => dst[..w.bytes().len()].copy_from_slice(w.bytes()),
         }
     }
 }
@@ -235,15 +271,33 @@ impl Image {
             lines.push(line_bits.pack(first as u64, payload.into(), 0));
             spans.push((last - first) as u32);
         }
+        // Spans in the bits most lines need, the rare wider ones aside. A
+        // span kept aside costs a binary search, and wide lines are the ones
+        // lookups hit most (they cover the most addresses): each is weighed
+        // as [`SPAN_ASIDE_WEIGHT`] times its bits (41 country snapshots: 5
+        // span bits and 6,380 aside rather than 4 bits and 22,640 aside).
+        let spans: Vec<u64> = spans.into_iter().map(u64::from).collect();
         let widest = spans.iter().copied().max().unwrap_or(0);
+        let aside_bits = packed::bits_for(lines.len() as u64) + packed::bits_for(widest);
+        let span_bits =
+            exceptions::narrowest(&spans, u64::from(aside_bits) * SPAN_ASIDE_WEIGHT, true);
+        let mark = u64::MAX >> (64 - span_bits);
         let shift = line_bits.piece_bits + line_bits.payload_bits;
-        for (l, &span) in lines.iter_mut().zip(&spans) {
-            *l |= u64::from(span) << shift;
+        let (mut span_at, mut span_aside) = (Vec::new(), Vec::new());
+        for (id, (l, &span)) in lines.iter_mut().zip(&spans).enumerate() {
+            let field = if span < mark {
+                span
+            } else {
+                span_at.push(id as u64);
+                span_aside.push(span);
+                mark
+            };
+            *l |= field << shift;
         }
         drop(spans);
         let line_count = lines.len();
         // Changes (at most 16 + 32 bits), offsets and tables (32) always fit.
-        let line_width = shift + packed::bits_for(widest.into());
+        let line_width = shift + span_bits;
         if line_width > packed::MAX_WIDTH {
             return Err(BuildError::LineTooWide(line_width));
         }
@@ -272,16 +326,25 @@ impl Image {
             .iter()
             .map(|s| (s.0 - IpKey::V4_FIRST.0) as u32)
             .collect();
-        let wide: Vec<u128> = starts[..v4_at]
+        let (mut low_at, mut low) = (Vec::new(), Vec::new());
+        let wide: Vec<u64> = starts[..v4_at]
             .iter()
             .chain(&starts[v4_end..])
-            .map(|s| s.0)
+            .enumerate()
+            .map(|(i, s)| {
+                if s.0 as u64 != 0 {
+                    low_at.push(i as u64);
+                    low.push(s.0 as u64);
+                }
+                (s.0 >> 64) as u64
+            })
             .collect();
-        let wide_width = if wide.iter().all(|&s| s as u64 == 0) {
-            64
-        } else {
-            128
-        };
+        let last_offset = history.offsets.last().copied().unwrap_or(0);
+        if last_offset as usize != history.changes.len() {
+            return Err(BuildError::Pieces);
+        }
+        let offsets: Vec<u64> = history.offsets.iter().map(|&o| u64::from(o)).collect();
+        let offsets = blocks::encode(&offsets).ok_or(BuildError::TooBig("change offsets"))?;
         let tables = Tables::of(history);
         let table = |t: &[u32]| packed_part(t.iter().map(|&p| u64::from(p)).collect());
         let metas: Vec<_> = history.snapshots.iter().map(|s| &s.meta).collect();
@@ -294,10 +357,15 @@ impl Image {
         let parts = [
             Part::Bytes(&snapshots_json),
             Part::Fixed32(starts_v4),
-            Part::Wide(wide, wide_width),
-            packed_part(history.offsets.iter().map(|&o| u64::from(o)).collect()),
+            Part::Fixed64(wide),
+            packed_part(low_at),
+            packed_part(low),
+            packed_part(offsets.table),
+            Part::Bits(offsets.stream),
             changes,
             lines,
+            packed_part(span_at),
+            packed_part(span_aside),
             Part::Fixed32(payload_offsets),
             Part::Bytes(&payload_bytes),
             table(&tables.v4),
@@ -374,21 +442,24 @@ mod tests {
         ));
     }
 
-    /// A history whose IPv6 starts all have zero low 64 bits keeps them in
-    /// 8 bytes, another in 16; both answer as the history does.
+    /// A history whose IPv6 starts all have zero low 64 bits keeps none
+    /// aside; another keeps the ones that do not; both answer as the history
+    /// does.
     #[test]
-    fn wide_starts_take_the_narrow_form_when_they_allow() {
+    fn wide_starts_keep_only_their_nonzero_low_bits_aside() {
         const SLASH64: &str = r#"{"begin":"1.0.0.0","end":"1.0.0.255","datetime":"2024-01-01T00:00:00Z","cc":"AU"}
 {"begin":"2001:db8::","end":"2001:db8:0:1:ffff:ffff:ffff:ffff","datetime":"2024-01-01T00:00:00Z","cc":"DE"}"#;
         let narrow = history(&[SLASH64, B]);
         let wide = history(&[A, B]);
-        let width = |h: &History| {
-            Image::build(h, state(1))
-                .unwrap()
-                .width(Section::StartsWide)
+        let aside = |h: &History| {
+            let image = Image::build(h, state(1)).unwrap();
+            assert_eq!(image.width(Section::StartsWide), 64);
+            image.count(Section::StartsLowAt)
         };
-        assert_eq!(width(&narrow), 64);
-        assert_eq!(width(&wide), 128);
+        assert_eq!(aside(&narrow), 0);
+        // `2001:db8::1:0` (after `2001:db8::ffff`) has low bits; `::` and
+        // `2001:db8::` do not.
+        assert_eq!(aside(&wide), 1);
         for h in [narrow, wide] {
             let ix = Index::from_image(Image::build(&h, state(1)).unwrap()).unwrap();
             assert_eq!(ix.piece_count(), h.piece_count());
@@ -453,6 +524,48 @@ mod tests {
         }
         assert_eq!(change_line_bits(50_000_000), 26);
         assert!(change_line_bits(50_000_000) + packed::bits_for(299) <= packed::MAX_WIDTH);
+    }
+
+    /// A record spanning more pieces than the span field holds keeps its
+    /// span aside; the others stay in the field; both answer as the history
+    /// does.
+    #[test]
+    fn wide_spans_are_kept_aside_and_read_back() {
+        // Snapshot 1: one /16; snapshot 2: its 256 /24s, so the /16 spans 256
+        // pieces while every other record spans one.
+        let first =
+            r#"{"begin":"1.0.0.0","end":"1.0.255.255","datetime":"2024-01-01T00:00:00Z","n":0}"#;
+        let second: String = (0..256)
+            .map(|i| {
+                format!(
+                    r#"{{"begin":"1.0.{i}.0","end":"1.0.{i}.255","datetime":"2024-02-01T00:00:00Z","n":{i}}}"#
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let h = history(&[first, &second]);
+        let image = Image::build(&h, state(1)).unwrap();
+        assert_eq!(image.count(Section::SpanAt), 1);
+        assert_eq!(image.count(Section::Spans), 1);
+        let ix = Index::from_image(image).unwrap();
+        let t1 = Timestamp::parse("2024-01-15").unwrap();
+        let t2 = Timestamp::parse("2024-02-15").unwrap();
+        for ip in ["1.0.0.0", "1.0.7.9", "1.0.255.255", "1.1.0.0"] {
+            let ip = IpKey::parse(ip).unwrap();
+            let old = ix.at(ip, t1).map(|m| (m.line.begin, m.line.end));
+            let expected = (ip.0 >> 16 == IpKey::parse("1.0.0.0").unwrap().0 >> 16).then(|| {
+                (
+                    IpKey::parse("1.0.0.0").unwrap(),
+                    IpKey::parse("1.0.255.255").unwrap(),
+                )
+            });
+            assert_eq!(old, expected, "{ip:?}");
+            let new = ix.at(ip, t2).map(|m| m.line.end.0 - m.line.begin.0);
+            assert_eq!(new, expected.map(|_| 255));
+        }
+        // A history of short records only keeps nothing aside.
+        let image = Image::build(&history(&[A, B]), state(1)).unwrap();
+        assert_eq!(image.count(Section::SpanAt), 0);
     }
 
     fn history_of_all(ix: &Index) -> Vec<String> {

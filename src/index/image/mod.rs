@@ -15,7 +15,7 @@
 //! | bytes | content |
 //! |---|---|
 //! | 0..8 | magic `WHIPIDX\0` |
-//! | 8..12 | format version (3) |
+//! | 8..12 | format version (4) |
 //! | 12..16 | byte-order mark `0x01020304` |
 //! | 16..32 | store id (u128) |
 //! | 32..40 | store generation |
@@ -32,8 +32,13 @@
 //! - this module: an image's bytes, checked, and views of its sections;
 //! - [`layout`](self::layout): the sections and laying a history out as an image;
 //! - [`header`](self::header): the header's bytes and its checksum;
-//! - [`packed`](self::packed): bit-packed arrays, the form of most sections.
+//! - [`packed`](self::packed): bit-packed arrays, the form of most sections;
+//! - [`blocks`](self::blocks): two-level arrays (the change offsets);
+//! - [`exceptions`](self::exceptions): the few values kept aside from a
+//!   narrow field (wide spans, the low bits of wide starts).
 
+pub(crate) mod blocks;
+pub(crate) mod exceptions;
 mod header;
 mod layout;
 pub(crate) mod packed;
@@ -317,7 +322,6 @@ impl Image {
 fn fits(s: Section, e: &Entry, len: usize) -> bool {
     let size = match s.form() {
         Form::Fixed(bits) if e.width == bits => e.count.checked_mul(bits as usize / 8),
-        Form::Wide if e.width == 64 || e.width == 128 => e.count.checked_mul(e.width as usize / 8),
         Form::Packed if (1..=packed::MAX_WIDTH).contains(&e.width) => e
             .count
             .checked_mul(e.width as usize)
@@ -330,8 +334,9 @@ fn fits(s: Section, e: &Entry, len: usize) -> bool {
         && e.off.checked_add(e.len).is_some_and(|end| end <= len)
 }
 
-/// Whether the sections' counts and widths fit together: as many offsets as
-/// pieces and one more, tables of their sizes, changes and lines wide enough
+/// Whether the sections' counts and widths fit together: an offset block
+/// for every [`blocks::BLOCK`] pieces and one more, as many exceptions as
+/// their indexes, tables of their sizes, changes and lines wide enough
 /// for the fields they split into.
 fn layout_fits(h: &header::Header) -> bool {
     let count = |s: Section| h.sections[s as usize].count;
@@ -341,7 +346,10 @@ fn layout_fits(h: &header::Header) -> bool {
     let lines = LineBits::of(pieces, payloads);
     let table_ok = |s: Section, bits: u32| count(s) == (1usize << bits) + 1;
     pieces >= 1
-        && count(Section::Offsets) == pieces + 1
+        && count(Section::Offsets) == (pieces + 1).div_ceil(blocks::BLOCK) + 1
+        && width(Section::OffsetBits) == 1
+        && count(Section::StartsLowAt) == count(Section::StartsLow)
+        && count(Section::SpanAt) == count(Section::Spans)
         && count(Section::PayloadOffsets) >= 1
         && (8..=24).contains(&(32u32.wrapping_sub(h.v4_shift)))
         && table_ok(Section::V4, 32 - h.v4_shift)

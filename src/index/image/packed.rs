@@ -50,6 +50,41 @@ fn mask(width: u32) -> u64 {
     u64::MAX >> (64 - width)
 }
 
+/// A bit stream being written: values of any width up to 57 bits, one after
+/// the other, read back with [`Packed::bits`] from a width-1 view.
+#[derive(Debug, Default)]
+pub(crate) struct BitWriter {
+    bytes: Vec<u8>,
+    bits: usize,
+}
+
+impl BitWriter {
+    /// Appends the low `width` bits of `v` (`width` at most 57; 0 writes nothing).
+    pub(crate) fn push(&mut self, v: u64, width: u32) {
+        if width == 0 {
+            return;
+        }
+        let v = (v & mask(width)) << (self.bits & 7);
+        let at = self.bits >> 3;
+        self.bytes
+            .resize((self.bits + width as usize).div_ceil(8).max(at + 1), 0);
+        for (k, d) in self.bytes[at..].iter_mut().enumerate().take(8) {
+            *d |= (v >> (8 * k)) as u8;
+        }
+        self.bits += width as usize;
+    }
+
+    /// The number of bits written.
+    pub(crate) fn len(&self) -> usize {
+        self.bits
+    }
+
+    /// The stream's bytes (the last one zero-filled).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// A read-only view of a packed array in an image.
 #[derive(Debug)]
 pub(crate) struct Packed {
@@ -103,6 +138,42 @@ impl Packed {
             }
         };
         Some(v & self.mask)
+    }
+
+    /// The `width` bits (at most 57) starting at bit `bit` of a width-1 array
+    /// (a bit stream), `None` when they do not all lie inside it.
+    #[inline(always)]
+    pub(crate) fn bits(&self, bit: usize, width: u32) -> Option<u64> {
+        if width > 57 || bit.checked_add(width as usize)? > self.len {
+            return None;
+        }
+        if width == 0 {
+            return Some(0);
+        }
+        let p = self.bytes.as_ptr().wrapping_add(bit >> 3);
+        // SAFETY: the bits end inside the stream, so its first byte is at
+        // most `(len - 1) / 8` and the 8 bytes from it end inside the slack.
+        let v = unsafe { std::ptr::read_unaligned(p.cast::<u64>()).to_le() };
+        Some((v >> (bit & 7)) & mask(width))
+    }
+
+    /// The index of `key` in a sorted array, `None` if it is not there.
+    #[inline]
+    pub(crate) fn find(&self, key: u64) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid)?.cmp(&key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// The address of value `i`'s first byte, for a prefetch (never
@@ -162,5 +233,60 @@ mod tests {
         assert_eq!(bits_for(u64::MAX), 64);
         assert_eq!(byte_len(0, 7), SLACK);
         assert_eq!(byte_len(3, 7), 3 + SLACK);
+    }
+    fn view_of(bytes: &[u8]) -> View<u8> {
+        View {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    #[test]
+    fn a_bit_stream_reads_back_values_of_mixed_widths() {
+        let items: Vec<(u64, u32)> = (0..200u64)
+            .map(|i| {
+                let w = (i * 7 % 58) as u32;
+                (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask(w.max(1)), w)
+            })
+            .map(|(v, w)| (if w == 0 { 0 } else { v }, w))
+            .collect();
+        let mut w = BitWriter::default();
+        for &(v, width) in &items {
+            w.push(v, width);
+        }
+        let mut buf = w.bytes().to_vec();
+        buf.resize(byte_len(w.len(), 1), 0);
+        let p = Packed::new(view_of(&buf), 1, w.len());
+        let mut bit = 0;
+        for &(v, width) in &items {
+            assert_eq!(p.bits(bit, width), Some(v), "at bit {bit}, width {width}");
+            bit += width as usize;
+        }
+        assert_eq!(bit, w.len());
+        assert_eq!(p.bits(bit, 1), None);
+        assert_eq!(p.bits(bit, 0), Some(0));
+        assert_eq!(p.bits(0, 58), None);
+        // An empty stream holds no bits.
+        let empty = vec![0u8; SLACK];
+        let e = Packed::new(view_of(&empty), 1, 0);
+        assert_eq!(e.bits(0, 1), None);
+        assert_eq!(e.bits(0, 0), Some(0));
+    }
+
+    #[test]
+    fn find_locates_keys_of_a_sorted_array() {
+        let values = [3u64, 9, 10, 400, 1 << 40];
+        let width = bits_for(1 << 40);
+        let mut buf = vec![0u8; byte_len(values.len(), width)];
+        pack_into(&mut buf, values.iter().copied(), width);
+        let p = Packed::new(view_of(&buf), width, values.len());
+        for (i, &v) in values.iter().enumerate() {
+            assert_eq!(p.find(v), Some(i));
+        }
+        for missing in [0, 4, 11, 401, u64::MAX] {
+            assert_eq!(p.find(missing), None);
+        }
+        let empty = vec![0u8; SLACK];
+        assert_eq!(Packed::new(view_of(&empty), 5, 0).find(0), None);
     }
 }

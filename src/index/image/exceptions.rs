@@ -1,0 +1,151 @@
+//! Exception lists: the few values of a field too wide for the width most of
+//! them need, kept aside as two packed arrays, the sorted indexes of the
+//! elements and their values, found by a binary search. Lines keep their span
+//! this way (a country record spans a few pieces; a rare one thousands), and
+//! the wide piece starts their low 64 bits (zero but for a few).
+//!
+//! Invariant: the indexes are strictly increasing; an index not in the list
+//! has no exception.
+
+use super::packed::{bits_for, Packed};
+
+/// A read-only view of an exception list.
+#[derive(Debug)]
+pub(crate) struct Exceptions {
+    at: Packed,
+    values: Packed,
+}
+
+impl Exceptions {
+    /// The list whose indexes are `at` and values `values` (a list whose
+    /// arrays differ in length holds nothing).
+    pub(crate) fn new(at: Packed, values: Packed) -> Exceptions {
+        if at.len() == values.len() {
+            Exceptions { at, values }
+        } else {
+            Exceptions {
+                at: Packed::new(super::View::empty(), 1, 0),
+                values: Packed::new(super::View::empty(), 1, 0),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// Element `i`'s exception, `None` if it has none.
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> Option<u64> {
+        if self.at.is_empty() {
+            return None;
+        }
+        self.search(i)
+    }
+
+    /// [`Exceptions::get`] in a list that is not empty: out of line, so
+    /// that the common path stays small.
+    #[inline(never)]
+    fn search(&self, i: usize) -> Option<u64> {
+        self.values.get(self.at.find(i as u64)?)
+    }
+}
+
+/// The width that makes `values` smallest when every value that needs more
+/// bits (or is the all-ones mark itself) goes to an exception list costing
+/// `exception_bits` each; with `mark`, the field's all-ones value is kept
+/// free to mark an exception. At least 1.
+pub(crate) fn narrowest(values: &[u64], exception_bits: u64, mark: bool) -> u32 {
+    // How many values need exactly `b` bits (their all-ones too, with a mark).
+    let mut need = [0u64; 66];
+    for &v in values {
+        let b = if mark {
+            bits_for(v.saturating_add(1))
+        } else {
+            bits_for(v)
+        };
+        need[b as usize] += 1;
+    }
+    let widest = (1..need.len()).rev().find(|&b| need[b] > 0).unwrap_or(1);
+    let n = values.len() as u64;
+    let mut best = (u64::MAX, widest as u32);
+    let mut above = 0u64;
+    for b in (1..=widest).rev() {
+        // `above`: values needing more than `b` bits.
+        let cost = (n * b as u64).saturating_add(above.saturating_mul(exception_bits));
+        if cost < best.0 {
+            best = (cost, b as u32);
+        }
+        above += need[b];
+    }
+    best.1.min(64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::packed::{byte_len, pack_into};
+    use super::super::View;
+    use super::*;
+
+    fn packed(values: &[u64]) -> Packed {
+        let width = bits_for(values.iter().copied().max().unwrap_or(0));
+        let buf: &mut [u8] = vec![0u8; byte_len(values.len(), width)].leak();
+        pack_into(buf, values.iter().copied(), width);
+        Packed::new(
+            View {
+                ptr: buf.as_ptr(),
+                len: buf.len(),
+            },
+            width,
+            values.len(),
+        )
+    }
+
+    #[test]
+    fn listed_elements_have_their_value_and_others_none() {
+        let e = Exceptions::new(packed(&[2, 5, 1000]), packed(&[7, 0, u64::MAX]));
+        assert!(!e.is_empty());
+        assert_eq!(e.get(2), Some(7));
+        assert_eq!(e.get(5), Some(0));
+        assert_eq!(e.get(1000), Some(u64::MAX));
+        for i in [0, 1, 3, 999, 1001, usize::MAX] {
+            assert_eq!(e.get(i), None);
+        }
+    }
+
+    #[test]
+    fn no_exceptions_and_all_exceptions() {
+        let none = Exceptions::new(packed(&[]), packed(&[]));
+        assert!(none.is_empty());
+        assert_eq!(none.get(0), None);
+        let all: Vec<u64> = (0..50).collect();
+        let e = Exceptions::new(
+            packed(&all),
+            packed(&all.iter().map(|v| v * 3).collect::<Vec<_>>()),
+        );
+        for i in 0..50 {
+            assert_eq!(e.get(i), Some(i as u64 * 3));
+        }
+        // Arrays of different lengths hold nothing.
+        let bad = Exceptions::new(packed(&[1, 2]), packed(&[1]));
+        assert!(bad.is_empty());
+        assert_eq!(bad.get(1), None);
+    }
+
+    #[test]
+    fn the_narrowest_width_leaves_the_rare_wide_values_out() {
+        // 1000 small values and 3 huge ones: 2 bits (3 is all-ones: marked).
+        let mut v = [0u64, 1, 2, 1].repeat(250);
+        v.extend([1 << 20, 1 << 30, 5000]);
+        assert_eq!(narrowest(&v, 64, true), 2);
+        assert_eq!(narrowest(&v, 64, false), 2);
+        // Without exceptions worth taking, the widest.
+        let wide: Vec<u64> = (0..100).map(|i| i * 1000).collect();
+        assert_eq!(narrowest(&wide, 64, false), bits_for(99_000));
+        assert_eq!(narrowest(&[], 64, true), 1);
+        assert_eq!(narrowest(&[0, 0], 64, true), 1);
+        // With a mark, a field of all-ones values needs one bit more.
+        assert_eq!(narrowest(&[1, 1, 1], 64, true), 2);
+    }
+}
