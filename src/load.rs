@@ -190,28 +190,21 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 /// Reads `files` on all cores and hands each result to `consume` in input order.
 /// Stops at the first error (`consume` returning an error or a file failing).
 ///
-/// A Whip file is read on every core by itself, so Whip files are read one at a
-/// time, the next while the last is consumed: at most two read files are held
-/// (a city-scale snapshot is hundreds of MB in memory). Other inputs are read
-/// on one core each, so as many at once as there are cores.
+/// Files are read as many at once as there are cores (a Whip file is also cut
+/// into blocks parsed on every core, which keeps the cores busy while a
+/// single file is read); a read file waits in its reader until it is taken,
+/// so at most one file per reader is held besides the one being merged.
 fn read_in_order(
     files: &[PathBuf],
     opts: &LoadOptions,
     progress: &ReadProgress,
     mut consume: impl FnMut(SnapshotFile) -> Result<(), LoadError>,
 ) -> Result<(), LoadError> {
-    let all_whip = files
-        .iter()
-        .all(|f| InputKind::of(f, opts) == InputKind::Whip);
-    let workers = if all_whip {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .min(files.len())
-            .max(1)
-    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(files.len())
+        .max(1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
