@@ -20,6 +20,11 @@ pub(crate) struct Starts {
     high: View<u64>,
     /// Wide starts' low 64 bits, where not zero.
     low: Exceptions,
+    /// Which wide starts have low bits, one bit each, read from `low` when
+    /// the index is opened (a pass over the exceptions only, which are few):
+    /// most IPv6 lookups look at the low bits of the start before theirs, and
+    /// testing a bit spares them a search of the list.
+    has_low: Vec<u64>,
     /// The first piece that starts in IPv4.
     v4_at: usize,
     len: usize,
@@ -51,12 +56,33 @@ impl Starts {
                 hi = mid;
             }
         }
+        let mut has_low = vec![0u64; high.len().div_ceil(64)];
+        for w in low.indexes() {
+            if let Some(word) = has_low.get_mut((w / 64) as usize) {
+                *word |= 1 << (w % 64);
+            }
+        }
         Starts {
             len: v4.len() + high.len(),
             v4,
             high,
             low,
+            has_low,
             v4_at: lo,
+        }
+    }
+
+    /// The low 64 bits of wide start `w` (zero for nearly all).
+    #[inline(always)]
+    fn low(&self, w: usize) -> u64 {
+        let listed = self
+            .has_low
+            .get(w / 64)
+            .is_some_and(|word| word >> (w % 64) & 1 == 1);
+        if listed {
+            self.low.get(w).unwrap_or(0)
+        } else {
+            0
         }
     }
 
@@ -64,7 +90,7 @@ impl Starts {
     #[inline(always)]
     fn wide(&self, w: usize) -> Option<u128> {
         let h = u128::from(*self.high.get(w)?) << 64;
-        Some(h | u128::from(self.low.get(w).unwrap_or(0)))
+        Some(h | u128::from(self.low(w)))
     }
 
     #[inline(always)]
@@ -120,10 +146,7 @@ impl Starts {
                 let mut w = a + slice.partition_point(|&s| s <= key);
                 // Starts of the same top half are ordered by their low bits:
                 // step back over those above `ip` (only exceptions can be).
-                while w > a
-                    && self.high.get(w - 1) == Some(&key)
-                    && self.low.get(w - 1).unwrap_or(0) > ip as u64
-                {
+                while w > a && self.high.get(w - 1) == Some(&key) && self.low(w - 1) > ip as u64 {
                     w -= 1;
                 }
                 lo + (w - a)

@@ -44,6 +44,11 @@ impl Exceptions {
         self.search(i)
     }
 
+    /// The indexes that have an exception, in increasing order.
+    pub(crate) fn indexes(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.at.len()).filter_map(|k| self.at.get(k))
+    }
+
     /// [`Exceptions::get`] in a list that is not empty: out of line, so
     /// that the common path stays small.
     #[inline(never)]
