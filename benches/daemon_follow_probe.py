@@ -28,13 +28,7 @@ import tempfile
 import time
 import urllib.request
 
-
-def rss_anon_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    return None
+from open_probe import rss_anon_kb
 
 
 def file_id(path):
