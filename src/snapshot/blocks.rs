@@ -101,28 +101,34 @@ pub(super) fn read_lines(
         stop.store(true, Ordering::Relaxed);
         drop(token_tx);
         for _ in done_rx.iter() {}
-        let digest = cutter.join().ok().flatten();
-        applied?;
-        // The cutter stops early only after sending an error in sequence,
-        // which the rules met above: this is never reached.
-        digest.ok_or_else(|| {
-            SnapshotError::new(
+        let cut = cutter.join().ok().flatten();
+        let applied = applied?;
+        // Every block cut went through the rules, or the file is not read
+        // whole: the cutter stops early only after sending an error in
+        // sequence (met above), and a lost block (a parsing thread gone)
+        // must not pass for the end of the file.
+        match cut {
+            Some((digest, blocks)) if blocks == applied => Ok(digest),
+            _ => Err(SnapshotError::new(
                 path,
                 None,
-                Rule::Io(std::io::Error::other("the reading thread stopped")),
-            )
-        })
+                Rule::Io(std::io::Error::other(
+                    "the file was not read to its end (a reading thread stopped)",
+                )),
+            )),
+        }
     })
 }
 
-/// The caller's part: parsed blocks through the rules, in file order.
+/// The caller's part: parsed blocks through the rules, in file order. Returns
+/// how many blocks went through.
 fn apply_in_order(
     path: &Path,
     done_rx: &Receiver<Done>,
     token_tx: &SyncSender<()>,
     rules: &mut LineRules,
     progress: &mut impl FnMut(u64),
-) -> Result<(), SnapshotError> {
+) -> Result<usize, SnapshotError> {
     let mut pending: BTreeMap<usize, Lines> = BTreeMap::new();
     let mut want = 0;
     for (seq, lines) in done_rx.iter() {
@@ -135,7 +141,7 @@ fn apply_in_order(
             let _ = token_tx.send(());
         }
     }
-    Ok(())
+    Ok(want)
 }
 
 fn apply(path: &Path, block: Lines, rules: &mut LineRules) -> Result<(), SnapshotError> {
@@ -153,7 +159,8 @@ fn apply(path: &Path, block: Lines, rules: &mut LineRules) -> Result<(), Snapsho
 }
 
 /// The cutting thread: reads, hashes and cuts the bytes into blocks of whole
-/// lines. Returns the digest of everything read, or `None` when it stopped
+/// lines. Returns the digest of everything read and the number of blocks
+/// sent, or `None` when it stopped
 /// early: after sending a read error or an over-long line in sequence (so that
 /// errors of earlier lines come first), or when told to stop.
 fn cut(
@@ -164,7 +171,7 @@ fn cut(
     done_tx: SyncSender<Done>,
     token_rx: Receiver<()>,
     stop: &AtomicBool,
-) -> Option<(String, u64)> {
+) -> Option<((String, u64), usize)> {
     let mut reader = Hashing::new(reader);
     let mut carry: Vec<u8> = Vec::new();
     let mut lines_before = 0u64;
@@ -230,7 +237,7 @@ fn cut(
             break;
         }
     }
-    Some(reader.finish())
+    Some((reader.finish(), seq))
 }
 
 /// Sends the lines read before an error as a last block whose parse ends with
