@@ -83,23 +83,14 @@ fn parse_query(line: &[u8]) -> Result<(IpKey, When), QueryError> {
         let ip = IpKey::parse(text)?;
         return Ok((ip, When::Latest));
     }
-    let (ip, t) = match plain_query(trimmed) {
-        Some(fields) => fields,
-        None => {
-            let q: Query = serde_json::from_slice(trimmed)?;
-            let ip = q.ip.ok_or(QueryError::NoIp)?;
-            let ip = IpKey::parse(&ip)?;
-            let when = match q.t {
-                None => When::Latest,
-                Some(t) => When::At(Timestamp::parse(&t)?),
-            };
-            return Ok((ip, when));
-        }
+    let q = match plain_query(trimmed) {
+        Some(q) => q,
+        None => serde_json::from_slice(trimmed)?,
     };
-    let ip = IpKey::parse(ip)?;
-    let when = match t {
+    let ip = IpKey::parse(&q.ip.ok_or(QueryError::NoIp)?)?;
+    let when = match q.t {
         None => When::Latest,
-        Some(t) => When::At(Timestamp::parse(t)?),
+        Some(t) => When::At(Timestamp::parse(&t)?),
     };
     Ok((ip, when))
 }
@@ -109,7 +100,7 @@ fn parse_query(line: &[u8]) -> Result<(IpKey, When), QueryError> {
 /// spaces) with strings that hold no escape, quote or control character and are
 /// valid UTF-8. Such text means the same to the JSON parser, which gets every
 /// other line (and says what is wrong with a bad one).
-fn plain_query(line: &[u8]) -> Option<(&str, Option<&str>)> {
+fn plain_query(line: &[u8]) -> Option<Query<'_>> {
     /// The string before the first quote of `rest`, if it needs no unescaping,
     /// and what follows that quote.
     fn plain_str(rest: &[u8]) -> Option<(&str, &[u8])> {
@@ -122,12 +113,16 @@ fn plain_query(line: &[u8]) -> Option<(&str, Option<&str>)> {
     }
     let rest = line.strip_prefix(b"{\"ip\":\"")?;
     let (ip, rest) = plain_str(rest)?;
+    let ip = Some(Cow::Borrowed(ip));
     if rest == b"}" {
-        return Some((ip, None));
+        return Some(Query { ip, t: None });
     }
     let rest = rest.strip_prefix(b",\"t\":\"")?;
     let (t, rest) = plain_str(rest)?;
-    (rest == b"}").then_some((ip, Some(t)))
+    (rest == b"}").then_some(Query {
+        ip,
+        t: Some(Cow::Borrowed(t)),
+    })
 }
 
 /// Counts of a batch run.

@@ -56,7 +56,8 @@ struct Parsed {
 struct Lines {
     lines: Vec<Parsed>,
     payloads: Vec<u8>,
-    /// The distinct datetime texts of the block (nearly always one).
+    /// The datetime texts of the block, each once per run of lines that
+    /// repeat it (nearly always one).
     datetimes: Vec<String>,
     error: Option<SnapshotError>,
 }
@@ -160,9 +161,8 @@ fn apply(path: &Path, block: Lines, rules: &mut LineRules) -> Result<(), Snapsho
 
 /// The cutting thread: reads, hashes and cuts the bytes into blocks of whole
 /// lines. Returns the digest of everything read and the number of blocks
-/// sent, or `None` when it stopped
-/// early: after sending a read error or an over-long line in sequence (so that
-/// errors of earlier lines come first), or when told to stop.
+/// sent, or `None` when it stopped early: after sending a read error or an
+/// over-long line in sequence (so that errors of earlier lines come first).
 fn cut(
     path: &Path,
     reader: Box<dyn Read + Send>,
@@ -319,13 +319,13 @@ fn parse_block(block: &Block, path: &Path) -> Lines {
                 return out;
             }
         };
-        let datetime = match out.datetimes.iter().position(|d| *d == fields.datetime) {
-            Some(i) => i,
-            None => {
-                out.datetimes.push(fields.datetime.into_owned());
-                out.datetimes.len() - 1
-            }
-        };
+        // Compared with the last text only: lines nearly always repeat it, and
+        // a search of every text seen would be quadratic on a file whose
+        // lines write one instant in many ways.
+        if out.datetimes.last().is_none_or(|d| *d != fields.datetime) {
+            out.datetimes.push(fields.datetime.into_owned());
+        }
+        let datetime = out.datetimes.len() - 1;
         let start = out.payloads.len();
         out.payloads.extend_from_slice(&payload);
         out.lines.push(Parsed {

@@ -28,7 +28,7 @@ pub(super) struct LineRules {
 
 /// The range fields of one line, parsed; its payload is in the buffer given to
 /// [`parse_line`]. Parsing needs nothing of the lines before, so it can run on
-/// any thread; the rules across lines are [`LineRules`]'.
+/// any thread; the rules across lines are those of [`LineRules`].
 pub(super) struct LineFields<'a> {
     pub(super) begin: IpKey,
     pub(super) end: IpKey,

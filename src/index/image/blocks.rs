@@ -97,6 +97,18 @@ impl Blocks {
         self.len
     }
 
+    /// Block `k`'s base, where its distances start in the stream, and their
+    /// width; `None` past the table or for a corrupt entry.
+    #[inline(always)]
+    fn block(&self, k: usize) -> Option<(u64, usize, usize)> {
+        let here = self.table.get(k)?;
+        let next = self.table.get(k + 1)?;
+        let base = here & ((1u64 << self.base_bits) - 1);
+        let bit = (here >> self.base_bits) as usize;
+        let width = ((next >> self.base_bits) as usize).checked_sub(bit)? >> BLOCK_SHIFT;
+        Some((base, bit, width))
+    }
+
     /// Value `i`, `None` past the end (lookups read values in pairs,
     /// [`Blocks::pair`]).
     #[cfg(test)]
@@ -104,12 +116,7 @@ impl Blocks {
         if i >= self.len {
             return None;
         }
-        let k = i >> BLOCK_SHIFT;
-        let here = self.table.get(k)?;
-        let next = self.table.get(k + 1)?;
-        let base = here & ((1u64 << self.base_bits) - 1);
-        let bit = (here >> self.base_bits) as usize;
-        let width = ((next >> self.base_bits) as usize).checked_sub(bit)? >> BLOCK_SHIFT;
+        let (base, bit, width) = self.block(i >> BLOCK_SHIFT)?;
         let at = bit + (i & (BLOCK - 1)) * width;
         Some(base + self.stream.bits(at, u32::try_from(width).ok()?)?)
     }
@@ -122,12 +129,7 @@ impl Blocks {
             return None;
         }
         let k = i >> BLOCK_SHIFT;
-        let here = self.table.get(k)?;
-        let next = self.table.get(k + 1)?;
-        let mask = (1u64 << self.base_bits) - 1;
-        let base = here & mask;
-        let bit = (here >> self.base_bits) as usize;
-        let width = ((next >> self.base_bits) as usize).checked_sub(bit)? >> BLOCK_SHIFT;
+        let (base, bit, width) = self.block(k)?;
         let j = i & (BLOCK - 1);
         let at = bit + j * width;
         let w = u32::try_from(width).ok()?;
@@ -136,7 +138,7 @@ impl Blocks {
         let hi = if j + 1 < BLOCK {
             base + self.stream.bits(at + width, w)?
         } else {
-            next & mask
+            self.table.get(k + 1)? & ((1u64 << self.base_bits) - 1)
         };
         Some((lo, hi))
     }
@@ -152,15 +154,11 @@ impl Blocks {
     /// entry is in the cache (never dereferenced).
     #[inline(always)]
     pub(crate) fn distance_address(&self, i: usize) -> *const u8 {
-        let k = i >> BLOCK_SHIFT;
-        match (self.table.get(k), self.table.get(k + 1)) {
-            (Some(here), Some(next)) => {
-                let bit = (here >> self.base_bits) as usize;
-                let width = ((next >> self.base_bits) as usize).wrapping_sub(bit) >> BLOCK_SHIFT;
-                self.stream
-                    .address(bit.wrapping_add((i & (BLOCK - 1)).wrapping_mul(width)))
-            }
-            _ => self.stream.address(0),
+        match self.block(i >> BLOCK_SHIFT) {
+            Some((_, bit, width)) => self
+                .stream
+                .address(bit.wrapping_add((i & (BLOCK - 1)).wrapping_mul(width))),
+            None => self.stream.address(0),
         }
     }
 }
