@@ -3,6 +3,10 @@
 //! and the caller applies the rules across lines ([`LineRules`]) to the parsed
 //! blocks in file order.
 //!
+//! The workers also deduplicate a block's payloads and hash them (with the
+//! rules' [`PayloadHasher`]), so that the rules thread interns each distinct
+//! payload of a block once, by a hash it does not compute.
+//!
 //! Invariants: the result is exactly that of reading the lines one by one on one
 //! thread — the same ranges, payload ids, line numbers and, for a bad file, the
 //! same first error (the rules run in file order, and a block's parse error is
@@ -11,15 +15,17 @@
 //! longer than [`MAX_LINE_BYTES`] is refused before it is held whole.
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
+use hashbrown::HashTable;
+
 use super::error::{Rule, SnapshotError};
-use super::parse::SeenKeys;
-use super::rules::{parse_line, LineRules};
+use super::rules::{parse_line, LineRules, LineScratch, PayloadHasher};
 use super::{Hashing, MAX_LINE_BYTES};
 use crate::ip::IpKey;
 use crate::lines::UTF8_BOM;
@@ -45,17 +51,27 @@ struct Parsed {
     begin: IpKey,
     end: IpKey,
     line_no: u64,
-    /// The payload is `Lines::payloads[payload.0..payload.1]`.
-    payload: (usize, usize),
+    /// Index into `Lines::payloads`.
+    payload: u32,
     /// Index into `Lines::datetimes`.
-    datetime: usize,
+    datetime: u32,
+}
+
+/// One distinct payload of a block: `Lines::payload_bytes[start..end]`, and
+/// its hash.
+struct Payload {
+    start: usize,
+    end: usize,
+    hash: u64,
 }
 
 /// The parsed lines of one block, up to its first parse error.
 #[derive(Default)]
 struct Lines {
     lines: Vec<Parsed>,
-    payloads: Vec<u8>,
+    /// The block's distinct payloads, in the order of their first line.
+    payloads: Vec<Payload>,
+    payload_bytes: Vec<u8>,
     /// The datetime texts of the block, each once per run of lines that
     /// repeat it (nearly always one).
     datetimes: Vec<String>,
@@ -86,15 +102,20 @@ pub(super) fn read_lines(
     for _ in 0..workers * IN_FLIGHT {
         let _ = token_tx.send(());
     }
+    let hasher = rules.hasher().clone();
     std::thread::scope(|scope| {
-        let (stop, block_rx) = (&stop, &block_rx);
+        let (stop, block_rx, hasher) = (&stop, &block_rx, &hasher);
         let cutter = {
             let done_tx = done_tx.clone();
-            scope.spawn(move || cut(path, reader, gzip, block_tx, done_tx, token_rx, stop))
+            scope.spawn(move || {
+                cut(
+                    path, reader, gzip, block_tx, done_tx, token_rx, stop, hasher,
+                )
+            })
         };
         for _ in 0..workers {
             let done_tx = done_tx.clone();
-            scope.spawn(move || parse_blocks(path, block_rx, done_tx));
+            scope.spawn(move || parse_blocks(path, block_rx, done_tx, hasher));
         }
         drop(done_tx);
         let applied = apply_in_order(path, &done_rx, &token_tx, rules, &mut progress);
@@ -146,11 +167,22 @@ fn apply_in_order(
 }
 
 fn apply(path: &Path, block: Lines, rules: &mut LineRules) -> Result<(), SnapshotError> {
+    // The file's id of each of the block's payloads, once interned.
+    const UNSEEN: u32 = u32::MAX;
+    let mut ids = vec![UNSEEN; block.payloads.len()];
     for p in &block.lines {
-        let payload = &block.payloads[p.payload.0..p.payload.1];
         rules
-            .check_datetime(&block.datetimes[p.datetime])
-            .and_then(|()| rules.add_range(p.begin, p.end, payload, p.line_no))
+            .check_datetime(&block.datetimes[p.datetime as usize])
+            .and_then(|()| rules.check_range(p.begin, p.end))
+            .and_then(|()| {
+                let slot = &mut ids[p.payload as usize];
+                if *slot == UNSEEN {
+                    let d = &block.payloads[p.payload as usize];
+                    *slot = rules.intern(&block.payload_bytes[d.start..d.end], d.hash)?;
+                }
+                rules.push_range(p.begin, p.end, *slot, p.line_no);
+                Ok(())
+            })
             .map_err(|kind| SnapshotError::new(path, Some(p.line_no), kind))?;
     }
     match block.error {
@@ -163,6 +195,7 @@ fn apply(path: &Path, block: Lines, rules: &mut LineRules) -> Result<(), Snapsho
 /// lines. Returns the digest of everything read and the number of blocks
 /// sent, or `None` when it stopped early: after sending a read error or an
 /// over-long line in sequence (so that errors of earlier lines come first).
+#[allow(clippy::too_many_arguments)]
 fn cut(
     path: &Path,
     reader: Box<dyn Read + Send>,
@@ -171,6 +204,7 @@ fn cut(
     done_tx: SyncSender<Done>,
     token_rx: Receiver<()>,
     stop: &AtomicBool,
+    hasher: &PayloadHasher,
 ) -> Option<((String, u64), usize)> {
     let mut reader = Hashing::new(reader);
     let mut carry: Vec<u8> = Vec::new();
@@ -199,7 +233,7 @@ fn cut(
                     // The line being read is the first not complete yet.
                     let line = lines_before + memchr::memchr_iter(b'\n', &bytes).count() as u64 + 1;
                     let error = SnapshotError::new(path, Some(line), rule);
-                    send_error(&done_tx, seq, lines_before, bytes, error);
+                    send_error(&done_tx, seq, lines_before, bytes, error, hasher);
                     return None;
                 }
             };
@@ -218,7 +252,7 @@ fn cut(
                     lines_before + memchr::memchr_iter(b'\n', &bytes[..whole]).count() as u64 + 1;
                 let error = SnapshotError::new(path, Some(line), Rule::LineTooLong(MAX_LINE_BYTES));
                 bytes.truncate(whole);
-                send_error(&done_tx, seq, lines_before, bytes, error);
+                send_error(&done_tx, seq, lines_before, bytes, error, hasher);
                 return None;
             }
         }
@@ -248,6 +282,7 @@ fn send_error(
     lines_before: u64,
     mut bytes: Vec<u8>,
     error: SnapshotError,
+    hasher: &PayloadHasher,
 ) {
     let whole = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
     bytes.truncate(whole);
@@ -257,7 +292,7 @@ fn send_error(
         bytes,
         file_start: seq == 0,
     };
-    let mut lines = parse_block(&block, &error.path);
+    let mut lines = parse_block(&block, &error.path, hasher);
     lines.error.get_or_insert(error);
     let _ = done_tx.send((seq, lines));
 }
@@ -273,14 +308,19 @@ fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// A worker: parses blocks until there are none.
-fn parse_blocks(path: &Path, block_rx: &Mutex<Receiver<Block>>, done_tx: SyncSender<Done>) {
+fn parse_blocks(
+    path: &Path,
+    block_rx: &Mutex<Receiver<Block>>,
+    done_tx: SyncSender<Done>,
+    hasher: &PayloadHasher,
+) {
     loop {
         let block = match block_rx.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(block) = block else { return };
-        let lines = parse_block(&block, path);
+        let lines = parse_block(&block, path, hasher);
         if done_tx.send((block.seq, lines)).is_err() {
             return;
         }
@@ -288,10 +328,11 @@ fn parse_blocks(path: &Path, block_rx: &Mutex<Receiver<Block>>, done_tx: SyncSen
 }
 
 /// Parses the lines of a block, up to the first that breaks a rule of its own.
-fn parse_block(block: &Block, path: &Path) -> Lines {
+fn parse_block(block: &Block, path: &Path, hasher: &PayloadHasher) -> Lines {
     let mut out = Lines::default();
-    let mut keys = SeenKeys::default();
-    let mut payload = Vec::with_capacity(256);
+    let mut scratch = LineScratch::default();
+    // Indexes into `out.payloads`, by hash.
+    let mut distinct: HashTable<u32> = HashTable::new();
     let mut bytes = &block.bytes[..];
     if block.file_start {
         bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
@@ -312,7 +353,7 @@ fn parse_block(block: &Block, path: &Path) -> Lines {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let fields = match parse_line(line, &mut payload, &mut keys) {
+        let fields = match parse_line(line, &mut scratch) {
             Ok(f) => f,
             Err(kind) => {
                 out.error = Some(SnapshotError::new(path, Some(line_no), kind));
@@ -325,18 +366,58 @@ fn parse_block(block: &Block, path: &Path) -> Lines {
         if out.datetimes.last().is_none_or(|d| *d != fields.datetime) {
             out.datetimes.push(fields.datetime.into_owned());
         }
-        let datetime = out.datetimes.len() - 1;
-        let start = out.payloads.len();
-        out.payloads.extend_from_slice(&payload);
+        let datetime = (out.datetimes.len() - 1) as u32;
+        let payload = block_payload(&mut out, &mut distinct, &scratch.payload, hasher);
         out.lines.push(Parsed {
             begin: fields.begin,
             end: fields.end,
             line_no,
-            payload: (start, out.payloads.len()),
+            payload,
             datetime,
         });
     }
     out
+}
+
+/// The index of `payload` among the block's distinct payloads, added if new.
+/// The line before's payload is tried first (neighbouring ranges often share
+/// one).
+fn block_payload(
+    out: &mut Lines,
+    distinct: &mut HashTable<u32>,
+    payload: &[u8],
+    hasher: &PayloadHasher,
+) -> u32 {
+    let Lines {
+        lines,
+        payloads,
+        payload_bytes,
+        ..
+    } = out;
+    if let Some(last) = lines.last() {
+        let d = &payloads[last.payload as usize];
+        if payload_bytes[d.start..d.end] == *payload {
+            return last.payload;
+        }
+    }
+    let hash = hasher.hash_one(payload);
+    let found = distinct.find(hash, |&i| {
+        let d = &payloads[i as usize];
+        d.hash == hash && payload_bytes[d.start..d.end] == *payload
+    });
+    if let Some(&i) = found {
+        return i;
+    }
+    let i = payloads.len() as u32;
+    let start = payload_bytes.len();
+    payload_bytes.extend_from_slice(payload);
+    payloads.push(Payload {
+        start,
+        end: payload_bytes.len(),
+        hash,
+    });
+    distinct.insert_unique(hash, i, |&j| payloads[j as usize].hash);
+    i
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //!
 //! - this module: the [`SnapshotFile`] type and reading a Whip file whole;
 //! - [`parse`](self::parse): one JSON line into raw range fields and payload bytes;
+//! - [`scan`](self::scan): the fast path of that for the common line shape;
 //! - [`rules`](self::rules): the rules across the lines of one file, payload interning;
 //! - [`builder`](self::builder): snapshots from rows (CSV, MaxMind DB) and from parts;
 //! - [`digest`](self::digest): the content hash that identifies a snapshot;
@@ -25,6 +26,7 @@ mod digest;
 mod error;
 mod parse;
 mod rules;
+mod scan;
 
 pub use builder::SnapshotBuilder;
 pub use digest::content_sha256;

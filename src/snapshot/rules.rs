@@ -1,14 +1,20 @@
 //! The rules across lines of one snapshot: one datetime, sorted ranges that do
 //! not overlap, IPv4 before IPv6; and the payload interner that deduplicates
 //! payloads within the file.
+//!
+//! Payloads are interned by a hash computed with [`LineRules::hasher`] (a
+//! random-seeded fast hash, so a hostile file cannot aim at collisions): the
+//! parsing threads compute it, the rules thread only looks it up.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
+use hashbrown::HashTable;
 use serde::de::Deserializer;
 
 use super::error::Rule;
 use super::parse::{check_strict, ip_field, LineVisitor, SeenKeys};
+use super::scan::{scan_line, KeyOrder};
 use super::Range;
 use crate::ip::{Family, IpKey};
 use crate::json::raw_str;
@@ -20,10 +26,24 @@ pub(super) struct LineRules {
     pub(super) datetime: Option<(Timestamp, String)>,
     pub(super) ranges: Vec<Range>,
     pub(super) payloads: Vec<Box<[u8]>>,
-    payload_ids: HashMap<Box<[u8]>, u32>,
+    /// `(hash, id)` of each payload in `payloads`.
+    payload_ids: HashTable<(u64, u32)>,
+    hasher: PayloadHasher,
     previous_line: u64,
-    payload_buf: Vec<u8>,
+    scratch: LineScratch,
+}
+
+/// The hash payloads are interned by (one random seed per file read).
+pub(super) type PayloadHasher = foldhash::fast::RandomState;
+
+/// What parsing one line needs besides the line, reused from line to line on
+/// one thread: the payload written, the keys seen.
+#[derive(Default)]
+pub(super) struct LineScratch {
+    /// The payload of the line parsed last.
+    pub(super) payload: Vec<u8>,
     keys: SeenKeys,
+    order: KeyOrder,
 }
 
 /// The range fields of one line, parsed; its payload is in the buffer given to
@@ -36,8 +56,26 @@ pub(super) struct LineFields<'a> {
 }
 
 /// Parses one line: `begin`, `end` and the `datetime` text, every other field
-/// written into `payload` (cleared first) as `"key":value` bytes.
+/// written into `scratch.payload` (cleared first) as `"key":value` bytes. The
+/// common line is read by the fast scan ([`scan_line`]), any other by serde
+/// (which names the error of a bad line).
 pub(super) fn parse_line<'a>(
+    line: &'a [u8],
+    scratch: &mut LineScratch,
+) -> Result<LineFields<'a>, Rule> {
+    let LineScratch {
+        payload,
+        keys,
+        order,
+    } = scratch;
+    if let Some(fields) = scan_line(line, payload, keys, order) {
+        return Ok(fields);
+    }
+    parse_line_serde(line, payload, keys)
+}
+
+/// [`parse_line`] by serde alone: what the fast scan must agree with.
+pub(super) fn parse_line_serde<'a>(
     line: &'a [u8],
     payload: &mut Vec<u8>,
     keys: &mut SeenKeys,
@@ -68,13 +106,18 @@ pub(super) fn parse_line<'a>(
 impl LineRules {
     /// Parses a line and applies the rules to it (one thread, in file order).
     pub(super) fn line(&mut self, line: &[u8], line_no: u64) -> Result<(), Rule> {
-        let mut payload = std::mem::take(&mut self.payload_buf);
-        let result = parse_line(line, &mut payload, &mut self.keys).and_then(|fields| {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = parse_line(line, &mut scratch).and_then(|fields| {
             self.check_datetime(&fields.datetime)?;
-            self.add_range(fields.begin, fields.end, &payload, line_no)
+            self.add_range(fields.begin, fields.end, &scratch.payload, line_no)
         });
-        self.payload_buf = payload;
+        self.scratch = scratch;
         result
+    }
+
+    /// The hash [`LineRules::intern`] expects payloads hashed with.
+    pub(super) fn hasher(&self) -> &PayloadHasher {
+        &self.hasher
     }
 
     /// Every line names the same instant as the first (the same text, or
@@ -109,28 +152,42 @@ impl LineRules {
         line_no: u64,
     ) -> Result<(), Rule> {
         self.check_range(begin, end)?;
-        let payload = match self.payload_ids.get(payload) {
-            Some(&id) => id,
-            None => {
-                // Each distinct payload is checked once: it is written out as is.
-                check_strict(payload)?;
-                let id = self.payloads.len() as u32;
-                let bytes: Box<[u8]> = payload.into();
-                self.payloads.push(bytes.clone());
-                self.payload_ids.insert(bytes, id);
-                id
-            }
-        };
+        let id = self.intern(payload, self.hasher.hash_one(payload))?;
+        self.push_range(begin, end, id, line_no);
+        Ok(())
+    }
+
+    /// The id of a payload (`hash` is its [`LineRules::hasher`] hash), interned
+    /// if new. Each distinct payload is checked once: it is written out as is.
+    pub(super) fn intern(&mut self, payload: &[u8], hash: u64) -> Result<u32, Rule> {
+        let payloads = &self.payloads;
+        let found = self.payload_ids.find(hash, |&(h, id)| {
+            h == hash && *payloads[id as usize] == *payload
+        });
+        if let Some(&(_, id)) = found {
+            return Ok(id);
+        }
+        check_strict(payload)?;
+        let id = self.payloads.len() as u32;
+        self.payloads.push(payload.into());
+        self.payload_ids
+            .insert_unique(hash, (hash, id), |&(h, _)| h);
+        Ok(id)
+    }
+
+    /// Adds a range that passed [`LineRules::check_range`], with an interned
+    /// payload.
+    pub(super) fn push_range(&mut self, begin: IpKey, end: IpKey, payload: u32, line_no: u64) {
         self.ranges.push(Range {
             begin,
             end,
             payload,
         });
         self.previous_line = line_no;
-        Ok(())
     }
 
-    fn check_range(&self, begin: IpKey, end: IpKey) -> Result<(), Rule> {
+    /// The rules of a range against the previous one.
+    pub(super) fn check_range(&self, begin: IpKey, end: IpKey) -> Result<(), Rule> {
         if begin.family() != end.family() {
             return Err(Rule::MixedFamilies { begin, end });
         }
