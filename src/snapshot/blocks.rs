@@ -338,9 +338,17 @@ fn parse_block(block: &Block, path: &Path, hasher: &PayloadHasher) -> Lines {
         bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     }
     let mut line_no = block.first_line - 1;
-    for mut line in bytes.split_inclusive(|&b| b == b'\n') {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let mut line = match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                let line = &rest[..i];
+                rest = &rest[i + 1..];
+                line
+            }
+            None => std::mem::take(&mut rest),
+        };
         line_no += 1;
-        line = line.strip_suffix(b"\n").unwrap_or(line);
         if line.len() > MAX_LINE_BYTES {
             out.error = Some(SnapshotError::new(
                 path,

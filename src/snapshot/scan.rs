@@ -32,15 +32,51 @@ use crate::ip::IpKey;
 /// line was checked), so the common line skips the duplicate search.
 #[derive(Default)]
 pub(super) struct KeyOrder {
+    /// The keys of the last line without a duplicate, each followed by `"`
+    /// (which a key without escapes cannot hold).
     last: Vec<u8>,
-    current: Vec<u8>,
-    spans: Vec<(usize, usize)>,
+    /// Where the keys of the line being scanned are in it (without quotes).
+    keys: Vec<(usize, usize)>,
+    /// Where its payload's keys are (with quotes).
+    payload_keys: Vec<(usize, usize)>,
 }
 
 /// JSON whitespace (serde_json's set).
 #[inline]
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\t' | b'\r')
+}
+
+/// Does any of these 8 bytes end a plain stretch of string (`"`, `\\` or a
+/// control character)? Exact: bit tricks on a word.
+#[inline]
+fn word_has_special(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    // A byte below 0x20: the high bit cleared first so bytes >= 0x80 do not count.
+    let low = (w & !HIGHS).wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    low | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))) != 0
+}
+
+/// `a == b`, without a call for the short slices keys are.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    match n {
+        // Two words that may overlap cover it.
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        0..8 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
+    }
 }
 
 /// A cursor over the line's bytes.
@@ -81,13 +117,26 @@ impl<'a> Cursor<'a> {
         }
         let mut escaped = false;
         loop {
-            // Skip the bytes that need no look (most of a string) at once.
-            let rest = &self.bytes[self.at..];
-            let n = memchr::memchr2(b'"', b'\\', rest)?;
-            if rest[..n].iter().any(|&b| b < 0x20) {
-                return None;
+            // Skip the bytes that need no look (most of a string) a word at
+            // a time, then byte by byte to the one that does.
+            while let Some(word) = self.bytes.get(self.at..self.at + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
+                if word_has_special(u64::from_le_bytes(w)) {
+                    break;
+                }
+                self.at += 8;
             }
-            self.at += n;
+            loop {
+                let b = self.peek()?;
+                if b == b'"' || b == b'\\' {
+                    break;
+                }
+                if b < 0x20 {
+                    return None;
+                }
+                self.at += 1;
+            }
             if self.eat(b'"') {
                 return Some(escaped);
             }
@@ -187,8 +236,21 @@ pub(super) fn scan_line<'a>(
         bytes: text.as_bytes(),
         at: 0,
     };
-    order.current.clear();
-    order.spans.clear();
+    order.keys.clear();
+    order.payload_keys.clear();
+    // Whether the keys so far are those of `order.last`, up to `order_at`.
+    let (mut same_order, mut order_at) = (true, 0);
+    // A stretch of the line that goes into the payload as it is written:
+    // compact pairs (`"key":value`) with a bare `,` between them.
+    let mut run: Option<(usize, usize)> = None;
+    let flush = |payload: &mut Vec<u8>, run: Option<(usize, usize)>| {
+        if let Some((s, e)) = run {
+            if !payload.is_empty() {
+                payload.push(b',');
+            }
+            payload.extend_from_slice(&line[s..e]);
+        }
+    };
     let (mut begin, mut end, mut datetime): (Option<&str>, Option<&str>, Option<&str>) =
         (None, None, None);
     c.skip_ws();
@@ -203,9 +265,14 @@ pub(super) fn scan_line<'a>(
                 return None;
             }
             let key_end = c.at;
-            let key = &text.as_bytes()[key_start + 1..key_end - 1];
-            order.current.extend_from_slice(key);
-            order.current.push(b'"');
+            let key = &line[key_start + 1..key_end - 1];
+            order.keys.push((key_start + 1, key_end - 1));
+            if same_order {
+                let n = key.len();
+                same_order = order.last.get(order_at + n) == Some(&b'"')
+                    && same_bytes(&order.last[order_at..order_at + n], key);
+                order_at += n + 1;
+            }
             c.skip_ws();
             if !c.eat(b':') {
                 return None;
@@ -229,14 +296,26 @@ pub(super) fn scan_line<'a>(
                     *slot = Some(&value[1..value.len() - 1]);
                 }
                 None => {
-                    if !payload.is_empty() {
-                        payload.push(b',');
+                    order.payload_keys.push((key_start, key_end));
+                    match &mut run {
+                        // Right after the pair before and its `,`.
+                        Some((_, e)) if value_start == key_end + 1 && key_start == *e + 1 => {
+                            *e = value_end;
+                        }
+                        _ if value_start == key_end + 1 => {
+                            flush(payload, run);
+                            run = Some((key_start, value_end));
+                        }
+                        _ => {
+                            flush(payload, run.take());
+                            if !payload.is_empty() {
+                                payload.push(b',');
+                            }
+                            payload.extend_from_slice(&line[key_start..key_end]);
+                            payload.push(b':');
+                            payload.extend_from_slice(&line[value_start..value_end]);
+                        }
                     }
-                    let at = payload.len();
-                    payload.extend_from_slice(&text.as_bytes()[key_start..key_end]);
-                    order.spans.push((at, payload.len()));
-                    payload.push(b':');
-                    payload.extend_from_slice(&text.as_bytes()[value_start..value_end]);
                 }
             }
             c.skip_ws();
@@ -247,6 +326,7 @@ pub(super) fn scan_line<'a>(
             break;
         }
     }
+    flush(payload, run);
     if !c.eat(b'}') {
         return None;
     }
@@ -254,14 +334,20 @@ pub(super) fn scan_line<'a>(
     if c.at != c.bytes.len() {
         return None;
     }
-    if order.current != order.last {
+    if !same_order || order_at != order.last.len() {
+        // Keys compared as written (with their quotes): without escapes, as
+        // the serde path compares them.
         keys.clear();
-        for &(s, e) in &order.spans {
-            if keys.insert(payload, s, e) {
+        for &(s, e) in &order.payload_keys {
+            if keys.insert(line, s, e) {
                 return None;
             }
         }
-        std::mem::swap(&mut order.current, &mut order.last);
+        order.last.clear();
+        for &(s, e) in &order.keys {
+            order.last.extend_from_slice(&line[s..e]);
+            order.last.push(b'"');
+        }
     }
     Some(LineFields {
         begin: ip(begin?)?,
@@ -275,9 +361,54 @@ pub(super) fn scan_line<'a>(
 /// the error).
 #[inline]
 fn ip(text: &str) -> Option<IpKey> {
-    match dotted_quad(text.as_bytes()) {
-        Some(v4) => Some(IpKey::from_v4(v4.into())),
-        None => IpKey::parse(text).ok(),
+    if let Some(v4) = dotted_quad(text.as_bytes()) {
+        return Some(IpKey::from_v4(v4.into()));
+    }
+    if let Some(v6) = hex_groups(text.as_bytes()) {
+        return Some(IpKey(v6));
+    }
+    IpKey::parse(text).ok()
+}
+
+/// IPv6 text of hex groups only (no embedded IPv4, brackets or zone): eight
+/// groups, or fewer with one `::`; each group 1-4 hex digits. A subset of what
+/// [`std::net::Ipv6Addr`]'s parser accepts, read the same.
+#[inline]
+pub(super) fn hex_groups(b: &[u8]) -> Option<u128> {
+    // Groups of one side of `::`, high first; the count.
+    fn side(b: &[u8]) -> Option<(u128, usize)> {
+        if b.is_empty() {
+            return Some((0, 0));
+        }
+        let (mut value, mut n) = (0u128, 0usize);
+        for group in b.split(|&c| c == b':') {
+            if group.is_empty() || group.len() > 4 || n == 8 {
+                return None;
+            }
+            let mut g = 0u128;
+            for &c in group {
+                g = g << 4 | u128::from((c as char).to_digit(16)?);
+            }
+            value = value << 16 | g;
+            n += 1;
+        }
+        Some((value, n))
+    }
+    match memchr::memmem::find(b, b"::") {
+        None => match side(b)? {
+            (value, 8) => Some(value),
+            _ => None,
+        },
+        Some(at) => {
+            let (head, tail) = (&b[..at], &b[at + 2..]);
+            let ((h, hn), (t, tn)) = (side(head)?, side(tail)?);
+            if hn + tn > 7 {
+                return None;
+            }
+            // The head's groups at the top, the tail's at the bottom.
+            let h = if hn == 0 { 0 } else { h << (16 * (8 - hn)) };
+            Some(h | t)
+        }
     }
 }
 
@@ -468,6 +599,84 @@ mod tests {
         }
     }
 
+    #[test]
+    fn special_bytes_are_found_in_words_exactly() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[at] = b;
+                let want = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(word_has_special(u64::from_le_bytes(w)), want, "{b} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_compares() {
+        let texts = [
+            "",
+            "a",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+        ];
+        for a in texts {
+            for b in texts {
+                assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
+                let mut c = a.as_bytes().to_vec();
+                if let Some(last) = c.last_mut() {
+                    *last ^= 1;
+                    assert!(!same_bytes(a.as_bytes(), &c));
+                    c[0] ^= 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hex_groups_read_as_std_reads_them() {
+        for text in [
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::",
+            "2c0f:fff0:ffff:ffff:ffff:ffff:ffff:ffff",
+            "1:2:3:4:5:6:7::",
+            "::1:2:3:4:5:6:7",
+            "0:0:0:0:0:0:0:0",
+            "ABCD:ef01::0",
+            "::ffff:102:304",
+            "1:2:3::4:5:6:7",
+        ] {
+            let want = u128::from(text.parse::<std::net::Ipv6Addr>().unwrap());
+            assert_eq!(hex_groups(text.as_bytes()), Some(want), "{text}");
+        }
+        for text in [
+            "",
+            ":",
+            ":::",
+            "1:::2",
+            "::1::",
+            "1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7:8::",
+            "::1:2:3:4:5:6:7:8",
+            "12345::",
+            "g::",
+            "::ffff:1.2.3.4",
+            "[::1]",
+            "fe80::1%eth0",
+            " ::1",
+            ":1::",
+            "1::2:",
+        ] {
+            assert_eq!(hex_groups(text.as_bytes()), None, "{text}");
+        }
+    }
+
     fn key() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("\"begin\"".to_string()),
@@ -570,6 +779,20 @@ mod tests {
             let fields: String = (0..n).map(|i| format!(r#","k{i}":"{v}{i}""#)).collect();
             let l = format!(r#"{{"begin":"1.0.0.0","end":"1.0.0.1","datetime":"d"{fields}}}"#);
             prop_assert_eq!(agree(&[l.into_bytes()]), 1);
+        }
+
+        #[test]
+        fn hex_groups_agree_with_std(text in "[0-9a-fA-F:g.]{0,24}", ip in any::<u128>(), n in 0..8u32) {
+            let std = text.parse::<std::net::Ipv6Addr>().ok().map(u128::from);
+            if let Some(v) = hex_groups(text.as_bytes()) {
+                prop_assert_eq!(Some(v), std);
+            }
+            // Runs of zero groups, so that `::` appears in many places.
+            let ip = ip & !(0xffff_ffffu128 << (16 * (n % 7)));
+            let text = std::net::Ipv6Addr::from(ip).to_string();
+            if !text.contains('.') {
+                prop_assert_eq!(hex_groups(text.as_bytes()), Some(ip), "{}", text);
+            }
         }
 
         #[test]
