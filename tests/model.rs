@@ -79,11 +79,14 @@ type Model = BTreeMap<i64, (String, SnapshotFile)>;
 
 fn model_answer(model: &Model, ip: IpKey, t: Timestamp) -> Option<String> {
     let (_, (_, file)) = model.range(..=t.as_micros()).next_back()?;
-    let r = file.ranges.iter().find(|r| r.begin <= ip && ip <= r.end)?;
+    let r = file
+        .ranges
+        .iter()
+        .find(|r| { r.begin } <= ip && ip <= { r.end })?;
     Some(format!(
         "{{\"begin\":\"{}\",\"end\":\"{}\",\"datetime\":\"{}\",{}}}",
-        r.begin,
-        r.end,
+        { r.begin },
+        { r.end },
         file.datetime_text,
         String::from_utf8_lossy(file.payload(r))
     ))

@@ -195,8 +195,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.ranges.len(), 2);
-        assert_eq!(f.ranges[1].begin, IpKey::parse("1.0.1.0").unwrap());
-        assert_eq!(f.ranges[1].end, IpKey::parse("1.0.3.255").unwrap());
+        assert_eq!({ f.ranges[1].begin }, IpKey::parse("1.0.1.0").unwrap());
+        assert_eq!({ f.ranges[1].end }, IpKey::parse("1.0.3.255").unwrap());
         assert_eq!(&*f.payloads[f.ranges[0].payload as usize], br#""cc":"AU""#);
         let f = read_text(
             "1.0.0.0,1.0.0.255,AU,13335\n",

@@ -251,10 +251,10 @@ impl History {
         let mut j = 0; // first new range not entirely before x
         let mut x = IpKey::MIN;
         loop {
-            while j < ranges.len() && ranges[j].end < x {
+            while j < ranges.len() && { ranges[j].end } < x {
                 j += 1;
             }
-            let inside = j < ranges.len() && ranges[j].begin <= x;
+            let inside = j < ranges.len() && { ranges[j].begin } <= x;
             let v = if inside { line_ids[j] } else { NO_LINE };
             let old = &self.changes[self.offsets[i] as usize..self.offsets[i + 1] as usize];
             let before = changes.len();
@@ -273,7 +273,7 @@ impl History {
             // The next cut: the next old piece start or the next new boundary.
             let next_old = self.starts.get(i + 1).copied();
             let next_new = if inside {
-                ranges[j].end.next()
+                { ranges[j].end }.next()
             } else if j < ranges.len() {
                 Some(ranges[j].begin)
             } else {

@@ -53,7 +53,7 @@ impl SnapshotFile {
         for (n, (r, i, k)) in all.iter().enumerate() {
             // Each part is in order on its own: an overlap is between two parts.
             if let Some((prev, j, m)) = n.checked_sub(1).map(|p| all[p]) {
-                if r.begin <= prev.end {
+                if { r.begin } <= { prev.end } {
                     return Err(SnapshotError::new(
                         &path,
                         None,
@@ -131,7 +131,7 @@ impl SnapshotBuilder {
             path: self.path,
             datetime: self.datetime,
             datetime_text: self.datetime.to_rfc3339(),
-            ranges: self.rules.ranges,
+            ranges: super::exact(self.rules.ranges),
             payloads: self.rules.payloads,
             sha256,
             bytes,

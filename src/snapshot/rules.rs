@@ -197,8 +197,9 @@ impl LineRules {
         if begin.family() == Family::V6 && begin < IpKey::V4_FIRST && end > IpKey::V4_LAST {
             return Err(Rule::SpansMappedBlock { begin, end });
         }
-        if let Some(prev) = self.ranges.last() {
-            if begin <= prev.end {
+        if let Some(&prev) = self.ranges.last() {
+            let (prev_begin, prev_end) = (prev.begin, prev.end);
+            if begin <= prev_end {
                 let previous_line = self.previous_line;
                 match (begin.family(), prev.begin.family()) {
                     (Family::V4, Family::V6) => {
@@ -216,7 +217,7 @@ impl LineRules {
                     }
                     _ => {}
                 }
-                if begin >= prev.begin {
+                if begin >= prev_begin {
                     return Err(Rule::Overlap {
                         begin,
                         end,
