@@ -6,7 +6,8 @@
 //! property test and [`History::check`] say so); a merge that fails leaves the
 //! history as it was.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap, RandomState};
+use std::hash::BuildHasher;
 
 use super::{
     Change, History, Line, LineId, MergeError, PayloadId, Snapshot, SnapshotMeta, NO_LINE,
@@ -26,21 +27,21 @@ enum Placement {
 /// (a line's `begin` always starts a piece), which keeps a load's memory to the
 /// pieces instead of a hash entry per record of the whole history.
 ///
-/// It also keeps the vectors a merge rebuilds the pieces into, from one merge
-/// to the next: a load merges many snapshots, and fresh vectors for each would
-/// have the kernel clear hundreds of megabytes of new pages every time.
+/// Payloads are held once, by the history: the table maps a hash of a
+/// payload's bytes to the ids of the payloads with that hash, and a lookup
+/// compares the bytes in `history.payloads`. Invariant: every live payload of
+/// the history it serves is listed under its hash, and nothing else is.
 #[derive(Default, Debug)]
 pub struct Interner {
-    payloads: HashMap<Box<[u8]>, PayloadId>,
-    spare: Pieces,
+    hasher: RandomState,
+    payloads: HashMap<u64, Ids>,
 }
 
-/// Vectors of pieces, kept for reuse (their content is meaningless).
-#[derive(Default, Debug)]
-struct Pieces {
-    starts: Vec<IpKey>,
-    offsets: Vec<u32>,
-    changes: Vec<Change>,
+/// The payload ids under one hash: almost always one.
+#[derive(Debug)]
+enum Ids {
+    One(PayloadId),
+    Many(Vec<PayloadId>),
 }
 
 impl Interner {
@@ -48,10 +49,110 @@ impl Interner {
         let mut i = Interner::default();
         for (id, p) in history.payloads.iter().enumerate() {
             if let Some(p) = p {
-                i.payloads.insert(p.clone(), id as PayloadId);
+                i.add(p, id as PayloadId);
             }
         }
         i
+    }
+
+    fn hash(&self, payload: &[u8]) -> u64 {
+        self.hasher.hash_one(payload)
+    }
+
+    /// The id of the payload of `history` equal to `payload`, if any.
+    fn find(&self, history: &History, payload: &[u8]) -> Option<PayloadId> {
+        self.find_at(self.hash(payload), history, payload)
+    }
+
+    fn find_at(&self, hash: u64, history: &History, payload: &[u8]) -> Option<PayloadId> {
+        let same = |&id: &PayloadId| history.payload(id) == payload;
+        match self.payloads.get(&hash)? {
+            Ids::One(id) => Some(*id).filter(same),
+            Ids::Many(ids) => ids.iter().copied().find(same),
+        }
+    }
+
+    fn add(&mut self, payload: &[u8], id: PayloadId) {
+        self.add_at(self.hash(payload), id);
+    }
+
+    fn add_at(&mut self, hash: u64, id: PayloadId) {
+        match self.payloads.entry(hash) {
+            Entry::Vacant(e) => {
+                e.insert(Ids::One(id));
+            }
+            Entry::Occupied(mut e) => match e.get_mut() {
+                Ids::One(first) => {
+                    let first = *first;
+                    e.insert(Ids::Many(vec![first, id]));
+                }
+                Ids::Many(ids) => ids.push(id),
+            },
+        }
+    }
+
+    fn remove(&mut self, payload: &[u8], id: PayloadId) {
+        self.remove_at(self.hash(payload), id);
+    }
+
+    fn remove_at(&mut self, hash: u64, id: PayloadId) {
+        let Entry::Occupied(mut e) = self.payloads.entry(hash) else {
+            return;
+        };
+        match e.get_mut() {
+            Ids::One(one) if *one == id => {
+                e.remove();
+            }
+            Ids::One(_) => {}
+            Ids::Many(ids) => {
+                ids.retain(|&i| i != id);
+                if let [one] = ids[..] {
+                    e.insert(Ids::One(one));
+                }
+            }
+        }
+    }
+}
+
+/// The items of a vector still to be read, front first, whose memory goes back
+/// as they are read: the vector is reversed in place (its front at the back),
+/// read by popping, and its capacity cut to what is left each time
+/// [`Backlog::RELEASE`] bytes have been read (a shrinking reallocation moves
+/// nothing).
+struct Backlog<T> {
+    rev: Vec<T>,
+}
+
+impl<T: Copy> Backlog<T> {
+    const RELEASE: usize = 2 << 20;
+
+    fn new(mut items: Vec<T>) -> Backlog<T> {
+        items.reverse();
+        Backlog { rev: items }
+    }
+
+    fn peek(&self) -> Option<T> {
+        self.rev.last().copied()
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        let item = self.rev.pop();
+        self.release();
+        item
+    }
+
+    /// Moves the next `n` items (or all there are) to `out`, in order.
+    fn take(&mut self, n: usize, out: &mut Vec<T>) {
+        let at = self.rev.len().saturating_sub(n);
+        out.extend(self.rev[at..].iter().rev());
+        self.rev.truncate(at);
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if (self.rev.capacity() - self.rev.len()) * std::mem::size_of::<T>() >= Self::RELEASE {
+            self.rev.shrink_to_fit();
+        }
     }
 }
 
@@ -154,12 +255,12 @@ impl History {
         let payload_ids: Vec<PayloadId> = file
             .payloads
             .iter()
-            .map(|p| match interner.payloads.get(p) {
-                Some(&id) => id,
+            .map(|p| match interner.find(self, p) {
+                Some(id) => id,
                 None => {
                     let id = self.payloads.len() as PayloadId;
+                    interner.add(p, id);
                     self.payloads.push(Some(p.clone()));
-                    interner.payloads.insert(p.clone(), id);
                     id
                 }
             })
@@ -188,7 +289,7 @@ impl History {
         }
 
         let n_old = self.snapshots.len();
-        self.sweep(file, &line_ids, place, n_old, &mut interner.spare);
+        self.sweep(file, &line_ids, place, n_old);
 
         meta.id = self.next_snapshot_id();
         let snapshot = Snapshot::new(meta);
@@ -227,27 +328,34 @@ impl History {
 
     /// Rebuilds pieces: cuts at the new ranges' boundaries, places each piece's new
     /// value, and coalesces neighbours that end up with identical changes.
-    fn sweep(
-        &mut self,
-        file: &SnapshotFile,
-        line_ids: &[LineId],
-        place: Placement,
-        n_old: usize,
-        spare: &mut Pieces,
-    ) {
+    ///
+    /// The old pieces are read front to back from a [`Backlog`] each, which
+    /// gives their memory back as the new pieces take theirs: a sweep holds
+    /// about one copy of the pieces, not two (the bulk of an update's memory
+    /// beside the snapshot read).
+    fn sweep(&mut self, file: &SnapshotFile, line_ids: &[LineId], place: Placement, n_old: usize) {
         let ranges = &file.ranges;
-        let mut starts = std::mem::take(&mut spare.starts);
-        let mut offsets = std::mem::take(&mut spare.offsets);
-        let mut changes = std::mem::take(&mut spare.changes);
-        starts.clear();
-        offsets.clear();
-        changes.clear();
-        starts.reserve(self.starts.len() + 2 * ranges.len());
-        offsets.reserve(starts.capacity() + 1);
-        changes.reserve(self.changes.len() + ranges.len());
+        let mut starts = Vec::with_capacity(self.starts.len() + 2 * ranges.len());
+        let mut offsets = Vec::with_capacity(starts.capacity() + 1);
+        let mut changes = Vec::with_capacity(self.changes.len() + ranges.len());
         offsets.push(0u32);
+        let mut old_starts = Backlog::new(std::mem::take(&mut self.starts));
+        let mut old_offsets = Backlog::new(std::mem::take(&mut self.offsets));
+        let mut old_changes = Backlog::new(std::mem::take(&mut self.changes));
+        // Reads the next old piece's changes into `old`; returns the start of
+        // the one after it.
+        let mut next_piece = |old: &mut Vec<Change>| {
+            old_starts.pop();
+            let first = old_offsets.pop().unwrap_or(0);
+            let end = old_offsets.peek().unwrap_or(first);
+            old.clear();
+            old_changes.take(end.saturating_sub(first) as usize, old);
+            old_starts.peek()
+        };
 
-        let mut i = 0; // old piece containing x
+        // The changes of the old piece containing x, and the next one's start.
+        let mut old = Vec::new();
+        let mut next_old = next_piece(&mut old);
         let mut j = 0; // first new range not entirely before x
         let mut x = IpKey::MIN;
         loop {
@@ -256,9 +364,8 @@ impl History {
             }
             let inside = j < ranges.len() && { ranges[j].begin } <= x;
             let v = if inside { line_ids[j] } else { NO_LINE };
-            let old = &self.changes[self.offsets[i] as usize..self.offsets[i + 1] as usize];
             let before = changes.len();
-            rewrite(old, place, n_old, v, &mut changes);
+            rewrite(&old, place, n_old, v, &mut changes);
             let same_as_previous = match offsets.len().checked_sub(2) {
                 Some(p) => changes[offsets[p] as usize..before] == changes[before..],
                 None => false,
@@ -271,7 +378,6 @@ impl History {
             }
 
             // The next cut: the next old piece start or the next new boundary.
-            let next_old = self.starts.get(i + 1).copied();
             let next_new = if inside {
                 { ranges[j].end }.next()
             } else if j < ranges.len() {
@@ -287,12 +393,12 @@ impl History {
             };
             x = next;
             if next_old == Some(x) {
-                i += 1;
+                next_old = next_piece(&mut old);
             }
         }
-        spare.starts = std::mem::replace(&mut self.starts, starts);
-        spare.offsets = std::mem::replace(&mut self.offsets, offsets);
-        spare.changes = std::mem::replace(&mut self.changes, changes);
+        self.starts = starts;
+        self.offsets = offsets;
+        self.changes = changes;
     }
 
     /// Drops lines and payloads no change refers to any more.
@@ -316,7 +422,7 @@ impl History {
         for (id, slot) in self.payloads.iter_mut().enumerate() {
             if !payload_used[id] {
                 if let Some(p) = slot.take() {
-                    interner.payloads.remove(&p);
+                    interner.remove(&p, id as PayloadId);
                 }
             }
         }
@@ -420,6 +526,74 @@ mod tests {
         // The replaced record is collected.
         assert_eq!(h.line_count(), 1);
         assert_eq!(h.payload_count(), 1);
+    }
+
+    #[test]
+    fn payloads_with_one_hash_are_told_apart_by_their_bytes() {
+        let mut h = History::default();
+        for p in [&b"\"cc\":\"AU\""[..], b"\"cc\":\"NZ\"", b"\"cc\":\"FR\""] {
+            h.payloads.push(Some(p.into()));
+        }
+        let mut i = Interner::default();
+        for id in 0..3 {
+            i.add_at(7, id);
+        }
+        assert_eq!(i.find_at(7, &h, b"\"cc\":\"NZ\""), Some(1));
+        assert_eq!(i.find_at(7, &h, b"\"cc\":\"FR\""), Some(2));
+        assert_eq!(i.find_at(7, &h, b"\"cc\":\"DE\""), None);
+        assert_eq!(i.find_at(8, &h, b"\"cc\":\"AU\""), None);
+        i.remove_at(7, 1);
+        i.remove_at(7, 0);
+        assert_eq!(i.find_at(7, &h, b"\"cc\":\"NZ\""), None);
+        assert_eq!(i.find_at(7, &h, b"\"cc\":\"FR\""), Some(2));
+        i.remove_at(7, 2);
+        assert!(i.payloads.is_empty());
+        // Built from a history, every live payload is found under its own hash.
+        h.payloads[1] = None;
+        let i = Interner::new(&h);
+        assert_eq!(i.find(&h, b"\"cc\":\"FR\""), Some(2));
+        assert_eq!(i.find(&h, b"\"cc\":\"NZ\""), None);
+    }
+
+    #[test]
+    fn a_sweep_reads_pieces_across_releases() {
+        // Enough pieces (200,000) that the backlogs give memory back on the way.
+        let ranges: Vec<(String, String, String)> = (0..100_000u32)
+            .map(|k| {
+                let ip = |x: u32| std::net::Ipv4Addr::from(x).to_string();
+                (ip(k * 4), ip(k * 4 + 1), format!("C{}", k % 7))
+            })
+            .collect();
+        fn as_refs(r: &[(String, String, String)]) -> Vec<(&str, &str, &str)> {
+            r.iter()
+                .map(|(b, e, c)| (b.as_str(), e.as_str(), c.as_str()))
+                .collect()
+        }
+        let mut h = History::default();
+        let mut i = Interner::default();
+        load(
+            &mut h,
+            &mut i,
+            &snap("2024-01-01T00:00:00Z", &as_refs(&ranges)),
+            false,
+        );
+        let shifted: Vec<_> = ranges
+            .iter()
+            .step_by(2)
+            .map(|(_, e, c)| (e.clone(), e.clone(), c.clone()))
+            .collect();
+        load(
+            &mut h,
+            &mut i,
+            &snap("2024-02-01T00:00:00Z", &as_refs(&shifted)),
+            false,
+        );
+        assert_eq!(answer(&h, "0.0.0.0", 0).as_deref(), Some(r#""cc":"C0""#));
+        assert_eq!(answer(&h, "0.0.0.0", 1), None);
+        assert_eq!(answer(&h, "0.0.0.1", 1).as_deref(), Some(r#""cc":"C0""#));
+        assert_eq!(answer(&h, "0.0.0.9", 0).as_deref(), Some(r#""cc":"C2""#));
+        assert_eq!(answer(&h, "0.0.0.9", 1).as_deref(), Some(r#""cc":"C2""#));
+        assert_eq!(answer(&h, "0.0.0.5", 1), None);
     }
 
     #[test]
