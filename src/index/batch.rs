@@ -15,7 +15,7 @@ const GROUP: usize = 16;
 /// Hints the CPU to fetch the cache line at `p`; never faults, even if `p` is not
 /// a valid address.
 #[inline(always)]
-fn prefetch<T>(p: *const T) {
+pub(super) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching is a hint; it does not dereference `p`.
     #[allow(unused_unsafe)]

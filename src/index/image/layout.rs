@@ -15,6 +15,9 @@ pub(super) const ALIGN: usize = 64;
 /// The /16s of IPv4: [`Section::StartsV4High`] has one entry more.
 pub(crate) const V4_HIGHS: usize = 1 << 16;
 
+/// Wide starts per fence ([`Section::WideFences`]): two cache lines of them.
+pub(crate) const FENCE: usize = 16;
+
 /// How many times its bits a line's span kept aside is weighed when the span
 /// field's width is chosen (see [`Image::build`]).
 const SPAN_ASIDE_WEIGHT: u64 = 4;
@@ -38,6 +41,9 @@ pub(crate) enum Section {
     StartsLowAt,
     /// ...and those low 64 bits (packed).
     StartsLow,
+    /// Every [`FENCE`]-th wide start's top 64 bits (u64): the first step of
+    /// a search among many wide starts.
+    WideFences,
     /// Change offsets per piece (pieces + 1): the block table of a two-level
     /// array ([`super::blocks`]).
     Offsets,
@@ -62,13 +68,14 @@ pub(crate) enum Section {
     Global,
 }
 
-pub(super) const SECTIONS: [Section; 17] = [
+pub(super) const SECTIONS: [Section; 18] = [
     Section::Snapshots,
     Section::StartsV4,
     Section::StartsV4High,
     Section::StartsWide,
     Section::StartsLowAt,
     Section::StartsLow,
+    Section::WideFences,
     Section::Offsets,
     Section::OffsetBits,
     Section::Changes,
@@ -100,6 +107,7 @@ impl Section {
             Section::StartsWide => "starts",
             Section::StartsLowAt => "starts' low bits (indexes)",
             Section::StartsLow => "starts' low bits",
+            Section::WideFences => "starts' fences",
             Section::Offsets => "offsets",
             Section::OffsetBits => "offset distances",
             Section::Changes => "changes",
@@ -119,7 +127,7 @@ impl Section {
             Section::Snapshots | Section::Payloads => Form::Fixed(8),
             Section::StartsV4 => Form::Fixed(16),
             Section::PayloadOffsets => Form::Fixed(32),
-            Section::StartsWide => Form::Fixed(64),
+            Section::StartsWide | Section::WideFences => Form::Fixed(64),
             Section::StartsV4High
             | Section::StartsLowAt
             | Section::StartsLow
@@ -361,6 +369,7 @@ impl Image {
                 (s.0 >> 64) as u64
             })
             .collect();
+        let fences: Vec<u64> = wide.iter().step_by(FENCE).copied().collect();
         let last_offset = history.offsets.last().copied().unwrap_or(0);
         if last_offset as usize != history.changes.len() {
             return Err(BuildError::Pieces);
@@ -383,6 +392,7 @@ impl Image {
             Part::Fixed64(wide),
             packed_part(low_at),
             packed_part(low),
+            Part::Fixed64(fences),
             packed_part(offsets.table),
             Part::Bits(offsets.stream),
             changes,

@@ -50,6 +50,7 @@ use crate::store::StoreState;
 pub(crate) use header::header_crc_at;
 use header::{other_version, read_header, Entry, VERSION};
 pub(crate) use header::{state_in_header, HEADER_LEN};
+pub(crate) use layout::FENCE;
 use layout::{Form, ALIGN, SECTIONS, V4_HIGHS};
 pub(crate) use layout::{LineBits, Section};
 use packed::Packed;
@@ -337,7 +338,8 @@ fn fits(s: Section, e: &Entry, len: usize) -> bool {
 
 /// Whether the sections' counts and widths fit together: an offset block
 /// for every [`blocks::BLOCK`] pieces and one more, an IPv4 /16 entry for
-/// every /16 and one more, as many exceptions as their indexes, tables of
+/// every /16 and one more, a fence for every [`FENCE`] wide starts, as many
+/// exceptions as their indexes, tables of
 /// their sizes, changes and lines wide enough
 /// for the fields they split into.
 fn layout_fits(h: &header::Header) -> bool {
@@ -352,6 +354,7 @@ fn layout_fits(h: &header::Header) -> bool {
         && width(Section::OffsetBits) == 1
         && count(Section::StartsV4High) == V4_HIGHS + 1
         && count(Section::StartsLowAt) == count(Section::StartsLow)
+        && count(Section::WideFences) == count(Section::StartsWide).div_ceil(FENCE)
         && count(Section::SpanAt) == count(Section::Spans)
         && count(Section::PayloadOffsets) >= 1
         && (8..=24).contains(&(32u32.wrapping_sub(h.v4_shift)))
