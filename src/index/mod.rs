@@ -23,7 +23,7 @@
 //! - [`image`](self::image): the bytes an index views (built in memory or the
 //!   store's mapped index file, [`crate::index_file`]), their header and layout;
 //! - [`tables`](self::tables): the bucket tables that find an address's piece;
-//! - [`starts`](self::starts): the pieces' starts, IPv4 ones in 4 bytes;
+//! - [`starts`](self::starts): the pieces' starts, IPv4 ones in 2 bytes;
 //! - [`changes`](self::changes): each piece's changes as the file packs them;
 //! - [`batch`](self::batch): many lookups at once, their cache misses overlapped.
 
