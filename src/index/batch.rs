@@ -15,7 +15,7 @@ const GROUP: usize = 16;
 /// Hints the CPU to fetch the cache line at `p`; never faults, even if `p` is not
 /// a valid address.
 #[inline(always)]
-fn prefetch<T>(p: *const T) {
+pub(super) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching is a hint; it does not dereference `p`.
     #[allow(unused_unsafe)]
@@ -30,52 +30,78 @@ impl Index {
     /// Answers many `(ip, t)` queries at once, pushing one answer per query to
     /// `out`. Same answers as [`Index::at`], faster: queries go through each step
     /// (bucket, piece, changes, record) in groups, prefetching the next step's
-    /// memory for the whole group so that the cache misses overlap.
+    /// memory for the whole group so that the cache misses overlap. What a step
+    /// reads is kept for the next (candidates, offset block, line parts), so
+    /// that nothing is decoded twice.
     pub fn at_many<'a>(&'a self, queries: &[(IpKey, Timestamp)], out: &mut Vec<Option<Match<'a>>>) {
+        out.reserve(queries.len());
         for group in queries.chunks(GROUP) {
+            let n = group.len();
             let mut piece = [0usize; GROUP];
             let mut pos = [None; GROUP];
             let mut line = [NO_LINE; GROUP];
+            let mut candidates = [(0, 0); GROUP];
+            let mut block = [None; GROUP];
+            let mut span = [(0, 0); GROUP];
+            let mut parts = [None; GROUP];
             for &(ip, _) in group {
                 let (table, b) = self.bucket(ip);
                 prefetch(table.address(b));
+                prefetch(self.starts.v4_high_address(ip.0));
             }
-            for &(ip, _) in group {
-                // The candidate starts the search will read (up to 4 cache lines).
+            for (k, &(ip, _)) in group.iter().enumerate() {
+                // The candidate starts the search will read (their first
+                // cache lines).
                 let (lo, hi) = self.candidates(ip);
-                for i in (lo + 1..=hi).step_by(4).take(4) {
-                    prefetch(self.starts.address(i));
-                }
+                candidates[k] = (lo, hi);
+                prefetch(self.starts.address(lo + 1));
+                prefetch(self.starts.address(hi));
             }
             for (k, &(ip, t)) in group.iter().enumerate() {
-                piece[k] = self.piece(ip);
+                piece[k] = self.piece_among(ip, candidates[k]);
                 pos[k] = self.snapshot_position(t);
                 prefetch(self.offsets.address(piece[k]));
             }
-            for &p in &piece[..group.len()] {
-                prefetch(self.offsets.distance_address(p));
+            for k in 0..n {
+                block[k] = self.offsets.block_of(piece[k]);
+                if let Some(b) = &block[k] {
+                    prefetch(self.offsets.distance_address(b, piece[k]));
+                }
             }
-            let mut span = [(0, 0); GROUP];
-            for k in 0..group.len() {
-                span[k] = self.change_span(piece[k]);
+            for k in 0..n {
+                span[k] = block[k]
+                    .and_then(|b| self.offsets.pair_in(b, piece[k]))
+                    .map_or((0, 0), |(lo, hi)| (lo as usize, hi as usize));
                 prefetch(self.changes.address(span[k].0));
             }
-            for k in 0..group.len() {
+            for k in 0..n {
                 if let Some(p) = pos[k] {
                     line[k] = self.changes.line_at(span[k].0, span[k].1, p);
                     prefetch(self.lines.address(line[k] as usize));
                 }
             }
             // A record's range comes from the starts of the pieces it spans.
-            for &l in &line[..group.len()] {
-                if let Some((first, last, payload)) = self.line_parts(l) {
+            for k in 0..n {
+                parts[k] = self.line_parts(line[k]);
+                if let Some((first, last, payload)) = parts[k] {
                     prefetch(self.starts.address(first));
                     prefetch(self.starts.address(last + 1));
+                    prefetch(self.starts.low_flag_address(first));
+                    prefetch(self.starts.low_flag_address(last + 1));
                     prefetch(self.payload_offsets.as_ptr().wrapping_add(payload as usize));
                 }
             }
-            for k in 0..group.len() {
-                out.push(pos[k].and_then(|p| self.matched(line[k], p)));
+            for k in 0..n {
+                let m = match (pos[k], parts[k]) {
+                    (Some(p), Some((first, last, payload))) => self
+                        .line_of_parts(first, last, payload, group[k].0)
+                        .and_then(|l| self.match_of(l, p)),
+                    _ => None,
+                };
+                if let Some(m) = &m {
+                    prefetch(m.payload.as_ptr());
+                }
+                out.push(m);
             }
         }
     }

@@ -23,7 +23,7 @@
 //! - [`image`](self::image): the bytes an index views (built in memory or the
 //!   store's mapped index file, [`crate::index_file`]), their header and layout;
 //! - [`tables`](self::tables): the bucket tables that find an address's piece;
-//! - [`starts`](self::starts): the pieces' starts, IPv4 ones in 4 bytes;
+//! - [`starts`](self::starts): the pieces' starts, IPv4 ones in 2 bytes;
 //! - [`changes`](self::changes): each piece's changes as the file packs them;
 //! - [`batch`](self::batch): many lookups at once, their cache misses overlapped.
 
@@ -259,9 +259,21 @@ impl Index {
     /// The record line `id`: its range (from the pieces it spans) and payload.
     #[inline]
     fn line(&self, id: u32) -> Option<Line> {
+        self.line_near(id, IpKey(0))
+    }
+
+    /// [`Index::line`], fastest for a line near `ip` (one that contains it).
+    #[inline(always)]
+    fn line_near(&self, id: u32, ip: IpKey) -> Option<Line> {
         let (first, last, payload) = self.line_parts(id)?;
-        let begin = self.starts.get(first)?;
-        let end = match self.starts.get(last + 1) {
+        self.line_of_parts(first, last, payload, ip)
+    }
+
+    /// The line of pieces `first..=last` and payload `payload`, near `ip`.
+    #[inline(always)]
+    fn line_of_parts(&self, first: usize, last: usize, payload: u32, ip: IpKey) -> Option<Line> {
+        let begin = self.starts.get_near(first, ip.0)?;
+        let end = match self.starts.get_near(last + 1, ip.0) {
             Some(next) => next.wrapping_sub(1),
             None => u128::MAX,
         };
@@ -305,10 +317,21 @@ impl Index {
 
     #[inline]
     fn matched(&self, line: u32, pos: usize) -> Option<Match<'_>> {
+        self.matched_near(line, pos, IpKey(0))
+    }
+
+    /// [`Index::matched`] for a line that contains `ip`.
+    #[inline]
+    fn matched_near(&self, line: u32, pos: usize, ip: IpKey) -> Option<Match<'_>> {
         if line == NO_LINE {
             return None;
         }
-        let l = self.line(line)?;
+        self.match_of(self.line_near(line, ip)?, pos)
+    }
+
+    /// The answer of line `l` in the snapshot at `pos`.
+    #[inline(always)]
+    fn match_of(&self, l: Line, pos: usize) -> Option<Match<'_>> {
         Some(Match {
             line: l,
             snapshot: self.snapshots.get(pos)?,
@@ -347,7 +370,7 @@ impl Index {
     pub fn at(&self, ip: IpKey, t: Timestamp) -> Option<Match<'_>> {
         let pos = self.snapshot_position(t)?;
         let line = self.line_at(ip, pos);
-        self.matched(line, pos)
+        self.matched_near(line, pos, ip)
     }
 
     /// The line id answering for `ip` in the snapshot at `pos` (`NO_LINE` if none).
@@ -361,7 +384,7 @@ impl Index {
     pub fn latest(&self, ip: IpKey) -> Option<Match<'_>> {
         let pos = self.instants.len().checked_sub(1)?;
         let line = self.piece_line(self.piece(ip), pos);
-        self.matched(line, pos)
+        self.matched_near(line, pos, ip)
     }
 
     /// Every version of the record for `ip`, newest first; each carries the
@@ -372,7 +395,7 @@ impl Index {
         self.changes
             .iter(lo, hi)
             .rev()
-            .filter_map(|c| self.matched(c.line, c.pos.into()))
+            .filter_map(|c| self.matched_near(c.line, c.pos.into(), ip))
             .collect()
     }
 

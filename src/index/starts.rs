@@ -1,23 +1,41 @@
 //! Piece starts as the index file keeps them: the pieces that start in IPv4
-//! as 4-byte offsets from `::ffff:0:0`, the others (before and after them in
-//! address order) as their top 64 bits, with the few whose low 64 bits are
-//! not zero (real IPv6 data splits at /64 or above) kept aside in an
-//! exception list. A country history's starts take 6 bytes a piece on
-//! average instead of 16, a city history's 5.4.
+//! as the low 16 bits of their offset from `::ffff:0:0`, with a table of where
+//! each /16 starts among them, the others (before and after them in address
+//! order) as their top 64 bits, with the few whose low 64 bits are not zero
+//! (real IPv6 data splits at /64 or above) kept aside in an exception list. A
+//! country history's starts take 5 bytes a piece on average instead of 16, a
+//! city history's 4.
 //!
-//! Invariant: piece `i` is `wide[i]` below `v4_at`, `v4[i - v4_at]` for the
-//! next `v4.len()` pieces, and `wide[i - v4.len()]` after them; a wide
-//! start's low 64 bits are its exception, zero if it has none.
+//! Invariant: piece `i` is IPv4 start `i - v4_at` for the `v4.len()` pieces
+//! from `v4_at`, wide start `i` below them and `i - v4.len()` after them; IPv4
+//! start `j` lies in the /16 `h` with `v4_high[h] <= j < v4_high[h + 1]`; a
+//! wide start's low 64 bits are its exception, zero if it has none. A damaged
+//! `v4_high` gives wrong starts, never a read outside the image.
 
+use super::batch::prefetch;
 use super::image::exceptions::Exceptions;
-use super::image::{Image, Section, View};
+use super::image::packed::Packed;
+use super::image::{Image, Section, View, FENCE};
 use crate::ip::IpKey;
+
+/// The /16s of IPv4.
+const V4_HIGHS: usize = 1 << 16;
 
 #[derive(Debug)]
 pub(crate) struct Starts {
-    v4: View<u32>,
+    /// IPv4 starts' low 16 bits.
+    v4: View<u16>,
+    /// `v4_high[h]`: the number of IPv4 starts below the /16 `h`.
+    v4_high: Packed,
     /// Wide starts' top 64 bits.
     high: View<u64>,
+    /// Every [`FENCE`]-th of `high` (from the file)...
+    fences: View<u64>,
+    /// ...and every [`FENCE`]-th of those (made at open): a search among many
+    /// wide starts (real IPv6 data crowds into few table buckets: 90,000
+    /// starts in the bucket of an average city IPv6 lookup) reads a few cache
+    /// lines of these, then two of `high`, instead of a binary search's 17.
+    fences2: Vec<u64>,
     /// Wide starts' low 64 bits, where not zero.
     low: Exceptions,
     /// Which wide starts have low bits, one bit each, read from `low` when
@@ -32,7 +50,7 @@ pub(crate) struct Starts {
 
 impl Starts {
     pub(crate) fn of(image: &Image) -> Starts {
-        let v4: View<u32> = image.view(Section::StartsV4);
+        let v4: View<u16> = image.view(Section::StartsV4);
         let high: View<u64> = image.view(Section::StartsWide);
         let low = Exceptions::new(
             image.packed(Section::StartsLowAt),
@@ -56,6 +74,8 @@ impl Starts {
                 hi = mid;
             }
         }
+        let fences: View<u64> = image.view(Section::WideFences);
+        let fences2 = fences.iter().step_by(FENCE).copied().collect();
         let mut has_low = vec![0u64; high.len().div_ceil(64)];
         for w in low.indexes() {
             if let Some(word) = has_low.get_mut((w / 64) as usize) {
@@ -65,7 +85,10 @@ impl Starts {
         Starts {
             len: v4.len() + high.len(),
             v4,
+            v4_high: image.packed(Section::StartsV4High),
             high,
+            fences,
+            fences2,
             low,
             has_low,
             v4_at: lo,
@@ -98,15 +121,50 @@ impl Starts {
         self.len
     }
 
-    /// Start of piece `i`, `None` past the end.
+    /// Start of piece `i`, `None` past the end, found fastest when an IPv4
+    /// start lies in the /16 of `near` (a lookup's address: the pieces of
+    /// its record nearly always do).
     #[inline(always)]
-    pub(crate) fn get(&self, i: usize) -> Option<u128> {
+    pub(crate) fn get_near(&self, i: usize, near: u128) -> Option<u128> {
         let in_v4 = i.wrapping_sub(self.v4_at);
         if in_v4 < self.v4.len() {
-            return Some(IpKey::V4_FIRST.0 | u128::from(*self.v4.get(in_v4)?));
+            let low = *self.v4.get(in_v4)?;
+            let top = self.v4_top(in_v4, v4_slash16(near));
+            return Some(IpKey::V4_FIRST.0 | (top as u128) << 16 | u128::from(low));
         }
         let w = if i < self.v4_at { i } else { i - self.v4.len() };
         self.wide(w)
+    }
+
+    /// The number of IPv4 starts below the /16 `h` (`h` in `0..=V4_HIGHS`).
+    #[inline(always)]
+    fn v4_below(&self, h: usize) -> usize {
+        self.v4_high.get(h).map_or(self.v4.len(), |n| n as usize)
+    }
+
+    /// The /16 of IPv4 start `j`, `hint` first.
+    #[inline(always)]
+    fn v4_top(&self, j: usize, hint: usize) -> usize {
+        if self.v4_below(hint) <= j && j < self.v4_below(hint + 1) {
+            hint
+        } else {
+            self.v4_top_search(j)
+        }
+    }
+
+    /// The /16 of IPv4 start `j`: the last `h` with `v4_high[h] <= j`.
+    #[inline(never)]
+    fn v4_top_search(&self, j: usize) -> usize {
+        let (mut lo, mut hi) = (1, V4_HIGHS);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.v4_below(mid) <= j {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo - 1
     }
 
     /// The first `i` in `lo..hi` whose start is above `ip`, `hi` if none:
@@ -120,17 +178,21 @@ impl Starts {
         }
         let v4_end = self.v4_at + self.v4.len();
         if lo >= self.v4_at && hi <= v4_end {
-            let slice = self
-                .v4
-                .get(lo - self.v4_at..hi - self.v4_at)
-                .unwrap_or_default();
-            let below = ip.saturating_sub(IpKey::V4_FIRST.0);
-            let n = match u32::try_from(below) {
-                _ if ip < IpKey::V4_FIRST.0 => 0,
-                Ok(key) => slice.partition_point(|&s| s <= key),
-                Err(_) => slice.len(),
+            let (a, b) = (lo - self.v4_at, hi - self.v4_at);
+            if ip < IpKey::V4_FIRST.0 {
+                return lo;
+            }
+            let Ok(offset) = u32::try_from(ip - IpKey::V4_FIRST.0) else {
+                return hi;
             };
-            return lo + n;
+            // The starts below `ip`'s /16 are at or below it, those past it
+            // above it: only the ones in it are compared, by their low bits.
+            let top = (offset >> 16) as usize;
+            let from = self.v4_below(top).clamp(a, b);
+            let to = self.v4_below(top + 1).clamp(from, b);
+            let slice = self.v4.get(from..to).unwrap_or_default();
+            let key = offset as u16;
+            return self.v4_at + from + slice.partition_point(|&s| s <= key);
         }
         let wide = if hi <= self.v4_at {
             Some((lo, hi))
@@ -142,8 +204,7 @@ impl Starts {
         match wide {
             Some((a, b)) => {
                 let key = (ip >> 64) as u64;
-                let slice = self.high.get(a..b).unwrap_or_default();
-                let mut w = a + slice.partition_point(|&s| s <= key);
+                let mut w = self.wide_point(a, b, key);
                 // Starts of the same top half are ordered by their low bits:
                 // step back over those above `ip` (only exceptions can be).
                 while w > a && self.high.get(w - 1) == Some(&key) && self.low(w - 1) > ip as u64 {
@@ -155,18 +216,56 @@ impl Starts {
         }
     }
 
+    /// The first wide start in `a..b` whose top half is above `key`, `b` if
+    /// none: through the fences when there are many.
+    #[inline(always)]
+    fn wide_point(&self, a: usize, b: usize, key: u64) -> usize {
+        if b - a <= 2 * FENCE {
+            return point(&self.high, a, b, key);
+        }
+        through_fences(&self.high, a, b, key, |fa, fb| {
+            if fb - fa <= 2 * FENCE {
+                point(&self.fences, fa, fb, key)
+            } else {
+                through_fences(&self.fences, fa, fb, key, |ga, gb| {
+                    point(&self.fences2, ga, gb, key)
+                })
+            }
+        })
+    }
+
     /// [`Starts::partition_point`] over a range that crosses forms.
     fn partition_point_across(&self, lo: usize, hi: usize, ip: u128) -> usize {
         let (mut lo, mut hi) = (lo, hi);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.get(mid).is_some_and(|s| s <= ip) {
+            if self.get_near(mid, ip).is_some_and(|s| s <= ip) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
         lo
+    }
+
+    /// The address of the /16 table entries of `ip`, for a prefetch (never
+    /// dereferenced).
+    #[inline(always)]
+    pub(crate) fn v4_high_address(&self, ip: u128) -> *const u8 {
+        self.v4_high.address(v4_slash16(ip))
+    }
+
+    /// The address of the word saying whether piece `i`'s start has low bits
+    /// (that of piece 0 for an IPv4 start), for a prefetch (never
+    /// dereferenced).
+    #[inline(always)]
+    pub(crate) fn low_flag_address(&self, i: usize) -> *const u8 {
+        let w = if i < self.v4_at {
+            i
+        } else {
+            i.saturating_sub(self.v4.len())
+        };
+        self.has_low.as_ptr().wrapping_add(w / 64).cast()
     }
 
     /// The address of piece `i`'s start, for a prefetch (never dereferenced).
@@ -182,5 +281,205 @@ impl Starts {
             i.wrapping_sub(self.v4.len())
         };
         self.high.as_ptr().wrapping_add(w).cast()
+    }
+}
+
+/// The first index in `a..b` of the sorted `values` whose value is above
+/// `key`, `b` if none.
+#[inline(always)]
+fn point(values: &[u64], a: usize, b: usize, key: u64) -> usize {
+    a + values
+        .get(a..b)
+        .unwrap_or_default()
+        .partition_point(|&v| v <= key)
+}
+
+/// [`point`] in `values` whose every [`FENCE`]-th value is a fence:
+/// `fence_point(fa, fb)` finds the first fence in `fa..fb` above `key` (fences
+/// `fa..fb` are the values in `a..b` at multiples of [`FENCE`]), which leaves
+/// at most [`FENCE`] values to search. Wrong fences give a wrong index in
+/// `a..=b`, never a read outside `values`.
+#[inline(always)]
+fn through_fences(
+    values: &[u64],
+    a: usize,
+    b: usize,
+    key: u64,
+    fence_point: impl FnOnce(usize, usize) -> usize,
+) -> usize {
+    let (fa, fb) = (a.div_ceil(FENCE), b.div_ceil(FENCE));
+    let f = fence_point(fa, fb);
+    let lo = if f > fa { (f - 1) * FENCE } else { a }.clamp(a, b);
+    let hi = if f < fb { f * FENCE } else { b }.clamp(lo, b);
+    // Both cache lines at once rather than one after the other.
+    prefetch(values.as_ptr().wrapping_add(lo));
+    prefetch(values.as_ptr().wrapping_add(hi.saturating_sub(1)));
+    point(values, lo, hi, key)
+}
+
+/// The IPv4 /16 of `ip` (0 outside IPv4).
+#[inline(always)]
+fn v4_slash16(ip: u128) -> usize {
+    match u32::try_from(ip.wrapping_sub(IpKey::V4_FIRST.0)) {
+        Ok(offset) => (offset >> 16) as usize,
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::history::History;
+    use crate::index::image::tests::{history, state};
+    use crate::index::image::{Image, FENCE};
+    use crate::index::Index;
+    use crate::ip::IpKey;
+    use crate::time::Timestamp;
+
+    /// The range of the record answering for `ip` at `t`, from the history.
+    fn expected(h: &History, ip: IpKey, t: Timestamp) -> Option<(IpKey, IpKey)> {
+        let pos = h.snapshots.iter().rposition(|s| s.meta.instant() <= t)?;
+        let c = h.piece_changes(h.piece_of(ip));
+        let line = c.iter().rev().find(|c| usize::from(c.pos) <= pos)?.line;
+        h.line(line).map(|l| (l.begin, l.end))
+    }
+
+    /// IPv4 starts on both sides of /16 edges, at an edge, and records
+    /// spanning many /16s (a whole /8) read back as the history has them, by
+    /// a lookup near them and by a walk over every record.
+    #[test]
+    fn ipv4_starts_keep_their_slash16_across_edges() {
+        let records = [
+            ("1.0.0.0", "1.255.255.255"),
+            ("2.0.255.0", "2.1.0.255"),
+            ("2.1.1.0", "2.1.255.255"),
+            ("2.3.0.0", "2.3.0.0"),
+            ("2.3.0.1", "2.4.0.0"),
+            ("2.4.0.1", "2.4.0.1"),
+            ("200.0.0.0", "200.0.0.1"),
+            ("255.255.255.0", "255.255.255.255"),
+        ];
+        let first: String = records
+            .iter()
+            .enumerate()
+            .map(|(n, (b, e))| {
+                format!(
+                    r#"{{"begin":"{b}","end":"{e}","datetime":"2024-01-01T00:00:00Z","n":{n}}}"#
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        // A second snapshot splits the /8 at every /16 of its first 300.
+        let second: String = (0..300u32)
+            .map(|k| {
+                let (b, e) = (0x0100_0000 + (k << 16), 0x0100_0000 + (k << 16) + 0xffff);
+                let ip = |v: u32| std::net::Ipv4Addr::from(v).to_string();
+                format!(
+                    r#"{{"begin":"{}","end":"{}","datetime":"2024-02-01T00:00:00Z","k":{k}}}"#,
+                    ip(b),
+                    ip(e)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let h = history(&[&first, &second]);
+        let ix = Index::from_image(Image::build(&h, state(1)).unwrap()).unwrap();
+        for ip in [
+            "0.0.0.0",
+            "1.0.0.0",
+            "1.0.255.255",
+            "1.1.0.0",
+            "1.43.7.9",
+            "1.255.255.255",
+            "2.0.254.255",
+            "2.0.255.0",
+            "2.1.0.255",
+            "2.1.1.0",
+            "2.2.0.0",
+            "2.3.0.0",
+            "2.3.0.1",
+            "2.3.255.255",
+            "2.4.0.0",
+            "2.4.0.1",
+            "2.4.0.2",
+            "200.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::ffff:0:0",
+        ] {
+            let ip = IpKey::parse(ip).unwrap();
+            for t in ["2024-01-15", "2024-02-15"] {
+                let t = Timestamp::parse(t).unwrap();
+                let got = ix.at(ip, t).map(|m| (m.line.begin, m.line.end));
+                assert_eq!(got, expected(&h, ip, t), "{ip:?} at {t:?}");
+                let mut out = Vec::new();
+                ix.at_many(&[(ip, t)], &mut out);
+                assert_eq!(out[0].map(|m| (m.line.begin, m.line.end)), got);
+            }
+        }
+        // Without a hint (every record of a snapshot), the same ranges.
+        let mut ranges: Vec<_> = ix.ranges().collect();
+        ranges.sort();
+        let mut want: Vec<_> = h.lines().map(|(_, l)| (l.begin, l.end)).collect();
+        want.sort();
+        assert_eq!(ranges, want);
+    }
+
+    /// Thousands of IPv6 starts in one table bucket (some sharing a top
+    /// half, split by their low bits) are found through both levels of
+    /// fences, as the history has them.
+    #[test]
+    fn crowded_ipv6_starts_are_found_through_the_fences() {
+        let lines: Vec<String> = (0..3000u64)
+            .map(|k| {
+                // Every third /64 split in two halves (low bits aside).
+                let net = 0x2001_0db8_0000_0000u64 + k * 0x1_0003;
+                let b = std::net::Ipv6Addr::from(u128::from(net) << 64);
+                let e = if k % 3 == 0 {
+                    (u128::from(net) << 64) | u128::from(u64::MAX >> 1)
+                } else {
+                    (u128::from(net) << 64) | u128::from(u64::MAX)
+                };
+                let mut text = format!(
+                    r#"{{"begin":"{b}","end":"{}","datetime":"2024-01-01T00:00:00Z","k":{k}}}"#,
+                    std::net::Ipv6Addr::from(e)
+                );
+                if k % 3 == 0 {
+                    text.push_str(&format!(
+                        "\n{{\"begin\":\"{}\",\"end\":\"{}\",\"datetime\":\"2024-01-01T00:00:00Z\",\"h\":{k}}}",
+                        std::net::Ipv6Addr::from(e + 1),
+                        std::net::Ipv6Addr::from((u128::from(net) << 64) | u128::from(u64::MAX))
+                    ));
+                }
+                text
+            })
+            .collect();
+        let h = history(&[&lines.join("\n")]);
+        let ix = Index::from_image(Image::build(&h, state(1)).unwrap()).unwrap();
+        assert!(ix.starts.fences.len() > 2 * FENCE && ix.starts.fences2.len() > 2);
+        let t = Timestamp::parse("2024-02-01").unwrap();
+        let mut queries = Vec::new();
+        for k in (0..3000u128).step_by(7).chain([0, 1, 2, 2999]) {
+            let net = (0x2001_0db8_0000_0000u128 + k * 0x1_0003) << 64;
+            for ip in [
+                net,
+                net + 5,
+                net | u128::from(u64::MAX >> 1),
+                net | (1 << 63),
+                net - 1,
+            ] {
+                queries.push((IpKey(ip), t));
+            }
+        }
+        let mut out = Vec::new();
+        ix.at_many(&queries, &mut out);
+        for (&(ip, t), got) in queries.iter().zip(&out) {
+            let want = expected(&h, ip, t);
+            assert_eq!(
+                ix.at(ip, t).map(|m| (m.line.begin, m.line.end)),
+                want,
+                "{ip:?}"
+            );
+            assert_eq!(got.map(|m| (m.line.begin, m.line.end)), want, "{ip:?}");
+        }
     }
 }

@@ -73,7 +73,12 @@ impl Index {
     /// The piece containing `ip`.
     #[inline]
     pub(super) fn piece(&self, ip: IpKey) -> usize {
-        let (lo, hi) = self.candidates(ip);
+        self.piece_among(ip, self.candidates(ip))
+    }
+
+    /// The piece containing `ip`, given its [`Index::candidates`].
+    #[inline(always)]
+    pub(super) fn piece_among(&self, ip: IpKey, (lo, hi): (usize, usize)) -> usize {
         // The first piece above `lo` that starts past `ip`, less one; `lo`
         // itself when none does (or the table is damaged).
         self.starts

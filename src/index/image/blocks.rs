@@ -97,16 +97,21 @@ impl Blocks {
         self.len
     }
 
-    /// Block `k`'s base, where its distances start in the stream, and their
-    /// width; `None` past the table or for a corrupt entry.
+    /// Block `k`'s entry and the next one's, decoded; `None` past the table
+    /// or for a corrupt entry.
     #[inline(always)]
-    fn block(&self, k: usize) -> Option<(u64, usize, usize)> {
+    fn block(&self, k: usize) -> Option<Block> {
         let here = self.table.get(k)?;
         let next = self.table.get(k + 1)?;
-        let base = here & ((1u64 << self.base_bits) - 1);
+        let mask = (1u64 << self.base_bits) - 1;
         let bit = (here >> self.base_bits) as usize;
         let width = ((next >> self.base_bits) as usize).checked_sub(bit)? >> BLOCK_SHIFT;
-        Some((base, bit, width))
+        Some(Block {
+            base: here & mask,
+            next_base: next & mask,
+            bit,
+            width: u32::try_from(width).ok()?,
+        })
     }
 
     /// Value `i`, `None` past the end (lookups read values in pairs,
@@ -116,29 +121,39 @@ impl Blocks {
         if i >= self.len {
             return None;
         }
-        let (base, bit, width) = self.block(i >> BLOCK_SHIFT)?;
-        let at = bit + (i & (BLOCK - 1)) * width;
-        Some(base + self.stream.bits(at, u32::try_from(width).ok()?)?)
+        let b = self.block(i >> BLOCK_SHIFT)?;
+        let at = b.bit + (i & (BLOCK - 1)) * b.width as usize;
+        Some(b.base + self.stream.bits(at, b.width)?)
+    }
+
+    /// The block of values `i` and `i + 1` (read by [`Blocks::pair_in`]),
+    /// `None` past the end.
+    #[inline(always)]
+    pub(crate) fn block_of(&self, i: usize) -> Option<Block> {
+        if i.checked_add(1)? >= self.len {
+            return None;
+        }
+        self.block(i >> BLOCK_SHIFT)
     }
 
     /// Values `i` and `i + 1` (a piece's first change and the next piece's),
     /// `None` past the end: one block entry pair read for both.
     #[inline(always)]
     pub(crate) fn pair(&self, i: usize) -> Option<(u64, u64)> {
-        if i.checked_add(1)? >= self.len {
-            return None;
-        }
-        let k = i >> BLOCK_SHIFT;
-        let (base, bit, width) = self.block(k)?;
+        self.pair_in(self.block_of(i)?, i)
+    }
+
+    /// [`Blocks::pair`] given `b`, [`Blocks::block_of`] `i`.
+    #[inline(always)]
+    pub(crate) fn pair_in(&self, b: Block, i: usize) -> Option<(u64, u64)> {
         let j = i & (BLOCK - 1);
-        let at = bit + j * width;
-        let w = u32::try_from(width).ok()?;
-        let lo = base + self.stream.bits(at, w)?;
+        let at = b.bit + j * b.width as usize;
+        let lo = b.base + self.stream.bits(at, b.width)?;
         // The next block's first value is its base.
         let hi = if j + 1 < BLOCK {
-            base + self.stream.bits(at + width, w)?
+            b.base + self.stream.bits(at + b.width as usize, b.width)?
         } else {
-            self.table.get(k + 1)? & ((1u64 << self.base_bits) - 1)
+            b.next_base
         };
         Some((lo, hi))
     }
@@ -150,17 +165,25 @@ impl Blocks {
         self.table.address(i >> BLOCK_SHIFT)
     }
 
-    /// The address of value `i`'s distance, for a prefetch once its block
-    /// entry is in the cache (never dereferenced).
+    /// The address of value `i`'s distance in block `b` (its
+    /// [`Blocks::block_of`]), for a prefetch (never dereferenced).
     #[inline(always)]
-    pub(crate) fn distance_address(&self, i: usize) -> *const u8 {
-        match self.block(i >> BLOCK_SHIFT) {
-            Some((_, bit, width)) => self
-                .stream
-                .address(bit.wrapping_add((i & (BLOCK - 1)).wrapping_mul(width))),
-            None => self.stream.address(0),
-        }
+    pub(crate) fn distance_address(&self, b: &Block, i: usize) -> *const u8 {
+        self.stream.address(
+            b.bit
+                .wrapping_add((i & (BLOCK - 1)).wrapping_mul(b.width as usize)),
+        )
     }
+}
+
+/// A block's entry, decoded: its base, the next block's, and where and in
+/// how many bits its distances lie.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Block {
+    base: u64,
+    next_base: u64,
+    bit: usize,
+    width: u32,
 }
 
 #[cfg(test)]

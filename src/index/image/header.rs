@@ -11,7 +11,9 @@ const MAGIC: &[u8; 8] = b"WHIPIDX\0";
 /// bytes, the others in 8 when they allow.
 /// 4: the wide piece starts in 8 bytes with their few nonzero low halves
 /// aside, two-level change offsets, line spans narrow with the wide ones aside.
-pub(super) const VERSION: u32 = 4;
+/// 5: IPv4 piece starts in 2 bytes (their low 16 bits) with a table of where
+/// each /16 starts among them; every 16th wide start's top half as a fence.
+pub(super) const VERSION: u32 = 5;
 const BYTE_ORDER: u32 = 0x0102_0304;
 pub(crate) const HEADER_LEN: usize = 4096;
 const SECTION_ENTRY: usize = 32;

@@ -12,6 +12,12 @@ use crate::store::StoreState;
 
 pub(super) const ALIGN: usize = 64;
 
+/// The /16s of IPv4: [`Section::StartsV4High`] has one entry more.
+pub(crate) const V4_HIGHS: usize = 1 << 16;
+
+/// Wide starts per fence ([`Section::WideFences`]): two cache lines of them.
+pub(crate) const FENCE: usize = 16;
+
 /// How many times its bits a line's span kept aside is weighed when the span
 /// field's width is chosen (see [`Image::build`]).
 const SPAN_ASIDE_WEIGHT: u64 = 4;
@@ -21,9 +27,12 @@ const SPAN_ASIDE_WEIGHT: u64 = 4;
 pub(crate) enum Section {
     /// JSON array of the snapshots' metadata, oldest first.
     Snapshots,
-    /// Starts of the pieces that start in IPv4 (`::ffff:0:0/96`), as the
-    /// offset from `::ffff:0:0` (u32).
+    /// Starts of the pieces that start in IPv4 (`::ffff:0:0/96`): the low 16
+    /// bits of their offset from `::ffff:0:0` (u16)...
     StartsV4,
+    /// ...and where each /16 starts among them: entry `h` is the number of
+    /// IPv4 starts below `h << 16`, for `h` in `0..=65536` (packed).
+    StartsV4High,
     /// Starts of the other pieces, before and after the IPv4 ones: their top
     /// 64 bits (u64).
     StartsWide,
@@ -32,6 +41,9 @@ pub(crate) enum Section {
     StartsLowAt,
     /// ...and those low 64 bits (packed).
     StartsLow,
+    /// Every [`FENCE`]-th wide start's top 64 bits (u64): the first step of
+    /// a search among many wide starts.
+    WideFences,
     /// Change offsets per piece (pieces + 1): the block table of a two-level
     /// array ([`super::blocks`]).
     Offsets,
@@ -56,12 +68,14 @@ pub(crate) enum Section {
     Global,
 }
 
-pub(super) const SECTIONS: [Section; 16] = [
+pub(super) const SECTIONS: [Section; 18] = [
     Section::Snapshots,
     Section::StartsV4,
+    Section::StartsV4High,
     Section::StartsWide,
     Section::StartsLowAt,
     Section::StartsLow,
+    Section::WideFences,
     Section::Offsets,
     Section::OffsetBits,
     Section::Changes,
@@ -89,9 +103,11 @@ impl Section {
         match self {
             Section::Snapshots => "snapshots",
             Section::StartsV4 => "ipv4 starts",
+            Section::StartsV4High => "ipv4 starts' /16s",
             Section::StartsWide => "starts",
             Section::StartsLowAt => "starts' low bits (indexes)",
             Section::StartsLow => "starts' low bits",
+            Section::WideFences => "starts' fences",
             Section::Offsets => "offsets",
             Section::OffsetBits => "offset distances",
             Section::Changes => "changes",
@@ -109,9 +125,11 @@ impl Section {
     pub(super) fn form(self) -> Form {
         match self {
             Section::Snapshots | Section::Payloads => Form::Fixed(8),
-            Section::StartsV4 | Section::PayloadOffsets => Form::Fixed(32),
-            Section::StartsWide => Form::Fixed(64),
-            Section::StartsLowAt
+            Section::StartsV4 => Form::Fixed(16),
+            Section::PayloadOffsets => Form::Fixed(32),
+            Section::StartsWide | Section::WideFences => Form::Fixed(64),
+            Section::StartsV4High
+            | Section::StartsLowAt
             | Section::StartsLow
             | Section::Offsets
             | Section::OffsetBits
@@ -171,6 +189,7 @@ pub(crate) fn change_line_bits(lines: usize) -> u32 {
 /// The parts of a section before it is written.
 enum Part<'a> {
     Bytes(&'a [u8]),
+    Fixed16(Vec<u16>),
     Fixed32(Vec<u32>),
     Fixed64(Vec<u64>),
     Packed(Vec<u64>, u32),
@@ -182,6 +201,7 @@ impl Part<'_> {
     fn count(&self) -> usize {
         match self {
             Part::Bytes(b) => b.len(),
+            Part::Fixed16(v) => v.len(),
             Part::Fixed32(v) => v.len(),
             Part::Fixed64(v) => v.len(),
             Part::Packed(v, _) => v.len(),
@@ -192,6 +212,7 @@ impl Part<'_> {
     fn width(&self) -> u32 {
         match self {
             Part::Bytes(_) => 8,
+            Part::Fixed16(_) => 16,
             Part::Fixed32(_) => 32,
             Part::Fixed64(_) => 64,
             Part::Packed(_, w) => *w,
@@ -210,6 +231,7 @@ impl Part<'_> {
     fn write(&self, dst: &mut [u8]) {
         match self {
             Part::Bytes(b) => dst.copy_from_slice(b),
+            Part::Fixed16(v) => fill(dst, v, |x| x.to_le_bytes()),
             Part::Fixed32(v) => fill(dst, v, |x| x.to_le_bytes()),
             Part::Fixed64(v) => fill(dst, v, |x| x.to_le_bytes()),
             Part::Packed(v, w) => packed::pack_into(dst, v.iter().copied(), *w),
@@ -322,10 +344,18 @@ impl Image {
         let changes = Part::Packed(changes, change_line_bits + positions);
         let v4_at = starts.partition_point(|s| *s < IpKey::V4_FIRST);
         let v4_end = starts.partition_point(|s| *s <= IpKey::V4_LAST);
-        let starts_v4: Vec<u32> = starts[v4_at..v4_end]
-            .iter()
-            .map(|s| (s.0 - IpKey::V4_FIRST.0) as u32)
-            .collect();
+        // IPv4 starts: the low 16 bits of each, and per /16 how many start
+        // below it.
+        let mut starts_v4 = Vec::with_capacity(v4_end - v4_at);
+        let mut v4_high = Vec::with_capacity(V4_HIGHS + 1);
+        for s in &starts[v4_at..v4_end] {
+            let offset = (s.0 - IpKey::V4_FIRST.0) as u32;
+            while v4_high.len() <= (offset >> 16) as usize {
+                v4_high.push(starts_v4.len() as u64);
+            }
+            starts_v4.push(offset as u16);
+        }
+        v4_high.resize(V4_HIGHS + 1, starts_v4.len() as u64);
         let (mut low_at, mut low) = (Vec::new(), Vec::new());
         let wide: Vec<u64> = starts[..v4_at]
             .iter()
@@ -339,6 +369,7 @@ impl Image {
                 (s.0 >> 64) as u64
             })
             .collect();
+        let fences: Vec<u64> = wide.iter().step_by(FENCE).copied().collect();
         let last_offset = history.offsets.last().copied().unwrap_or(0);
         if last_offset as usize != history.changes.len() {
             return Err(BuildError::Pieces);
@@ -356,10 +387,12 @@ impl Image {
         }
         let parts = [
             Part::Bytes(&snapshots_json),
-            Part::Fixed32(starts_v4),
+            Part::Fixed16(starts_v4),
+            packed_part(v4_high),
             Part::Fixed64(wide),
             packed_part(low_at),
             packed_part(low),
+            Part::Fixed64(fences),
             packed_part(offsets.table),
             Part::Bits(offsets.stream),
             changes,

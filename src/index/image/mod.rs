@@ -15,7 +15,7 @@
 //! | bytes | content |
 //! |---|---|
 //! | 0..8 | magic `WHIPIDX\0` |
-//! | 8..12 | format version (4) |
+//! | 8..12 | format version (5) |
 //! | 12..16 | byte-order mark `0x01020304` |
 //! | 16..32 | store id (u128) |
 //! | 32..40 | store generation |
@@ -50,7 +50,8 @@ use crate::store::StoreState;
 pub(crate) use header::header_crc_at;
 use header::{other_version, read_header, Entry, VERSION};
 pub(crate) use header::{state_in_header, HEADER_LEN};
-use layout::{Form, ALIGN, SECTIONS};
+pub(crate) use layout::FENCE;
+use layout::{Form, ALIGN, SECTIONS, V4_HIGHS};
 pub(crate) use layout::{LineBits, Section};
 use packed::Packed;
 
@@ -175,6 +176,7 @@ impl<T> std::fmt::Debug for View<T> {
 /// Marker for the plain integer types a section may be viewed as.
 pub(crate) trait Plain: Copy {}
 impl Plain for u8 {}
+impl Plain for u16 {}
 impl Plain for u32 {}
 impl Plain for u64 {}
 impl Plain for u128 {}
@@ -335,8 +337,10 @@ fn fits(s: Section, e: &Entry, len: usize) -> bool {
 }
 
 /// Whether the sections' counts and widths fit together: an offset block
-/// for every [`blocks::BLOCK`] pieces and one more, as many exceptions as
-/// their indexes, tables of their sizes, changes and lines wide enough
+/// for every [`blocks::BLOCK`] pieces and one more, an IPv4 /16 entry for
+/// every /16 and one more, a fence for every [`FENCE`] wide starts, as many
+/// exceptions as their indexes, tables of
+/// their sizes, changes and lines wide enough
 /// for the fields they split into.
 fn layout_fits(h: &header::Header) -> bool {
     let count = |s: Section| h.sections[s as usize].count;
@@ -348,7 +352,9 @@ fn layout_fits(h: &header::Header) -> bool {
     pieces >= 1
         && count(Section::Offsets) == (pieces + 1).div_ceil(blocks::BLOCK) + 1
         && width(Section::OffsetBits) == 1
+        && count(Section::StartsV4High) == V4_HIGHS + 1
         && count(Section::StartsLowAt) == count(Section::StartsLow)
+        && count(Section::WideFences) == count(Section::StartsWide).div_ceil(FENCE)
         && count(Section::SpanAt) == count(Section::Spans)
         && count(Section::PayloadOffsets) >= 1
         && (8..=24).contains(&(32u32.wrapping_sub(h.v4_shift)))
