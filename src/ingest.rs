@@ -57,6 +57,10 @@ impl std::str::FromStr for LoadPriority {
     }
 }
 
+/// The niceness of a [`LoadPriority::Low`] loader.
+#[cfg(target_os = "linux")]
+const LOW_NICE: libc::c_int = 10;
+
 impl LoadPriority {
     /// Gives the calling thread this priority; threads it starts inherit it. A
     /// failure leaves the priority as it was (logged at debug).
@@ -68,8 +72,11 @@ impl LoadPriority {
                 match self {
                     LoadPriority::Normal => true,
                     LoadPriority::Low => {
+                        // Never raise a thread above the niceness it was started
+                        // with (a daemon already run under `nice -n 15` stays there).
                         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                        libc::setpriority(libc::PRIO_PROCESS, tid, 10) == 0
+                        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+                        now >= LOW_NICE || libc::setpriority(libc::PRIO_PROCESS, tid, LOW_NICE) == 0
                     }
                     LoadPriority::Idle => {
                         let param = libc::sched_param { sched_priority: 0 };
@@ -507,6 +514,9 @@ mod tests {
         );
         #[cfg(target_os = "linux")]
         {
+            // The niceness the test runs with (cargo itself may run under `nice`).
+            // SAFETY: a query about the calling process.
+            let started = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
             // (policy, nice) of a thread after apply, read back by the thread.
             let on_thread = |p: LoadPriority| {
                 std::thread::spawn(move || {
@@ -524,8 +534,14 @@ mod tests {
                 .unwrap()
             };
             assert_eq!(on_thread(LoadPriority::Idle).0, libc::SCHED_IDLE);
-            assert_eq!(on_thread(LoadPriority::Low), (libc::SCHED_OTHER, 10));
-            assert_eq!(on_thread(LoadPriority::Normal), (libc::SCHED_OTHER, 0));
+            assert_eq!(
+                on_thread(LoadPriority::Low),
+                (libc::SCHED_OTHER, started.max(LOW_NICE))
+            );
+            assert_eq!(
+                on_thread(LoadPriority::Normal),
+                (libc::SCHED_OTHER, started)
+            );
         }
     }
 
