@@ -382,13 +382,13 @@ mod tests {
 
     /// Every key and value of the store but the state (whose id is random),
     /// in key order.
-    fn dump(store: &Store) -> Vec<(Box<[u8]>, Box<[u8]>)> {
+    fn dump(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         let mut it = store.db.raw_iterator();
         it.seek_to_first();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             if k != STATE_KEY {
-                out.push((k.into(), v.into()));
+                out.push((k.to_vec(), v.to_vec()));
             }
             it.next();
         }
