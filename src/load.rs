@@ -3,7 +3,7 @@
 //!
 //! A `load` is all or nothing: every file is read and validated and merged into an
 //! in-memory copy of the history, and only then is the difference written, in one
-//! atomic batch. A file that breaks a rule stops the load with its name, line and
+//! atomic step (table files the store ingests at once, [`crate::store`]). A file that breaks a rule stops the load with its name, line and
 //! rule, and the store is left exactly as it was. Inputs are Whip snapshots (JSON
 //! lines), range CSVs and MaxMind DB files ([`crate::formats`]).
 //!
@@ -409,12 +409,13 @@ fn load_files(
     if committed {
         summary.commit = store.commit(&before, &history)?;
         stages.done("commit");
-        if !opts.no_compaction && compaction_pays(&summary.commit, &history) {
+        // A first load's table files are the compacted store already.
+        if !opts.no_compaction
+            && !summary.commit.compacted
+            && compaction_pays(&summary.commit, &history)
+        {
             store.compact();
             stages.done("compact");
-        } else {
-            store.flush()?;
-            stages.done("flush");
         }
     }
     drop(before);
@@ -457,14 +458,10 @@ fn give_back_freed_memory() {
 /// least a quarter of what the store holds (a first load, a big one). A full
 /// compaction rewrites the whole store, so doing it after every small load would
 /// make each update cost as much as the history; a small load's data stays in
-/// its own table files instead (flushed, so that no open replays it from the
-/// write-ahead log), which RocksDB merges down in the background.
+/// its own table files instead, which RocksDB merges down in the background.
+/// (A first load's files need no compaction: see [`CommitStats::compacted`].)
 fn compaction_pays(written: &CommitStats, after: &History) -> bool {
-    let written = written.pieces_written
-        + written.pieces_deleted
-        + written.lines_written
-        + written.payloads_written
-        + written.deleted_other;
+    let written = written.keys();
     let held = (after.piece_count() + after.line_count() + after.payload_count()) as u64;
     written.saturating_mul(4) >= held
 }

@@ -64,12 +64,36 @@ pub fn repair(path: &Path) -> Result<Repaired, RepairError> {
         return Err(RepairError::NothingThere(path.to_path_buf()));
     }
     let lost_before = lost_tables(path);
+    let moved_before = lost_files(path);
     rocksdb::DB::repair(&rocksdb::Options::default(), path).map_err(|source| {
         RepairError::Rocks {
             path: path.to_path_buf(),
             source,
         }
     })?;
+    // Table files that loads ingested carry no column family name, which
+    // RocksDB's repair refuses: they are added back, oldest first (file
+    // numbers grow with every ingestion, and the files of one ingestion do not
+    // overlap), over what it kept; those that cannot be added stay lost.
+    let mut moved: Vec<(u64, PathBuf)> = lost_files(path)
+        .into_iter()
+        .filter(|f| !moved_before.contains(f))
+        .filter_map(|f| {
+            let number = f.file_stem()?.to_str()?.parse::<u64>().ok()?;
+            Some((number, f))
+        })
+        .collect();
+    moved.sort();
+    if !moved.is_empty() {
+        let files: Vec<PathBuf> = moved.into_iter().map(|(_, f)| f).collect();
+        let store = Store::open(path, Mode::ReadWrite).map_err(|source| RepairError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        for (file, e) in store.add_tables(&files) {
+            tracing::warn!("{}: not added back: {e}", file.display());
+        }
+    }
     let lost_tables = lost_tables(path).saturating_sub(lost_before);
     let store = match Store::open(path, Mode::ReadOnly) {
         Ok(store) => store,
@@ -128,6 +152,18 @@ fn has_rocksdb_files(path: &Path) -> bool {
         let name = name.to_string_lossy();
         name.starts_with("MANIFEST-") || name.ends_with(".sst") || name.ends_with(".log")
     })
+}
+
+/// The table files directly in `DIR/lost/`.
+fn lost_files(path: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(path.join("lost")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sst"))
+        .collect()
 }
 
 /// Table files in `DIR/lost/` (RocksDB moves there the tables it could not read).

@@ -102,6 +102,60 @@ fn a_first_load_that_fails_leaves_nothing_behind() {
     assert!(ok(&["lookup", "--db", s(&store), "1.2.3.4"]).contains("AU"));
 }
 
+/// A store whose disk fills up while a load writes its table files: the load
+/// fails with the reason, the store is as before (verified, same answers), no
+/// table file is left behind, and the same load succeeds where there is room.
+#[test]
+fn a_load_that_fills_the_disk_leaves_the_store_as_before() {
+    let files = snapshot_files();
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    ok(&["load", "--db", s(&first), s(&files[0])]);
+    let probes = [
+        "lookup",
+        "--db",
+        s(&first),
+        "--history",
+        "1.0.1.5",
+        "8.8.8.8",
+    ];
+    let before = ok(&probes);
+    let used: u64 = std::fs::read_dir(&first)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    // Room for the store and 1 MB: the other two snapshots' tables need more.
+    let Some(disk) = Tmpfs::mount(&format!("{}k", used / 1024 + 1024)) else {
+        return;
+    };
+    let db = disk.path().join("db");
+    std::fs::create_dir(&db).unwrap();
+    for e in std::fs::read_dir(&first).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), db.join(e.file_name())).unwrap();
+    }
+    let e = fails(&["load", "--db", s(&db), s(&files[1]), s(&files[2])]);
+    assert!(e.contains("No space left on device"), "{e}");
+    assert!(!db.join("ingest.tmp").exists(), "table files left behind");
+    let verify = ok(&["verify", "--db", s(&db)]);
+    assert!(verify.starts_with("ok: 1 snapshots"), "{verify}");
+    let probes_db = ["lookup", "--db", s(&db), "--history", "1.0.1.5", "8.8.8.8"];
+    assert_eq!(ok(&probes_db), before);
+
+    // Where there is room, the same load goes through.
+    let roomy = tmp.path().join("roomy");
+    std::fs::create_dir(&roomy).unwrap();
+    for e in std::fs::read_dir(&db).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), roomy.join(e.file_name())).unwrap();
+        }
+    }
+    ok(&["load", "--db", s(&roomy), s(&files[1]), s(&files[2])]);
+    let verify = ok(&["verify", "--db", s(&roomy)]);
+    assert!(verify.starts_with("ok: 3 snapshots"), "{verify}");
+}
+
 /// The real access log, enriched into `output`: (success, stderr).
 fn enrich_into(output: &Path, extra: &[&str]) -> (bool, String) {
     let log = shared_data().join("logs/accept-apache_logs.log");

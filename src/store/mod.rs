@@ -1,9 +1,9 @@
 //! The durable store: one data set's history in RocksDB.
 //!
 //! The store is the source of truth; the in-memory [`History`] is read from it at
-//! start and written back as a *diff* in one `WriteBatch` with a synced WAL, which
-//! RocksDB applies atomically: a crash or `kill -9` at any moment leaves the store as
-//! before or as after a load, never between.
+//! start and written back as a *diff* in table files that RocksDB ingests in one
+//! atomic step: a crash or `kill -9` at any moment leaves the store as before or
+//! as after a load, never between.
 //!
 //! Key layout (one column family, one byte of prefix per kind):
 //!
@@ -32,12 +32,15 @@
 //! - [`state`](self::state): the store's state (id, generation);
 //! - [`read`](self::read): reading the whole history;
 //! - [`commit`](self::commit): writing a load as one atomic diff;
+//! - [`tables`](self::tables): the diff as table files ingested in one step
+//!   (in `ingest.tmp/` inside the store while they are written);
 //! - [`codec`](self::codec): the bytes of keys and values.
 
 mod codec;
 mod commit;
 mod read;
 mod state;
+mod tables;
 
 pub use commit::{Base, CommitStats};
 pub use state::StoreState;
@@ -75,6 +78,12 @@ pub enum StoreError {
     Version { path: PathBuf, found: String },
     #[error("{0} is not empty and holds no whipstream store: refusing to create a store in it (give a new or empty directory)")]
     NotAStore(PathBuf),
+    #[error("store {path}: {source}")]
+    Files {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("store {0} is damaged: its CURRENT file is missing while its MANIFEST and table files are there; copy the directory, then run `whipstream repair --db {0}` to keep what can be read (or load the snapshot files again into a new store)")]
     Damaged(PathBuf),
 }
@@ -120,14 +129,19 @@ const ZSTD_LEVEL: i32 = 9;
 /// compaction, 19 with 1 MiB blocks 12.0 MB at ten times the load time).
 const RESTART_INTERVAL: i32 = 128;
 
-fn options() -> Options {
+/// The store's options; `bottommost` sets the compression of the compacted
+/// data (always, for the store; a commit's table files are written with the
+/// bottommost compression when it is set, with the other levels' otherwise).
+fn options(bottommost: bool) -> Options {
     let mut opts = Options::default();
     opts.set_compression_type(DBCompressionType::Lz4);
     // The store is read whole and in order (a load, an index rebuild), never
     // by point lookups: big blocks and a strong zstd level for the compacted
     // data cost little read time and keep the store small on disk.
-    opts.set_bottommost_compression_type(DBCompressionType::Zstd);
-    opts.set_bottommost_compression_options(-14, ZSTD_LEVEL, 0, 0, true);
+    if bottommost {
+        opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+        opts.set_bottommost_compression_options(-14, ZSTD_LEVEL, 0, 0, true);
+    }
     let mut table = BlockBasedOptions::default();
     table.set_block_size(64 * 1024);
     table.set_block_restart_interval(RESTART_INTERVAL);
@@ -135,7 +149,8 @@ fn options() -> Options {
     opts.set_keep_log_file_num(2);
     opts.set_max_log_file_size(1 << 20);
     opts.set_log_level(rocksdb::LogLevel::Warn);
-    // A load writes one big batch; let the memtable hold it.
+    // Commits are table files (nothing goes through the memtable); a store
+    // written by an older whipstream may replay a big batch from its log.
     opts.set_write_buffer_size(128 << 20);
     opts
 }
@@ -158,12 +173,15 @@ impl Store {
         if is_damaged(path) {
             return Err(StoreError::Damaged(path.to_path_buf()));
         }
-        let mut opts = options();
+        let mut opts = options(true);
         let db = match mode {
             Mode::ReadWrite => {
                 Store::check_new_location(path)?;
                 opts.create_if_missing(true);
-                DB::open(&opts, path).map_err(db_err)?
+                let db = DB::open(&opts, path).map_err(db_err)?;
+                // This process holds the store's lock: no commit is running.
+                tables::remove_leftovers(path)?;
+                db
             }
             Mode::ReadOnly => {
                 if !path.join("CURRENT").is_file() {
