@@ -3,9 +3,10 @@
 //!
 //! A `load` is all or nothing: every file is read and validated and merged into an
 //! in-memory copy of the history, and only then is the difference written, in one
-//! atomic step (table files the store ingests at once, [`crate::store`]). A file that breaks a rule stops the load with its name, line and
-//! rule, and the store is left exactly as it was. Inputs are Whip snapshots (JSON
-//! lines), range CSVs and MaxMind DB files ([`crate::formats`]).
+//! atomic step (table files the store ingests at once, [`crate::store`]). A file
+//! that breaks a rule stops the load with its name, line and rule, and the store
+//! is left exactly as it was. Inputs are Whip snapshots (JSON lines), range CSVs
+//! and MaxMind DB files ([`crate::formats`]).
 //!
 //! After the commit the load writes the store's index file ([`crate::index_file`])
 //! for the new state, so the processes that open the store next map it instead
