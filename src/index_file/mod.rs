@@ -464,6 +464,41 @@ mod tests {
     }
 
     #[test]
+    fn a_rebuilt_file_holds_the_image_build_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = history(&[A, B]);
+        let index = rebuild(dir.path(), &h, state(2)).unwrap();
+        let written = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(written, Image::build(&h, state(2)).unwrap().as_bytes());
+        assert!(!dir.path().join(TMP_NAME).exists());
+        assert!(map(dir.path(), state(2), Check::Full).is_ok());
+        assert!(answers(&index).iter().flatten().count() >= 4);
+    }
+
+    /// Appends of any size across slice boundaries land in order, and the
+    /// header goes over the start.
+    #[test]
+    fn paced_appends_and_header_land_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paced");
+        let f = File::create(&path).unwrap();
+        let mut expected = Vec::new();
+        let mut out = Paced::new(&f);
+        for (n, size) in [HEADER_LEN, 3, SLICE - 7, 100, SLICE, 2 * SLICE + 5]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 + n) as u8).collect();
+            out.append(&bytes).unwrap();
+            expected.extend_from_slice(&bytes);
+        }
+        out.header(&[9u8; HEADER_LEN]).unwrap();
+        drop(f);
+        expected[..HEADER_LEN].fill(9);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
     fn stale_and_corrupt_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let image = Image::build(&history(&[A]), state(1)).unwrap();

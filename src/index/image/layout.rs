@@ -1,6 +1,12 @@
 //! Laying out a history as an index image: the sections, their element types,
-//! and [`Image::build`], which writes them in a deterministic order (the same
-//! history and state give the same bytes).
+//! and [`Image::lay_out`], which writes them in a deterministic order (the same
+//! history and state give the same bytes) into a [`Sink`]: memory
+//! ([`Image::build`]) or the index file being written (`index_file`).
+//!
+//! Invariant: the sections go to the sink one at a time, in file order, each
+//! packed from the history into its final bytes and freed before the next is
+//! packed; the header (which holds every section's place and checksum) goes
+//! last. The whole image is never held by the layout itself.
 
 use super::header::{write_header, Entry, HEADER_LEN};
 use super::BuildError;
