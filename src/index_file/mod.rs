@@ -43,7 +43,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::history::History;
-use crate::index::image::{state_in_header, HEADER_LEN};
+use crate::index::image::{state_in_header, BuildError, LayOutError, Sink, HEADER_LEN};
 pub use crate::index::image::{Check, Image, ImageError};
 use crate::index::Index;
 use crate::store::{Mode, Store, StoreError, StoreState};
@@ -148,64 +148,175 @@ impl Drop for WriteLock {
 /// a newer state of the same store (another process got there first). Returns
 /// whether it wrote.
 pub fn persist(db: &Path, image: &Image) -> Result<bool, IndexFileError> {
+    let state = image.state();
+    let written = replace(db, state, |f| {
+        write_paced(f, image.as_bytes()).map_err(Replacing::Io)
+    });
+    match written {
+        Ok(wrote) => Ok(wrote),
+        Err(Replacing::File(e)) => Err(e),
+        Err(Replacing::Io(e)) => Err(io_err(&db.join(TMP_NAME))(e)),
+        // Writing bytes already laid out cannot meet a history fault.
+        Err(Replacing::Build(e)) => Err(IndexFileError::Io {
+            path: db.join(TMP_NAME),
+            source: std::io::Error::other(e.to_string()),
+        }),
+    }
+}
+
+/// Why the index file was not replaced.
+enum Replacing {
+    /// The history cannot be indexed (nothing is renamed into place).
+    Build(BuildError),
+    /// Writing the temporary file failed.
+    Io(std::io::Error),
+    File(IndexFileError),
+}
+
+/// Lays out `history` (the store at `state`) straight into the store's index
+/// file, section by section ([`Image::lay_out`]): the whole image is never in
+/// anonymous memory. Atomic as [`persist`] is; returns whether it wrote.
+fn write_history(db: &Path, history: &History, state: StoreState) -> Result<bool, Replacing> {
+    replace(db, state, |f| {
+        let mut out = Paced::new(f);
+        match Image::lay_out(history, state, &mut out) {
+            Ok(_) => out.flush().map_err(Replacing::Io),
+            Err(LayOutError::Build(e)) => Err(Replacing::Build(e)),
+            Err(LayOutError::Sink(e)) => Err(Replacing::Io(e)),
+        }
+    })
+}
+
+/// Replaces the store's index file by what `write` writes into a temporary
+/// file (of state `state`): under the write lock, temp file, sync, rename,
+/// directory sync; unless the file in place holds a newer state of the same
+/// store. Returns whether it wrote.
+fn replace(
+    db: &Path,
+    state: StoreState,
+    write: impl FnOnce(&File) -> Result<(), Replacing>,
+) -> Result<bool, Replacing> {
     let path = db.join(FILE_NAME);
     let tmp = db.join(TMP_NAME);
-    let _lock = WriteLock::take(db).map_err(io_err(&db.join(LOCK_NAME)))?;
+    let file_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Replacing::File(io_err(&p)(e))
+    };
+    let _lock = WriteLock::take(db).map_err(file_err(&db.join(LOCK_NAME)))?;
     if let Some(found) = persisted_state(&path) {
         // A newer state of the same store is never replaced by an older one.
-        if found.id == image.state().id && found.generation > image.state().generation {
+        if found.id == state.id && found.generation > state.generation {
             return Ok(false);
         }
     }
-    let f = File::create(&tmp).map_err(io_err(&tmp))?;
-    write_paced(&f, image.as_bytes()).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
+    let f = File::create(&tmp).map_err(file_err(&tmp))?;
+    write(&f)?;
+    f.sync_all().map_err(file_err(&tmp))?;
     drop(f);
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    std::fs::rename(&tmp, &path).map_err(file_err(&path))?;
     File::open(db)
         .and_then(|d| d.sync_all())
-        .map_err(io_err(db))?;
+        .map_err(file_err(db))?;
     Ok(true)
 }
+
+/// The slices [`write_paced`] and [`Paced`] hand to the disk.
+const SLICE: usize = 8 << 20;
 
 /// Writes `bytes` in slices, each handed to the disk as soon as it is written
 /// (and the one before waited for), so that the final sync has little left to
 /// do: a city-scale file (over 100 MB) synced at once is a burst of writeback
 /// that stalls a daemon enriching beside the load by hundreds of ms. The
 /// final `sync_all` is what makes the file durable; these hints only pace it.
-fn write_paced(mut f: &File, bytes: &[u8]) -> std::io::Result<()> {
-    const SLICE: usize = 8 << 20;
+fn write_paced(f: &File, bytes: &[u8]) -> std::io::Result<()> {
     let mut at = 0usize;
     for chunk in bytes.chunks(SLICE) {
-        f.write_all(chunk)?;
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let fd = f.as_raw_fd();
-            // SAFETY: writeback hints on a descriptor we own; failure is harmless
-            // (the sync after the last slice still writes everything).
-            unsafe {
-                libc::sync_file_range(
-                    fd,
-                    at as libc::off64_t,
-                    chunk.len() as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-                if let Some(before) = at.checked_sub(SLICE) {
-                    libc::sync_file_range(
-                        fd,
-                        before as libc::off64_t,
-                        SLICE as libc::off64_t,
-                        libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                            | libc::SYNC_FILE_RANGE_WRITE
-                            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                    );
-                }
-            }
-        }
+        write_slice(f, at, chunk)?;
         at += chunk.len();
     }
     Ok(())
+}
+
+/// Writes `chunk` (at `at` in `f`, where the file position is) and hands it
+/// to the disk, waiting for the slice before it.
+fn write_slice(mut f: &File, at: usize, chunk: &[u8]) -> std::io::Result<()> {
+    f.write_all(chunk)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        // SAFETY: writeback hints on a descriptor we own; failure is harmless
+        // (the sync after the last slice still writes everything).
+        unsafe {
+            libc::sync_file_range(
+                fd,
+                at as libc::off64_t,
+                chunk.len() as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+            if let Some(before) = at.checked_sub(SLICE) {
+                libc::sync_file_range(
+                    fd,
+                    before as libc::off64_t,
+                    SLICE as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An index file being laid out: what is appended is gathered into slices of
+/// [`SLICE`] bytes, each written and paced as [`write_paced`] does; the
+/// header goes to the start at the end.
+struct Paced<'f> {
+    file: &'f File,
+    slice: Vec<u8>,
+    at: usize,
+}
+
+impl<'f> Paced<'f> {
+    fn new(file: &'f File) -> Self {
+        Paced {
+            file,
+            slice: Vec::with_capacity(SLICE),
+            at: 0,
+        }
+    }
+
+    /// Writes what is gathered.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.slice.is_empty() {
+            write_slice(self.file, self.at, &self.slice)?;
+            self.at += self.slice.len();
+            self.slice.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Paced<'_> {
+    type Error = std::io::Error;
+
+    fn append(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        while !bytes.is_empty() {
+            let n = (SLICE - self.slice.len()).min(bytes.len());
+            self.slice.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.slice.len() == SLICE {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn header(&mut self, header: &[u8]) -> std::io::Result<()> {
+        self.flush()?;
+        std::os::unix::fs::FileExt::write_all_at(self.file, header, 0)
+    }
 }
 
 /// The state recorded in the header of the index file at `path`, if it has a
@@ -236,23 +347,35 @@ pub fn open(db: &Path, check: Check) -> Result<Index, StoreError> {
     rebuild(db, &history, state)
 }
 
-/// Lays out `history` (the store at `state`), persists it and maps the file;
-/// when the file cannot be written the index stays in memory.
+/// Lays out `history` (the store at `state`) straight into the store's index
+/// file and maps it; when the file cannot be written the index is laid out in
+/// memory instead.
 pub fn rebuild(db: &Path, history: &History, state: StoreState) -> Result<Index, StoreError> {
-    let image = Image::build(history, state).map_err(|e| StoreError::Corrupt {
+    let corrupt = |e: BuildError| StoreError::Corrupt {
         path: db.to_path_buf(),
         what: e.to_string(),
-    })?;
-    if let Err(e) = persist(db, &image) {
-        tracing::warn!("cannot write the index file: {e}; using it from memory");
-        return index_of(db, image);
+    };
+    match write_history(db, history, state) {
+        Ok(true) => {
+            // Replaced by a newer state meanwhile: the one laid out in memory
+            // below is right for the state read.
+            if let Ok(mapped) = map(db, state, Check::Header) {
+                return index_of(db, mapped);
+            }
+        }
+        // A newer state of the store is in place.
+        Ok(false) => {}
+        Err(Replacing::Build(e)) => return Err(corrupt(e)),
+        Err(Replacing::Io(e)) => {
+            let e = io_err(&db.join(TMP_NAME))(e);
+            tracing::warn!("cannot write the index file: {e}; using it from memory");
+        }
+        Err(Replacing::File(e)) => {
+            tracing::warn!("cannot write the index file: {e}; using it from memory");
+        }
     }
-    match map(db, state, Check::Header) {
-        Ok(mapped) => index_of(db, mapped),
-        // Replaced by a newer state meanwhile: the one built here is right for
-        // the state read.
-        Err(_) => index_of(db, image),
-    }
+    let image = Image::build(history, state).map_err(corrupt)?;
+    index_of(db, image)
 }
 
 fn index_of(db: &Path, image: Image) -> Result<Index, StoreError> {
@@ -338,6 +461,41 @@ mod tests {
             mapped.first_snapshot(),
             Some(Timestamp::parse("2024-01-01").unwrap())
         );
+    }
+
+    #[test]
+    fn a_rebuilt_file_holds_the_image_build_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = history(&[A, B]);
+        let index = rebuild(dir.path(), &h, state(2)).unwrap();
+        let written = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(written, Image::build(&h, state(2)).unwrap().as_bytes());
+        assert!(!dir.path().join(TMP_NAME).exists());
+        assert!(map(dir.path(), state(2), Check::Full).is_ok());
+        assert!(answers(&index).iter().flatten().count() >= 4);
+    }
+
+    /// Appends of any size across slice boundaries land in order, and the
+    /// header goes over the start.
+    #[test]
+    fn paced_appends_and_header_land_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paced");
+        let f = File::create(&path).unwrap();
+        let mut expected = Vec::new();
+        let mut out = Paced::new(&f);
+        for (n, size) in [HEADER_LEN, 3, SLICE - 7, 100, SLICE, 2 * SLICE + 5]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 + n) as u8).collect();
+            out.append(&bytes).unwrap();
+            expected.extend_from_slice(&bytes);
+        }
+        out.header(&[9u8; HEADER_LEN]).unwrap();
+        drop(f);
+        expected[..HEADER_LEN].fill(9);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub(crate) fn base_bits(last: u64) -> u32 {
 
 /// Encodes the non-decreasing `values` (`None` if they decrease, or if
 /// the table does not fit 64-bit entries).
-pub(crate) fn encode(values: &[u64]) -> Option<Encoded> {
-    let last = values.last().copied().unwrap_or(0);
+pub(crate) fn encode<T: Copy + Into<u64> + PartialOrd>(values: &[T]) -> Option<Encoded> {
+    let last = values.last().map_or(0, |&v| v.into());
     let base_bits = base_bits(last);
     let mut table = Vec::with_capacity(values.len().div_ceil(BLOCK) + 1);
     let mut stream = BitWriter::default();
@@ -44,15 +44,15 @@ pub(crate) fn encode(values: &[u64]) -> Option<Encoded> {
         return None;
     }
     for block in values.chunks(BLOCK) {
-        let base = block[0];
-        let widest = block[block.len() - 1] - base;
+        let base: u64 = block[0].into();
+        let widest = block[block.len() - 1].into() - base;
         let width = if widest == 0 { 0 } else { bits_for(widest) };
         if width > 32 {
             return None;
         }
         table.push((base, stream.len()));
         for &v in block {
-            stream.push(v - base, width);
+            stream.push(v.into() - base, width);
         }
         for _ in block.len()..BLOCK {
             stream.push(0, width);
@@ -250,16 +250,16 @@ mod tests {
 
     #[test]
     fn a_flat_block_takes_no_bits_and_decreasing_values_are_refused() {
-        let e = encode(&[7; 3 * BLOCK]).unwrap();
+        let e = encode(&[7u64; 3 * BLOCK]).unwrap();
         assert_eq!(e.stream.len(), 0);
-        assert!(encode(&[1, 2, 1]).is_none());
+        assert!(encode(&[1u64, 2, 1]).is_none());
         // Distances wider than 32 bits are refused.
-        assert!(encode(&[0, 1 << 33]).is_none());
+        assert!(encode(&[0u64, 1 << 33]).is_none());
     }
 
     #[test]
     fn a_table_of_the_wrong_length_reads_nothing() {
-        let e = encode(&[1, 2, 3]).unwrap();
+        let e = encode(&[1u64, 2, 3]).unwrap();
         let table = vec![0u8; byte_len(e.table.len(), 8)];
         let stream = vec![0u8; SLACK + 1];
         let view = |b: &[u8]| View {

@@ -61,10 +61,10 @@ impl Exceptions {
 /// bits (or is the all-ones mark itself) goes to an exception list costing
 /// `exception_bits` each; with `mark`, the field's all-ones value is kept
 /// free to mark an exception. At least 1.
-pub(crate) fn narrowest(values: &[u64], exception_bits: u64, mark: bool) -> u32 {
+pub(crate) fn narrowest<T: Copy + Into<u64>>(values: &[T], exception_bits: u64, mark: bool) -> u32 {
     // How many values need exactly `b` bits (their all-ones too, with a mark).
     let mut need = [0u64; 66];
-    for &v in values {
+    for v in values.iter().map(|&v| v.into()) {
         let b = if mark {
             bits_for(v.saturating_add(1))
         } else {
@@ -148,9 +148,9 @@ mod tests {
         // Without exceptions worth taking, the widest.
         let wide: Vec<u64> = (0..100).map(|i| i * 1000).collect();
         assert_eq!(narrowest(&wide, 64, false), bits_for(99_000));
-        assert_eq!(narrowest(&[], 64, true), 1);
-        assert_eq!(narrowest(&[0, 0], 64, true), 1);
+        assert_eq!(narrowest::<u64>(&[], 64, true), 1);
+        assert_eq!(narrowest(&[0u64, 0], 64, true), 1);
         // With a mark, a field of all-ones values needs one bit more.
-        assert_eq!(narrowest(&[1, 1, 1], 64, true), 2);
+        assert_eq!(narrowest(&[1u64, 1, 1], 64, true), 2);
     }
 }

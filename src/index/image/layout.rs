@@ -1,10 +1,16 @@
 //! Laying out a history as an index image: the sections, their element types,
-//! and [`Image::build`], which writes them in a deterministic order (the same
-//! history and state give the same bytes).
+//! and [`Image::lay_out`], which writes them in a deterministic order (the same
+//! history and state give the same bytes) into a [`Sink`]: memory
+//! ([`Image::build`]) or the index file being written (`index_file`).
+//!
+//! Invariant: the sections go to the sink one at a time, in file order, each
+//! packed from the history into its final bytes and freed before the next is
+//! packed; the header (which holds every section's place and checksum) goes
+//! last. The whole image is never held by the layout itself.
 
 use super::header::{write_header, Entry, HEADER_LEN};
 use super::BuildError;
-use super::{blocks, covered, exceptions, packed, Bytes, Image};
+use super::{blocks, exceptions, packed, Bytes, Image};
 use crate::history::{History, NO_LINE};
 use crate::index::Tables;
 use crate::ip::IpKey;
@@ -186,6 +192,155 @@ pub(crate) fn change_line_bits(lines: usize) -> u32 {
     packed::bits_for(lines as u64)
 }
 
+/// Where an index image goes as it is laid out ([`Image::lay_out`]): the
+/// sections in file order from [`HEADER_LEN`] on (each with the padding after
+/// it), then the header, which needs every section's place and checksum.
+pub(crate) trait Sink {
+    type Error;
+    /// Appends `bytes` after the ones before (the first [`HEADER_LEN`] are
+    /// zeros held for the header).
+    fn append(&mut self, bytes: &[u8]) -> Result<(), Self::Error>;
+    /// Puts `header` (`HEADER_LEN` bytes) at the start, once all else is in.
+    fn header(&mut self, header: &[u8]) -> Result<(), Self::Error>;
+}
+
+/// Why an image could not be laid out into a sink.
+#[derive(Debug)]
+pub(crate) enum LayOutError<E> {
+    Build(BuildError),
+    Sink(E),
+}
+
+impl<E> From<BuildError> for LayOutError<E> {
+    fn from(e: BuildError) -> Self {
+        LayOutError::Build(e)
+    }
+}
+
+/// What the header of a laid-out image records besides the state.
+pub(crate) struct Laid {
+    pub len: usize,
+    pub v4_shift: u32,
+    pub global_shift: u32,
+    pub line_bits: u32,
+    pub sections: [Entry; SECTIONS.len()],
+}
+
+/// An image in anonymous memory, 16-byte aligned.
+#[derive(Default)]
+struct Memory {
+    words: Vec<u128>,
+    len: usize,
+}
+
+impl Memory {
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the u128 buffer viewed as bytes; u8 has no alignment needs,
+        // and `len` never exceeds the words' bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+impl Sink for Memory {
+    type Error = std::convert::Infallible;
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        let at = self.len;
+        self.len += bytes.len();
+        self.words.resize(self.len.div_ceil(16), 0);
+        self.bytes_mut()[at..].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn header(&mut self, header: &[u8]) -> Result<(), Self::Error> {
+        self.bytes_mut()[..header.len()].copy_from_slice(header);
+        Ok(())
+    }
+}
+
+/// The sections appended so far: each goes to the sink with its padding as
+/// soon as it is packed, and its bytes are freed before the next is.
+struct Sections<'s, S: Sink> {
+    sink: &'s mut S,
+    at: usize,
+    entries: [Entry; SECTIONS.len()],
+    next: usize,
+}
+
+impl<'s, S: Sink> Sections<'s, S> {
+    fn new(sink: &'s mut S) -> Result<Self, S::Error> {
+        sink.append(&[0; HEADER_LEN])?;
+        Ok(Sections {
+            sink,
+            at: HEADER_LEN,
+            entries: [Entry::default(); SECTIONS.len()],
+            next: 0,
+        })
+    }
+
+    /// Appends the next section: `padded` holds its `len` bytes then zeros
+    /// up to the next [`ALIGN`] (which its checksum covers too).
+    fn put(&mut self, padded: &[u8], len: usize, count: usize, width: u32) -> Result<(), S::Error> {
+        debug_assert_eq!(padded.len(), len.next_multiple_of(ALIGN));
+        self.sink.append(padded)?;
+        self.record(len, count, width, crc32fast::hash(padded));
+        Ok(())
+    }
+
+    /// Appends the next section from `pieces`, one after the other: `len`
+    /// bytes in all.
+    fn put_pieces<'p>(
+        &mut self,
+        pieces: impl Iterator<Item = &'p [u8]>,
+        len: usize,
+    ) -> Result<(), S::Error> {
+        let mut crc = crc32fast::Hasher::new();
+        let mut put = 0usize;
+        // Small pieces are gathered before they go to the sink.
+        let mut gathered = Vec::with_capacity(1 << 16);
+        for p in pieces {
+            if gathered.len() + p.len() > gathered.capacity() {
+                self.sink.append(&gathered)?;
+                crc.update(&gathered);
+                gathered.clear();
+            }
+            if p.len() >= gathered.capacity() {
+                self.sink.append(p)?;
+                crc.update(p);
+            } else {
+                gathered.extend_from_slice(p);
+            }
+            put += p.len();
+        }
+        debug_assert_eq!(put, len);
+        gathered.resize(gathered.len() + (len.next_multiple_of(ALIGN) - len), 0);
+        self.sink.append(&gathered)?;
+        crc.update(&gathered);
+        self.record(len, len, 8, crc.finalize());
+        Ok(())
+    }
+
+    fn part(&mut self, part: Part) -> Result<(), S::Error> {
+        let (len, count, width) = (part.byte_len(), part.count(), part.width());
+        let mut padded = vec![0u8; len.next_multiple_of(ALIGN)];
+        part.write(&mut padded[..len]);
+        drop(part);
+        self.put(&padded, len, count, width)
+    }
+
+    fn record(&mut self, len: usize, count: usize, width: u32, crc: u32) {
+        self.entries[self.next] = Entry {
+            off: self.at,
+            len,
+            count,
+            crc,
+            width,
+        };
+        self.next += 1;
+        self.at = (self.at + len).next_multiple_of(ALIGN);
+    }
+}
+
 /// The parts of a section before it is written.
 enum Part<'a> {
     Bytes(&'a [u8]),
@@ -246,12 +401,54 @@ fn packed_part<'a>(values: Vec<u64>) -> Part<'a> {
     Part::Packed(values, width)
 }
 
+/// `count` values packed at `width` bits, padded to [`ALIGN`]: `(bytes, len)`.
+fn packed_padded(count: usize, width: u32, values: impl Iterator<Item = u64>) -> (Vec<u8>, usize) {
+    let len = packed::byte_len(count, width);
+    let mut padded = vec![0u8; len.next_multiple_of(ALIGN)];
+    packed::pack_into(&mut padded[..len], values, width);
+    (padded, len)
+}
+
 impl Image {
-    /// Lays out `history` (built from the store at `state`) as an index image.
+    /// Lays out `history` (built from the store at `state`) as an index image
+    /// in memory.
     pub fn build(history: &History, state: StoreState) -> Result<Image, BuildError> {
+        let mut memory = Memory::default();
+        let laid = match Image::lay_out(history, state, &mut memory) {
+            Ok(laid) => laid,
+            Err(LayOutError::Build(e)) => return Err(e),
+            Err(LayOutError::Sink(never)) => match never {},
+        };
+        let mut words = memory.words;
+        words.shrink_to_fit();
+        Ok(Image {
+            bytes: Bytes::Owned(words),
+            len: laid.len,
+            state,
+            v4_shift: laid.v4_shift,
+            global_shift: laid.global_shift,
+            line_bits: laid.line_bits,
+            sections: laid.sections,
+            path: None,
+        })
+    }
+
+    /// Lays out `history` (built from the store at `state`) as an index image
+    /// into `sink`, section by section: only one section's bytes (and what
+    /// later sections need of the earlier ones: line ids, packed lines) are
+    /// held at a time, never the whole image.
+    pub(crate) fn lay_out<S: Sink>(
+        history: &History,
+        state: StoreState,
+        sink: &mut S,
+    ) -> Result<Laid, LayOutError<S::Error>> {
         let starts = &history.starts;
         if starts.first() != Some(&IpKey::MIN) || history.offsets.len() != starts.len() + 1 {
-            return Err(BuildError::Pieces);
+            return Err(BuildError::Pieces.into());
+        }
+        let last_offset = history.offsets.last().copied().unwrap_or(0);
+        if last_offset as usize != history.changes.len() {
+            return Err(BuildError::Pieces.into());
         }
         // Dense ids for the live payloads and lines, in id order.
         let mut payload_id = vec![u32::MAX; history.payloads.len()];
@@ -280,7 +477,7 @@ impl Image {
                 None => line.end == IpKey::MAX,
             };
             if starts[first] != line.begin || !ends_a_piece {
-                return Err(BuildError::LineOffPieces { line: id });
+                return Err(BuildError::LineOffPieces { line: id }.into());
             }
             let payload = *payload_id
                 .get(line.payload as usize)
@@ -293,55 +490,56 @@ impl Image {
             lines.push(line_bits.pack(first as u64, payload.into(), 0));
             spans.push((last - first) as u32);
         }
+        drop(payload_id);
         // Spans in the bits most lines need, the rare wider ones aside. A
         // span kept aside costs a binary search, and wide lines are the ones
         // lookups hit most (they cover the most addresses): each is weighed
         // as [`SPAN_ASIDE_WEIGHT`] times its bits (41 country snapshots: 5
         // span bits and 6,380 aside rather than 4 bits and 22,640 aside).
-        let spans: Vec<u64> = spans.into_iter().map(u64::from).collect();
         let widest = spans.iter().copied().max().unwrap_or(0);
-        let aside_bits = packed::bits_for(lines.len() as u64) + packed::bits_for(widest);
+        let aside_bits = packed::bits_for(lines.len() as u64) + packed::bits_for(widest.into());
         let span_bits =
             exceptions::narrowest(&spans, u64::from(aside_bits) * SPAN_ASIDE_WEIGHT, true);
         let mark = u64::MAX >> (64 - span_bits);
         let shift = line_bits.piece_bits + line_bits.payload_bits;
-        let (mut span_at, mut span_aside) = (Vec::new(), Vec::new());
-        for (id, (l, &span)) in lines.iter_mut().zip(&spans).enumerate() {
-            let field = if span < mark {
-                span
-            } else {
-                span_at.push(id as u64);
-                span_aside.push(span);
-                mark
-            };
-            *l |= field << shift;
-        }
-        drop(spans);
         let line_count = lines.len();
         // Changes (at most 16 + 32 bits), offsets and tables (32) always fit.
         let line_width = shift + span_bits;
         if line_width > packed::MAX_WIDTH {
-            return Err(BuildError::LineTooWide(line_width));
+            return Err(BuildError::LineTooWide(line_width).into());
         }
-        let lines = Part::Packed(lines, line_width);
-        let change_line_bits = change_line_bits(line_count);
-        let no_line = (1u64 << change_line_bits) - 1;
-        let mut changes = Vec::with_capacity(history.changes.len());
-        for c in &history.changes {
-            let line = if c.line == NO_LINE {
-                no_line
-            } else {
-                (*line_id
-                    .get(c.line as usize)
-                    .filter(|&&l| l != NO_LINE)
-                    .ok_or(BuildError::MissingLine(c.line))?)
-                .into()
-            };
-            changes.push(u64::from(c.pos) << change_line_bits | line);
-        }
-        // Every position fits, even before the first change.
-        let positions = packed::bits_for(history.snapshots.len().saturating_sub(1) as u64);
-        let changes = Part::Packed(changes, change_line_bits + positions);
+        // The lines packed now (the changes need their ids first), with
+        // their spans, in their final bytes.
+        let (mut span_at, mut span_aside) = (Vec::new(), Vec::new());
+        let packed_lines = packed_padded(
+            line_count,
+            line_width,
+            lines
+                .iter()
+                .zip(&spans)
+                .enumerate()
+                .map(|(id, (l, &span))| {
+                    let span = u64::from(span);
+                    let field = if span < mark {
+                        span
+                    } else {
+                        span_at.push(id as u64);
+                        span_aside.push(span);
+                        mark
+                    };
+                    l | field << shift
+                }),
+        );
+        drop(spans);
+        drop(lines);
+
+        let sink_err = LayOutError::Sink;
+        let mut out = Sections::new(sink).map_err(sink_err)?;
+        let metas: Vec<_> = history.snapshots.iter().map(|s| &s.meta).collect();
+        // Serialising plain metadata into a Vec cannot fail.
+        let snapshots_json = serde_json::to_vec(&metas).unwrap_or_default();
+        out.part(Part::Bytes(&snapshots_json)).map_err(sink_err)?;
+        drop(snapshots_json);
         let v4_at = starts.partition_point(|s| *s < IpKey::V4_FIRST);
         let v4_end = starts.partition_point(|s| *s <= IpKey::V4_LAST);
         // IPv4 starts: the low 16 bits of each, and per /16 how many start
@@ -356,6 +554,8 @@ impl Image {
             starts_v4.push(offset as u16);
         }
         v4_high.resize(V4_HIGHS + 1, starts_v4.len() as u64);
+        out.part(Part::Fixed16(starts_v4)).map_err(sink_err)?;
+        out.part(packed_part(v4_high)).map_err(sink_err)?;
         let (mut low_at, mut low) = (Vec::new(), Vec::new());
         let wide: Vec<u64> = starts[..v4_at]
             .iter()
@@ -370,65 +570,69 @@ impl Image {
             })
             .collect();
         let fences: Vec<u64> = wide.iter().step_by(FENCE).copied().collect();
-        let last_offset = history.offsets.last().copied().unwrap_or(0);
-        if last_offset as usize != history.changes.len() {
-            return Err(BuildError::Pieces);
+        out.part(Part::Fixed64(wide)).map_err(sink_err)?;
+        out.part(packed_part(low_at)).map_err(sink_err)?;
+        out.part(packed_part(low)).map_err(sink_err)?;
+        out.part(Part::Fixed64(fences)).map_err(sink_err)?;
+        let offsets =
+            blocks::encode(&history.offsets).ok_or(BuildError::TooBig("change offsets"))?;
+        out.part(packed_part(offsets.table)).map_err(sink_err)?;
+        out.part(Part::Bits(offsets.stream)).map_err(sink_err)?;
+        // Changes, packed straight from the history.
+        let change_line_bits = change_line_bits(line_count);
+        let no_line = (1u64 << change_line_bits) - 1;
+        // Every position fits, even before the first change.
+        let positions = packed::bits_for(history.snapshots.len().saturating_sub(1) as u64);
+        let change_width = change_line_bits + positions;
+        let mut missing = None;
+        let (changes, len) = packed_padded(
+            history.changes.len(),
+            change_width,
+            history.changes.iter().map(|c| {
+                let line = if c.line == NO_LINE {
+                    no_line
+                } else {
+                    match line_id.get(c.line as usize).filter(|&&l| l != NO_LINE) {
+                        Some(&l) => l.into(),
+                        None => {
+                            missing.get_or_insert(c.line);
+                            0
+                        }
+                    }
+                };
+                u64::from(c.pos) << change_line_bits | line
+            }),
+        );
+        if let Some(line) = missing {
+            return Err(BuildError::MissingLine(line).into());
         }
-        let offsets: Vec<u64> = history.offsets.iter().map(|&o| u64::from(o)).collect();
-        let offsets = blocks::encode(&offsets).ok_or(BuildError::TooBig("change offsets"))?;
+        drop(line_id);
+        out.put(&changes, len, history.changes.len(), change_width)
+            .map_err(sink_err)?;
+        drop(changes);
+        let (lines, len) = packed_lines;
+        out.put(&lines, len, line_count, line_width)
+            .map_err(sink_err)?;
+        drop(lines);
+        out.part(packed_part(span_at)).map_err(sink_err)?;
+        out.part(packed_part(span_aside)).map_err(sink_err)?;
+        out.part(Part::Fixed32(payload_offsets)).map_err(sink_err)?;
+        out.put_pieces(
+            history.payloads.iter().flatten().map(|p| &p[..]),
+            payload_total,
+        )
+        .map_err(sink_err)?;
         let tables = Tables::of(history);
         let table = |t: &[u32]| packed_part(t.iter().map(|&p| u64::from(p)).collect());
-        let metas: Vec<_> = history.snapshots.iter().map(|s| &s.meta).collect();
-        // Serialising plain metadata into a Vec cannot fail.
-        let snapshots_json = serde_json::to_vec(&metas).unwrap_or_default();
-        let mut payload_bytes = Vec::with_capacity(payload_total);
-        for p in history.payloads.iter().flatten() {
-            payload_bytes.extend_from_slice(p);
-        }
-        let parts = [
-            Part::Bytes(&snapshots_json),
-            Part::Fixed16(starts_v4),
-            packed_part(v4_high),
-            Part::Fixed64(wide),
-            packed_part(low_at),
-            packed_part(low),
-            Part::Fixed64(fences),
-            packed_part(offsets.table),
-            Part::Bits(offsets.stream),
-            changes,
-            lines,
-            packed_part(span_at),
-            packed_part(span_aside),
-            Part::Fixed32(payload_offsets),
-            Part::Bytes(&payload_bytes),
-            table(&tables.v4),
-            table(&tables.v6),
-            table(&tables.global),
-        ];
+        out.part(table(&tables.v4)).map_err(sink_err)?;
+        out.part(table(&tables.v6)).map_err(sink_err)?;
+        out.part(table(&tables.global)).map_err(sink_err)?;
 
-        let mut sections = [Entry::default(); SECTIONS.len()];
-        let mut at = HEADER_LEN;
-        for (s, part) in sections.iter_mut().zip(&parts) {
-            *s = Entry {
-                off: at,
-                len: part.byte_len(),
-                count: part.count(),
-                crc: 0,
-                width: part.width(),
-            };
-            at = (at + s.len).next_multiple_of(ALIGN);
-        }
-        let len = at;
-        let mut words = vec![0u128; len.div_ceil(16)];
-        // SAFETY: the u128 buffer viewed as bytes; u8 has no alignment needs.
-        let buf: &mut [u8] =
-            unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
-        for (s, part) in sections.iter_mut().zip(&parts) {
-            part.write(&mut buf[s.off..s.off + s.len]);
-            s.crc = crc32fast::hash(&buf[covered(s.off, s.len, len)]);
-        }
+        let len = out.at;
+        let sections = out.entries;
+        let mut header = vec![0u8; HEADER_LEN];
         write_header(
-            buf,
+            &mut header,
             state,
             len,
             tables.v4_shift,
@@ -436,15 +640,13 @@ impl Image {
             change_line_bits,
             &sections,
         );
-        Ok(Image {
-            bytes: Bytes::Owned(words),
+        sink.header(&header).map_err(sink_err)?;
+        Ok(Laid {
             len,
-            state,
             v4_shift: tables.v4_shift,
             global_shift: tables.global_shift,
             line_bits: change_line_bits,
             sections,
-            path: None,
         })
     }
 }

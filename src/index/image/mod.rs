@@ -52,7 +52,7 @@ use header::{other_version, read_header, Entry, VERSION};
 pub(crate) use header::{state_in_header, HEADER_LEN};
 pub(crate) use layout::FENCE;
 use layout::{Form, ALIGN, SECTIONS, V4_HIGHS};
-pub(crate) use layout::{LineBits, Section};
+pub(crate) use layout::{LayOutError, LineBits, Section, Sink};
 use packed::Packed;
 
 /// How much of an image to check when making it from bytes.
