@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::index::{Index, SharedIndex};
-use crate::load::{is_snapshot_name, load_and_index, LoadError, LoadOptions};
+use crate::load::{is_snapshot_name, load_and_index, return_freed_heap, LoadError, LoadOptions};
 use crate::telemetry;
 
 /// The CPU priority of loads (the watcher thread and the threads it starts).
@@ -456,23 +456,6 @@ pub fn keep_heap_returnable() {
         if !ok {
             tracing::debug!("cannot set the allocator's thresholds");
         }
-    }
-}
-
-/// Returns the free memory of the heap to the system after a load: the free
-/// pages inside every arena (what freed blocks between live ones hold), and
-/// the free top of the main one; the other arenas' tops are returned as they
-/// are freed (see [`keep_heap_returnable`]).
-fn return_freed_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let started = Instant::now();
-        // SAFETY: malloc_trim only walks glibc's own arenas under their locks.
-        let released = unsafe { libc::malloc_trim(0) } != 0;
-        tracing::debug!(
-            "freed heap returned to the system ({released}) in {:.1} ms",
-            started.elapsed().as_secs_f64() * 1e3
-        );
     }
 }
 

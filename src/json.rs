@@ -64,7 +64,7 @@ static NEEDS_ESCAPE: [bool; 256] = escape_table();
 /// Does any of these 8 bytes need an escape (`"`, `\\` or a control character)?
 /// Bit tricks on a word ("SWAR"); exact, no false negatives or positives.
 #[inline]
-fn word_needs_escape(w: u64) -> bool {
+pub(crate) fn word_needs_escape(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;

@@ -26,6 +26,9 @@ use std::borrow::Cow;
 use super::parse::SeenKeys;
 use super::rules::LineFields;
 use crate::ip::IpKey;
+// A plain stretch of string ends at a byte a JSON writer escapes (`"`, `\\`
+// or a control character): one word test for both.
+use crate::json::word_needs_escape as word_has_special;
 
 /// Per-thread state of the scan: the keys of the last line accepted, in order.
 /// A line with the same keys in the same order has no duplicate key (the last
@@ -45,18 +48,6 @@ pub(super) struct KeyOrder {
 #[inline]
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\t' | b'\r')
-}
-
-/// Does any of these 8 bytes end a plain stretch of string (`"`, `\\` or a
-/// control character)? Exact: bit tricks on a word.
-#[inline]
-fn word_has_special(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    // A byte below 0x20: the high bit cleared first so bytes >= 0x80 do not count.
-    let low = (w & !HIGHS).wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    low | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))) != 0
 }
 
 /// `a == b`, without a call for the short slices keys are.
