@@ -48,6 +48,29 @@ pub(crate) struct Starts {
     len: usize,
 }
 
+/// A search among piece starts under way ([`Starts::search`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Search {
+    /// The answer: a piece index.
+    Done(usize),
+    /// Among the IPv4 starts of one /16, pieces `from..to`: the first whose
+    /// low 16 bits are above `key`.
+    V4 { from: usize, to: usize, key: u16 },
+    /// Among wide starts.
+    Wide(Wide),
+}
+
+/// A search among wide starts: the answer lies in `from..=to` (wide start
+/// indexes), inside the window `a..` that was asked; wide start `w` is piece
+/// `piece + w`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wide {
+    piece: usize,
+    a: usize,
+    from: usize,
+    to: usize,
+}
+
 impl Starts {
     pub(crate) fn of(image: &Image) -> Starts {
         let v4: View<u16> = image.view(Section::StartsV4);
@@ -148,14 +171,33 @@ impl Starts {
         if self.v4_below(hint) <= j && j < self.v4_below(hint + 1) {
             hint
         } else {
-            self.v4_top_search(j)
+            self.v4_top_search(j, hint)
         }
     }
 
-    /// The /16 of IPv4 start `j`: the last `h` with `v4_high[h] <= j`.
+    /// The /16 of IPv4 start `j`: the last `h` with `v4_high[h] <= j`,
+    /// searched outwards from `hint` (a record's pieces mostly lie in a few
+    /// /16s around the address looked up), then by halves.
     #[inline(never)]
-    fn v4_top_search(&self, j: usize) -> usize {
+    fn v4_top_search(&self, j: usize, hint: usize) -> usize {
         let (mut lo, mut hi) = (1, V4_HIGHS);
+        let mut step = 1;
+        if self.v4_below(hint) > j {
+            // Below the hint: the answer is under it.
+            hi = hint;
+            while step < hint && self.v4_below(hint - step) > j {
+                hi = hint - step;
+                step *= 2;
+            }
+            lo = lo.max(hint.saturating_sub(step) + 1);
+        } else {
+            lo = hint + 1;
+            while hint + step < V4_HIGHS && self.v4_below(hint + step) <= j {
+                lo = hint + step + 1;
+                step *= 2;
+            }
+            hi = hi.min(hint + step);
+        }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if self.v4_below(mid) <= j {
@@ -167,74 +209,168 @@ impl Starts {
         lo - 1
     }
 
-    /// The first `i` in `lo..hi` whose start is above `ip`, `hi` if none:
-    /// the starts are sorted, so this is a binary search, over one form's
-    /// slice when `lo..hi` lies in one (a bucket's candidates nearly always do).
+    /// The answer of `search`, its remaining steps taken.
     #[inline(always)]
-    pub(crate) fn partition_point(&self, lo: usize, hi: usize, ip: u128) -> usize {
+    pub(crate) fn answer(&self, mut search: Search, ip: u128) -> usize {
+        loop {
+            match search {
+                Search::Done(i) => return i,
+                s => search = self.step(s, ip),
+            }
+        }
+    }
+
+    /// The search for the first `i` in `lo..hi` whose start is above `ip`
+    /// (`hi` if none), in steps that each read a cache line or a few, the
+    /// next step's prefetched ([`Starts::step`]): a batch of lookups takes
+    /// each step for all its queries before the next, so that their misses
+    /// overlap. The starts are sorted, so this is a binary search, over one
+    /// form's slice when `lo..hi` lies in one (a bucket's candidates nearly
+    /// always do); among many wide starts, through the fences first.
+    #[inline(always)]
+    pub(crate) fn search(&self, lo: usize, hi: usize, ip: u128) -> Search {
         let hi = hi.min(self.len);
         if lo >= hi {
-            return lo;
+            return Search::Done(lo);
         }
         let v4_end = self.v4_at + self.v4.len();
         if lo >= self.v4_at && hi <= v4_end {
             let (a, b) = (lo - self.v4_at, hi - self.v4_at);
             if ip < IpKey::V4_FIRST.0 {
-                return lo;
+                return Search::Done(lo);
             }
             let Ok(offset) = u32::try_from(ip - IpKey::V4_FIRST.0) else {
-                return hi;
+                return Search::Done(hi);
             };
             // The starts below `ip`'s /16 are at or below it, those past it
             // above it: only the ones in it are compared, by their low bits.
             let top = (offset >> 16) as usize;
             let from = self.v4_below(top).clamp(a, b);
             let to = self.v4_below(top + 1).clamp(from, b);
-            let slice = self.v4.get(from..to).unwrap_or_default();
-            let key = offset as u16;
-            return self.v4_at + from + slice.partition_point(|&s| s <= key);
+            prefetch(self.v4.as_ptr().wrapping_add(from));
+            prefetch(self.v4.as_ptr().wrapping_add(to.saturating_sub(1)));
+            return Search::V4 {
+                from: self.v4_at + from,
+                to: self.v4_at + to,
+                key: offset as u16,
+            };
         }
-        let wide = if hi <= self.v4_at {
-            Some((lo, hi))
+        let (a, b) = if hi <= self.v4_at {
+            (lo, hi)
         } else if lo >= v4_end {
-            Some((lo - self.v4.len(), hi - self.v4.len()))
+            (lo - self.v4.len(), hi - self.v4.len())
         } else {
-            None
+            return Search::Done(self.partition_point_across(lo, hi, ip));
         };
-        match wide {
-            Some((a, b)) => {
-                let key = (ip >> 64) as u64;
-                let mut w = self.wide_point(a, b, key);
-                // Starts of the same top half are ordered by their low bits:
-                // step back over those above `ip` (only exceptions can be).
-                while w > a && self.high.get(w - 1) == Some(&key) && self.low(w - 1) > ip as u64 {
-                    w -= 1;
-                }
-                lo + (w - a)
-            }
-            None => self.partition_point_across(lo, hi, ip),
-        }
+        let wide = Wide {
+            piece: lo - a,
+            a,
+            from: a,
+            to: b,
+        };
+        self.prefetch_level(&wide);
+        Search::Wide(wide)
     }
 
-    /// The first wide start in `a..b` whose top half is above `key`, `b` if
-    /// none: through the fences when there are many.
+    /// One step of a [`Starts::search`]: a narrower search, or its answer.
     #[inline(always)]
-    fn wide_point(&self, a: usize, b: usize, key: u64) -> usize {
-        if b - a <= 2 * FENCE {
-            return point(&self.high, a, b, key);
-        }
-        through_fences(&self.high, a, b, key, |fa, fb| {
-            if fb - fa <= 2 * FENCE {
-                point(&self.fences, fa, fb, key)
-            } else {
-                through_fences(&self.fences, fa, fb, key, |ga, gb| {
-                    point(&self.fences2, ga, gb, key)
-                })
+    pub(crate) fn step(&self, search: Search, ip: u128) -> Search {
+        match search {
+            Search::Done(i) => Search::Done(i),
+            Search::V4 { from, to, key } => {
+                let slice = self
+                    .v4
+                    .get(from - self.v4_at..to - self.v4_at)
+                    .unwrap_or_default();
+                Search::Done(from + slice.partition_point(|&s| s <= key))
             }
-        })
+            Search::Wide(w) => match self.level_of(&w) {
+                0 => Search::Done(w.piece + self.wide_point(&w, ip)),
+                level => {
+                    let narrower = self.narrow(w, level, (ip >> 64) as u64);
+                    self.prefetch_level(&narrower);
+                    Search::Wide(narrower)
+                }
+            },
+        }
     }
 
-    /// [`Starts::partition_point`] over a range that crosses forms.
+    /// The fence level a step of `w` reads: the lowest whose entries in `w`
+    /// fit a few cache lines (0: the starts themselves).
+    #[inline(always)]
+    fn level_of(&self, w: &Wide) -> usize {
+        let n = w.to - w.from;
+        if n <= 2 * FENCE {
+            0
+        } else if n <= 2 * FENCE * FENCE {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The array of fence level `level`: every `FENCE^level`-th wide start's
+    /// top half.
+    #[inline(always)]
+    fn level(&self, level: usize) -> &[u64] {
+        match level {
+            0 => &self.high,
+            1 => &self.fences,
+            _ => &self.fences2,
+        }
+    }
+
+    /// Prefetches the entries of `w`'s next step (the level it reads is
+    /// small enough for its first and last cache lines to hold them, or is
+    /// in memory).
+    #[inline(always)]
+    fn prefetch_level(&self, w: &Wide) {
+        let level = self.level_of(w);
+        if level < 2 {
+            let stride = FENCE.pow(level as u32);
+            let values = self.level(level).as_ptr();
+            let (a, b) = (w.from.div_ceil(stride), w.to.div_ceil(stride));
+            prefetch(values.wrapping_add(a));
+            prefetch(values.wrapping_add(a + (b - a) / 2));
+            prefetch(values.wrapping_add(b.saturating_sub(1)));
+        }
+    }
+
+    /// `w` narrowed through fence level `level` (at least 1) to at most
+    /// `FENCE^level` starts, one of which is the answer. Wrong fences give a
+    /// wrong window inside `w`, never one outside it.
+    #[inline(always)]
+    fn narrow(&self, w: Wide, level: usize, key: u64) -> Wide {
+        let stride = FENCE.pow(level as u32);
+        // The fences in `from..to`: those at multiples of `stride`.
+        let (fa, fb) = (w.from.div_ceil(stride), w.to.div_ceil(stride));
+        let f = point(self.level(level), fa, fb, key);
+        let from = if f > fa { (f - 1) * stride } else { w.from };
+        let to = if f < fb { f * stride } else { w.to };
+        let from = from.clamp(w.from, w.to);
+        Wide {
+            from,
+            to: to.clamp(from, w.to),
+            ..w
+        }
+    }
+
+    /// The answer of a search narrowed to a few starts: the first wide start
+    /// in `w` above `ip`.
+    #[inline(always)]
+    fn wide_point(&self, w: &Wide, ip: u128) -> usize {
+        let key = (ip >> 64) as u64;
+        let mut i = point(&self.high, w.from, w.to, key);
+        // Starts of the same top half are ordered by their low bits: step
+        // back over those above `ip` (only exceptions can be), as far as the
+        // window asked, past the fences.
+        while i > w.a && self.high.get(i - 1) == Some(&key) && self.low(i - 1) > ip as u64 {
+            i -= 1;
+        }
+        i
+    }
+
+    /// A [`Starts::search`] over a range that crosses forms, whole.
     fn partition_point_across(&self, lo: usize, hi: usize, ip: u128) -> usize {
         let (mut lo, mut hi) = (lo, hi);
         while lo < hi {
@@ -292,29 +428,6 @@ fn point(values: &[u64], a: usize, b: usize, key: u64) -> usize {
         .get(a..b)
         .unwrap_or_default()
         .partition_point(|&v| v <= key)
-}
-
-/// [`point`] in `values` whose every [`FENCE`]-th value is a fence:
-/// `fence_point(fa, fb)` finds the first fence in `fa..fb` above `key` (fences
-/// `fa..fb` are the values in `a..b` at multiples of [`FENCE`]), which leaves
-/// at most [`FENCE`] values to search. Wrong fences give a wrong index in
-/// `a..=b`, never a read outside `values`.
-#[inline(always)]
-fn through_fences(
-    values: &[u64],
-    a: usize,
-    b: usize,
-    key: u64,
-    fence_point: impl FnOnce(usize, usize) -> usize,
-) -> usize {
-    let (fa, fb) = (a.div_ceil(FENCE), b.div_ceil(FENCE));
-    let f = fence_point(fa, fb);
-    let lo = if f > fa { (f - 1) * FENCE } else { a }.clamp(a, b);
-    let hi = if f < fb { f * FENCE } else { b }.clamp(lo, b);
-    // Both cache lines at once rather than one after the other.
-    prefetch(values.as_ptr().wrapping_add(lo));
-    prefetch(values.as_ptr().wrapping_add(hi.saturating_sub(1)));
-    point(values, lo, hi, key)
 }
 
 /// The IPv4 /16 of `ip` (0 outside IPv4).
@@ -429,7 +542,7 @@ mod tests {
     /// fences, as the history has them.
     #[test]
     fn crowded_ipv6_starts_are_found_through_the_fences() {
-        let lines: Vec<String> = (0..3000u64)
+        let mut lines: Vec<String> = (0..3000u64)
             .map(|k| {
                 // Every third /64 split in two halves (low bits aside).
                 let net = 0x2001_0db8_0000_0000u64 + k * 0x1_0003;
@@ -453,11 +566,33 @@ mod tests {
                 text
             })
             .collect();
+        // After them, one /64 split by its low bits into more pieces than
+        // three fences hold: they share a top half, so a search steps back
+        // over them past the window the fences narrowed it to.
+        let split = 0x2001_0db8_1000_0000u128 << 64;
+        let piece = |j: u128| split | j << 58;
+        for j in 0..3 * FENCE as u128 {
+            lines.push(format!(
+                r#"{{"begin":"{}","end":"{}","datetime":"2024-01-01T00:00:00Z","j":{j}}}"#,
+                std::net::Ipv6Addr::from(piece(j)),
+                std::net::Ipv6Addr::from(piece(j) + (1 << 57))
+            ));
+        }
         let h = history(&[&lines.join("\n")]);
         let ix = Index::from_image(Image::build(&h, state(1)).unwrap()).unwrap();
         assert!(ix.starts.fences.len() > 2 * FENCE && ix.starts.fences2.len() > 2);
         let t = Timestamp::parse("2024-02-01").unwrap();
         let mut queries = Vec::new();
+        for j in 0..3 * FENCE as u128 + 1 {
+            for ip in [
+                piece(j),
+                piece(j) + 5,
+                piece(j) + (1 << 57) + 1,
+                piece(j) - 1,
+            ] {
+                queries.push((IpKey(ip), t));
+            }
+        }
         for k in (0..3000u128).step_by(7).chain([0, 1, 2, 2999]) {
             let net = (0x2001_0db8_0000_0000u128 + k * 0x1_0003) << 64;
             for ip in [

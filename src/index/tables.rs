@@ -6,6 +6,7 @@
 //! block `b` lies in `table[b] ..= table[b + 1]`.
 
 use super::image::packed::Packed;
+use super::starts::Search;
 use super::Index;
 use crate::history::History;
 use crate::ip::{Family, IpKey};
@@ -79,12 +80,17 @@ impl Index {
     /// The piece containing `ip`, given its [`Index::candidates`].
     #[inline(always)]
     pub(super) fn piece_among(&self, ip: IpKey, (lo, hi): (usize, usize)) -> usize {
+        self.piece_found(ip, lo, self.starts.search(lo + 1, hi + 1, ip.0))
+    }
+
+    /// The piece containing `ip`, given the search among its candidates
+    /// from `lo` ([`Starts::search`](super::starts::Starts::search) of
+    /// `lo + 1..=hi + 1`), its remaining steps taken.
+    #[inline(always)]
+    pub(super) fn piece_found(&self, ip: IpKey, lo: usize, search: Search) -> usize {
         // The first piece above `lo` that starts past `ip`, less one; `lo`
         // itself when none does (or the table is damaged).
-        self.starts
-            .partition_point(lo + 1, hi + 1, ip.0)
-            .saturating_sub(1)
-            .max(lo)
+        self.starts.answer(search, ip.0).saturating_sub(1).max(lo)
     }
 
     /// The first and last piece that may contain `ip`, from its bucket.

@@ -4,29 +4,63 @@
 //! this way (a country record spans a few pieces; a rare one thousands), and
 //! the wide piece starts their low 64 bits (zero but for a few).
 //!
+//! A lookup finds an index among a few of them: when the list is opened, a
+//! directory of where each block of indexes begins in it is made in memory
+//! (one pass over the indexes, which are few), so a search reads a cache line
+//! or two of the list instead of the dozen of a binary search over all of it.
+//!
 //! Invariant: the indexes are strictly increasing; an index not in the list
-//! has no exception.
+//! has no exception. A list whose indexes are not increasing (a damaged file)
+//! gives wrong exceptions, never a read outside it.
 
 use super::packed::{bits_for, Packed};
+
+/// Exceptions per block of the directory, on average: a few cache lines of
+/// the list at most.
+const PER_BLOCK: usize = 8;
 
 /// A read-only view of an exception list.
 #[derive(Debug)]
 pub(crate) struct Exceptions {
     at: Packed,
     values: Packed,
+    /// `directory[b]`: the number of listed indexes below `b << shift`, for
+    /// every block `b` up to the one after the last index.
+    directory: Vec<u32>,
+    shift: u32,
 }
 
 impl Exceptions {
     /// The list whose indexes are `at` and values `values` (a list whose
     /// arrays differ in length holds nothing).
     pub(crate) fn new(at: Packed, values: Packed) -> Exceptions {
-        if at.len() == values.len() {
-            Exceptions { at, values }
-        } else {
-            Exceptions {
+        if at.len() != values.len() || u32::try_from(at.len()).is_err() {
+            return Exceptions {
                 at: Packed::new(super::View::empty(), 1, 0),
                 values: Packed::new(super::View::empty(), 1, 0),
-            }
+                directory: Vec::new(),
+                shift: 0,
+            };
+        }
+        // Blocks sized so that `PER_BLOCK` indexes fall in each on average.
+        let top = at.len().checked_sub(1).and_then(|k| at.get(k)).unwrap_or(0);
+        let blocks = (at.len() / PER_BLOCK).max(1) as u64;
+        let shift = bits_for(top / blocks);
+        let mut directory = vec![0u32; ((top >> shift) as usize) + 2];
+        for i in (0..at.len()).filter_map(|k| at.get(k)) {
+            // Counts per block, made cumulative below; an index past the
+            // last (a damaged list) counts in the last block.
+            let b = ((i >> shift) as usize + 1).min(directory.len() - 1);
+            directory[b] += 1;
+        }
+        for b in 1..directory.len() {
+            directory[b] += directory[b - 1];
+        }
+        Exceptions {
+            at,
+            values,
+            directory,
+            shift,
         }
     }
 
@@ -53,7 +87,10 @@ impl Exceptions {
     /// that the common path stays small.
     #[inline(never)]
     fn search(&self, i: usize) -> Option<u64> {
-        self.values.get(self.at.find(i as u64)?)
+        let b = i >> self.shift;
+        let lo = *self.directory.get(b)? as usize;
+        let hi = self.directory.get(b + 1).map_or(lo, |&n| n as usize);
+        self.values.get(self.at.find_in(lo, hi, i as u64)?)
     }
 }
 
@@ -136,6 +173,27 @@ mod tests {
         let bad = Exceptions::new(packed(&[1, 2]), packed(&[1]));
         assert!(bad.is_empty());
         assert_eq!(bad.get(1), None);
+    }
+
+    /// Indexes crowded in places and sparse in others: every element reads
+    /// its exception, or none, through the directory's blocks.
+    #[test]
+    fn uneven_lists_are_found_through_the_directory() {
+        let mut at = Vec::new();
+        let mut i = 0u64;
+        for k in 0..2000u64 {
+            // Runs of neighbours, then long gaps.
+            i += if k % 100 < 60 { 1 } else { 1 + k * 37 % 5000 };
+            at.push(i);
+        }
+        let values: Vec<u64> = at.iter().map(|&i| i * 7 + 1).collect();
+        let e = Exceptions::new(packed(&at), packed(&values));
+        assert!(e.directory.len() > 2, "{} blocks", e.directory.len());
+        let listed: std::collections::HashMap<u64, u64> =
+            at.iter().copied().zip(values.iter().copied()).collect();
+        for i in 0..=i + 10 {
+            assert_eq!(e.get(i as usize), listed.get(&i).copied(), "index {i}");
+        }
     }
 
     #[test]

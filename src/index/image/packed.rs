@@ -158,9 +158,16 @@ impl Packed {
     }
 
     /// The index of `key` in a sorted array, `None` if it is not there.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn find(&self, key: u64) -> Option<usize> {
-        let (mut lo, mut hi) = (0, self.len);
+        self.find_in(0, self.len, key)
+    }
+
+    /// The index of `key` among values `lo..hi` of a sorted array, `None`
+    /// if it is not there.
+    #[inline]
+    pub(crate) fn find_in(&self, lo: usize, hi: usize, key: u64) -> Option<usize> {
+        let (mut lo, mut hi) = (lo, hi.min(self.len));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.get(mid)?.cmp(&key) {
