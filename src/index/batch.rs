@@ -1,6 +1,8 @@
 //! Answering many queries at once: [`Index::at_many`] takes queries through each
 //! step of a lookup (bucket, piece, changes, record) in groups, prefetching the
-//! next step's memory for the whole group so that the cache misses overlap.
+//! next step's memory for the whole group so that the cache misses overlap. The
+//! piece search is itself taken in steps ([`Starts::step`](super::starts::Starts::step)):
+//! among many IPv6 starts it goes through two fence levels before the starts.
 //!
 //! Invariant: the answers are exactly those of [`Index::at`], query by query.
 
