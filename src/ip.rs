@@ -61,6 +61,13 @@ impl IpKey {
         if text.is_empty() {
             return Err(IpParseError::Empty);
         }
+        // The common forms without the standard parsers (read the same).
+        if let Some(v4) = dotted_quad(text.as_bytes()) {
+            return Ok(IpKey(V4_MAPPED_FIRST | u128::from(v4)));
+        }
+        if let Some(v6) = hex_groups(text.as_bytes()) {
+            return Ok(IpKey(v6));
+        }
         if let Ok(v4) = Ipv4Addr::from_str(text) {
             return Ok(IpKey::from_v4(v4));
         }
@@ -262,9 +269,181 @@ impl FromStr for Cidr {
     }
 }
 
+/// IPv6 text of hex groups only (no embedded IPv4, brackets or zone): eight
+/// groups, or fewer with one `::`; each group 1-4 hex digits. A subset of what
+/// [`std::net::Ipv6Addr`]'s parser accepts, read the same.
+#[inline]
+fn hex_groups(b: &[u8]) -> Option<u128> {
+    // Groups of one side of `::`, high first; the count.
+    fn side(b: &[u8]) -> Option<(u128, usize)> {
+        if b.is_empty() {
+            return Some((0, 0));
+        }
+        let (mut value, mut n) = (0u128, 0usize);
+        for group in b.split(|&c| c == b':') {
+            if group.is_empty() || group.len() > 4 || n == 8 {
+                return None;
+            }
+            let mut g = 0u128;
+            for &c in group {
+                g = g << 4 | u128::from((c as char).to_digit(16)?);
+            }
+            value = value << 16 | g;
+            n += 1;
+        }
+        Some((value, n))
+    }
+    match memchr::memmem::find(b, b"::") {
+        None => match side(b)? {
+            (value, 8) => Some(value),
+            _ => None,
+        },
+        Some(at) => {
+            let (head, tail) = (&b[..at], &b[at + 2..]);
+            let ((h, hn), (t, tn)) = (side(head)?, side(tail)?);
+            if hn + tn > 7 {
+                return None;
+            }
+            // The head's groups at the top, the tail's at the bottom.
+            let h = if hn == 0 { 0 } else { h << (16 * (8 - hn)) };
+            Some(h | t)
+        }
+    }
+}
+
+/// `a.b.c.d` with each part 0-255 in decimal without leading zeros and nothing
+/// else: a subset of what [`std::net::Ipv4Addr`]'s parser accepts, read the same.
+#[inline]
+fn dotted_quad(b: &[u8]) -> Option<u32> {
+    let mut value = 0u32;
+    let mut at = 0;
+    for part in 0..4 {
+        if part > 0 {
+            if b.get(at) != Some(&b'.') {
+                return None;
+            }
+            at += 1;
+        }
+        let start = at;
+        let mut octet = 0u32;
+        while let Some(d) = b.get(at).filter(|d| d.is_ascii_digit()) {
+            octet = octet * 10 + u32::from(d - b'0');
+            at += 1;
+            if at - start > 3 {
+                return None;
+            }
+        }
+        let len = at - start;
+        if len == 0 || octet > 255 || (len > 1 && b[start] == b'0') {
+            return None;
+        }
+        value = value << 8 | octet;
+    }
+    (at == b.len()).then_some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn dotted_quads_read_as_std_reads_them() {
+        for text in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "1.2.3.4",
+            "10.20.30.40",
+            "100.200.250.9",
+        ] {
+            let want = u32::from(text.parse::<std::net::Ipv4Addr>().unwrap());
+            assert_eq!(dotted_quad(text.as_bytes()), Some(want), "{text}");
+        }
+        for text in [
+            "",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.256",
+            "1..3.4",
+            "1.2.3.0004",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "+1.2.3.4",
+            "1.2.3.x",
+            "::1",
+        ] {
+            assert_eq!(dotted_quad(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn hex_groups_read_as_std_reads_them() {
+        for text in [
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::",
+            "2c0f:fff0:ffff:ffff:ffff:ffff:ffff:ffff",
+            "1:2:3:4:5:6:7::",
+            "::1:2:3:4:5:6:7",
+            "0:0:0:0:0:0:0:0",
+            "ABCD:ef01::0",
+            "::ffff:102:304",
+            "1:2:3::4:5:6:7",
+        ] {
+            let want = u128::from(text.parse::<std::net::Ipv6Addr>().unwrap());
+            assert_eq!(hex_groups(text.as_bytes()), Some(want), "{text}");
+        }
+        for text in [
+            "",
+            ":",
+            ":::",
+            "1:::2",
+            "::1::",
+            "1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7:8::",
+            "::1:2:3:4:5:6:7:8",
+            "12345::",
+            "g::",
+            "::ffff:1.2.3.4",
+            "[::1]",
+            "fe80::1%eth0",
+            " ::1",
+            ":1::",
+            "1::2:",
+        ] {
+            assert_eq!(hex_groups(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn hex_groups_agree_with_std(text in "[0-9a-fA-F:g.]{0,24}", ip in any::<u128>(), n in 0..8u32) {
+            let std = text.parse::<std::net::Ipv6Addr>().ok().map(u128::from);
+            if let Some(v) = hex_groups(text.as_bytes()) {
+                prop_assert_eq!(Some(v), std);
+            }
+            // Runs of zero groups, so that `::` appears in many places.
+            let ip = ip & !(0xffff_ffffu128 << (16 * (n % 7)));
+            let text = std::net::Ipv6Addr::from(ip).to_string();
+            if !text.contains('.') {
+                prop_assert_eq!(hex_groups(text.as_bytes()), Some(ip), "{}", text);
+            }
+        }
+
+        #[test]
+        fn dotted_quads_agree_with_std(text in "[0-9.]{0,16}", ip in any::<u32>()) {
+            let std = text.parse::<std::net::Ipv4Addr>().ok().map(u32::from);
+            if let Some(v) = dotted_quad(text.as_bytes()) {
+                prop_assert_eq!(Some(v), std);
+            }
+            let text = std::net::Ipv4Addr::from(ip).to_string();
+            prop_assert_eq!(dotted_quad(text.as_bytes()), Some(ip));
+        }
+    }
 
     #[test]
     fn ipv4_is_mapped_and_round_trips() {

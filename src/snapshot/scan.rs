@@ -28,7 +28,7 @@ use super::rules::LineFields;
 use crate::ip::IpKey;
 // A plain stretch of string ends at a byte a JSON writer escapes (`"`, `\\`
 // or a control character): one word test for both.
-use crate::json::word_needs_escape as word_has_special;
+use crate::json::word_needs_escape;
 
 /// Per-thread state of the scan: the keys of the last line accepted, in order.
 /// A line with the same keys in the same order has no duplicate key (the last
@@ -113,7 +113,7 @@ impl<'a> Cursor<'a> {
             while let Some(word) = self.bytes.get(self.at..self.at + 8) {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(word);
-                if word_has_special(u64::from_le_bytes(w)) {
+                if word_needs_escape(u64::from_le_bytes(w)) {
                     break;
                 }
                 self.at += 8;
@@ -341,97 +341,11 @@ pub(super) fn scan_line<'a>(
         }
     }
     Some(LineFields {
-        begin: ip(begin?)?,
-        end: ip(end?)?,
+        // `None` when not an address: the serde path names the error.
+        begin: IpKey::parse(begin?).ok()?,
+        end: IpKey::parse(end?).ok()?,
         datetime: Cow::Borrowed(datetime?),
     })
-}
-
-/// An address: a plain dotted quad read here, anything else by
-/// [`IpKey::parse`] (`None` when it is not an address: the serde path names
-/// the error).
-#[inline]
-fn ip(text: &str) -> Option<IpKey> {
-    if let Some(v4) = dotted_quad(text.as_bytes()) {
-        return Some(IpKey::from_v4(v4.into()));
-    }
-    if let Some(v6) = hex_groups(text.as_bytes()) {
-        return Some(IpKey(v6));
-    }
-    IpKey::parse(text).ok()
-}
-
-/// IPv6 text of hex groups only (no embedded IPv4, brackets or zone): eight
-/// groups, or fewer with one `::`; each group 1-4 hex digits. A subset of what
-/// [`std::net::Ipv6Addr`]'s parser accepts, read the same.
-#[inline]
-pub(super) fn hex_groups(b: &[u8]) -> Option<u128> {
-    // Groups of one side of `::`, high first; the count.
-    fn side(b: &[u8]) -> Option<(u128, usize)> {
-        if b.is_empty() {
-            return Some((0, 0));
-        }
-        let (mut value, mut n) = (0u128, 0usize);
-        for group in b.split(|&c| c == b':') {
-            if group.is_empty() || group.len() > 4 || n == 8 {
-                return None;
-            }
-            let mut g = 0u128;
-            for &c in group {
-                g = g << 4 | u128::from((c as char).to_digit(16)?);
-            }
-            value = value << 16 | g;
-            n += 1;
-        }
-        Some((value, n))
-    }
-    match memchr::memmem::find(b, b"::") {
-        None => match side(b)? {
-            (value, 8) => Some(value),
-            _ => None,
-        },
-        Some(at) => {
-            let (head, tail) = (&b[..at], &b[at + 2..]);
-            let ((h, hn), (t, tn)) = (side(head)?, side(tail)?);
-            if hn + tn > 7 {
-                return None;
-            }
-            // The head's groups at the top, the tail's at the bottom.
-            let h = if hn == 0 { 0 } else { h << (16 * (8 - hn)) };
-            Some(h | t)
-        }
-    }
-}
-
-/// `a.b.c.d` with each part 0-255 in decimal without leading zeros and nothing
-/// else: a subset of what [`std::net::Ipv4Addr`]'s parser accepts, read the same.
-#[inline]
-pub(super) fn dotted_quad(b: &[u8]) -> Option<u32> {
-    let mut value = 0u32;
-    let mut at = 0;
-    for part in 0..4 {
-        if part > 0 {
-            if b.get(at) != Some(&b'.') {
-                return None;
-            }
-            at += 1;
-        }
-        let start = at;
-        let mut octet = 0u32;
-        while let Some(d) = b.get(at).filter(|d| d.is_ascii_digit()) {
-            octet = octet * 10 + u32::from(d - b'0');
-            at += 1;
-            if at - start > 3 {
-                return None;
-            }
-        }
-        let len = at - start;
-        if len == 0 || octet > 255 || (len > 1 && b[start] == b'0') {
-            return None;
-        }
-        value = value << 8 | octet;
-    }
-    (at == b.len()).then_some(value)
 }
 
 #[cfg(test)]
@@ -560,49 +474,6 @@ mod tests {
     }
 
     #[test]
-    fn dotted_quads_read_as_std_reads_them() {
-        for text in [
-            "0.0.0.0",
-            "255.255.255.255",
-            "1.2.3.4",
-            "10.20.30.40",
-            "100.200.250.9",
-        ] {
-            let want = u32::from(text.parse::<std::net::Ipv4Addr>().unwrap());
-            assert_eq!(dotted_quad(text.as_bytes()), Some(want), "{text}");
-        }
-        for text in [
-            "",
-            "1.2.3",
-            "1.2.3.4.",
-            "1.2.3.4.5",
-            "01.2.3.4",
-            "1.2.3.256",
-            "1..3.4",
-            "1.2.3.0004",
-            " 1.2.3.4",
-            "1.2.3.4 ",
-            "+1.2.3.4",
-            "1.2.3.x",
-            "::1",
-        ] {
-            assert_eq!(dotted_quad(text.as_bytes()), None, "{text}");
-        }
-    }
-
-    #[test]
-    fn special_bytes_are_found_in_words_exactly() {
-        for b in 0..=255u8 {
-            for at in 0..8 {
-                let mut w = *b"abcdefgh";
-                w[at] = b;
-                let want = b < 0x20 || b == b'"' || b == b'\\';
-                assert_eq!(word_has_special(u64::from_le_bytes(w)), want, "{b} at {at}");
-            }
-        }
-    }
-
-    #[test]
     fn short_compares() {
         let texts = [
             "",
@@ -624,47 +495,6 @@ mod tests {
                     c[0] ^= 1;
                 }
             }
-        }
-    }
-
-    #[test]
-    fn hex_groups_read_as_std_reads_them() {
-        for text in [
-            "::",
-            "::1",
-            "1::",
-            "2001:db8::",
-            "2c0f:fff0:ffff:ffff:ffff:ffff:ffff:ffff",
-            "1:2:3:4:5:6:7::",
-            "::1:2:3:4:5:6:7",
-            "0:0:0:0:0:0:0:0",
-            "ABCD:ef01::0",
-            "::ffff:102:304",
-            "1:2:3::4:5:6:7",
-        ] {
-            let want = u128::from(text.parse::<std::net::Ipv6Addr>().unwrap());
-            assert_eq!(hex_groups(text.as_bytes()), Some(want), "{text}");
-        }
-        for text in [
-            "",
-            ":",
-            ":::",
-            "1:::2",
-            "::1::",
-            "1:2:3:4:5:6:7",
-            "1:2:3:4:5:6:7:8:9",
-            "1:2:3:4:5:6:7:8::",
-            "::1:2:3:4:5:6:7:8",
-            "12345::",
-            "g::",
-            "::ffff:1.2.3.4",
-            "[::1]",
-            "fe80::1%eth0",
-            " ::1",
-            ":1::",
-            "1::2:",
-        ] {
-            assert_eq!(hex_groups(text.as_bytes()), None, "{text}");
         }
     }
 
@@ -770,30 +600,6 @@ mod tests {
             let fields: String = (0..n).map(|i| format!(r#","k{i}":"{v}{i}""#)).collect();
             let l = format!(r#"{{"begin":"1.0.0.0","end":"1.0.0.1","datetime":"d"{fields}}}"#);
             prop_assert_eq!(agree(&[l.into_bytes()]), 1);
-        }
-
-        #[test]
-        fn hex_groups_agree_with_std(text in "[0-9a-fA-F:g.]{0,24}", ip in any::<u128>(), n in 0..8u32) {
-            let std = text.parse::<std::net::Ipv6Addr>().ok().map(u128::from);
-            if let Some(v) = hex_groups(text.as_bytes()) {
-                prop_assert_eq!(Some(v), std);
-            }
-            // Runs of zero groups, so that `::` appears in many places.
-            let ip = ip & !(0xffff_ffffu128 << (16 * (n % 7)));
-            let text = std::net::Ipv6Addr::from(ip).to_string();
-            if !text.contains('.') {
-                prop_assert_eq!(hex_groups(text.as_bytes()), Some(ip), "{}", text);
-            }
-        }
-
-        #[test]
-        fn dotted_quads_agree_with_std(text in "[0-9.]{0,16}", ip in any::<u32>()) {
-            let std = text.parse::<std::net::Ipv4Addr>().ok().map(u32::from);
-            if let Some(v) = dotted_quad(text.as_bytes()) {
-                prop_assert_eq!(Some(v), std);
-            }
-            let text = std::net::Ipv4Addr::from(ip).to_string();
-            prop_assert_eq!(dotted_quad(text.as_bytes()), Some(ip));
         }
     }
 }
