@@ -60,6 +60,7 @@ impl Interner {
     }
 
     /// The id of the payload of `history` equal to `payload`, if any.
+    #[cfg(test)]
     fn find(&self, history: &History, payload: &[u8]) -> Option<PayloadId> {
         self.find_at(self.hash(payload), history, payload)
     }
@@ -255,13 +256,17 @@ impl History {
         let payload_ids: Vec<PayloadId> = file
             .payloads
             .iter()
-            .map(|p| match interner.find(self, p) {
-                Some(id) => id,
-                None => {
-                    let id = self.payloads.len() as PayloadId;
-                    interner.add(p, id);
-                    self.payloads.push(Some(p.clone()));
-                    id
+            .map(|p| {
+                // One hash for the lookup and, when new, the entry.
+                let hash = interner.hash(p);
+                match interner.find_at(hash, self, p) {
+                    Some(id) => id,
+                    None => {
+                        let id = self.payloads.len() as PayloadId;
+                        interner.add_at(hash, id);
+                        self.payloads.push(Some(p.clone()));
+                        id
+                    }
                 }
             })
             .collect();

@@ -357,8 +357,8 @@ pub fn rebuild(db: &Path, history: &History, state: StoreState) -> Result<Index,
     };
     match write_history(db, history, state) {
         Ok(true) => {
-            // Replaced by a newer state meanwhile: the one laid out in memory
-            // below is right for the state read.
+            // When the file was replaced by a newer state meanwhile, the one
+            // laid out in memory below is right for the state read.
             if let Ok(mapped) = map(db, state, Check::Header) {
                 return index_of(db, mapped);
             }
