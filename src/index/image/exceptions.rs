@@ -45,7 +45,8 @@ impl Exceptions {
         // Blocks sized so that `PER_BLOCK` indexes fall in each on average.
         let top = at.len().checked_sub(1).and_then(|k| at.get(k)).unwrap_or(0);
         let blocks = (at.len() / PER_BLOCK).max(1) as u64;
-        let shift = bits_for(top / blocks);
+        // At most 63: a damaged list's last index may be anything.
+        let shift = bits_for(top / blocks).min(63);
         let mut directory = vec![0u32; ((top >> shift) as usize) + 2];
         for i in (0..at.len()).filter_map(|k| at.get(k)) {
             // Counts per block, made cumulative below; an index past the
@@ -153,6 +154,20 @@ mod tests {
         assert_eq!(e.get(1000), Some(u64::MAX));
         for i in [0, 1, 3, 999, 1001, usize::MAX] {
             assert_eq!(e.get(i), None);
+        }
+    }
+
+    /// A damaged list (indexes out of order, one as large as can be) reads
+    /// without a panic and without a huge directory.
+    #[test]
+    fn a_damaged_list_reads_without_a_panic() {
+        let e = Exceptions::new(packed(&[3, u64::MAX, 2]), packed(&[1, 2, 3]));
+        assert!(e.directory.len() <= 3);
+        // A shift of 64 would overflow (a panic where overflow is checked).
+        assert!(e.shift < u64::BITS);
+        assert_eq!(e.get(3), Some(1));
+        for i in [0, 2, 4, usize::MAX] {
+            let _ = e.get(i);
         }
     }
 
